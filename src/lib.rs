@@ -1,0 +1,41 @@
+//! # op-gossip
+//!
+//! A node for the block-gossip layer of OP Stack rollups, wire-compatible with op-node.
+//!
+//! ## Layers (data flows top to bottom on the way in)
+//!
+//! ```text
+//!  chain_config ──► chain::ChainSpec            (start-up: chain file or rollup.json)
+//!
+//!  gossipsub message (topic, raw bytes)
+//!      │
+//!      ▼
+//!  wire::snappy      bounded decompression (66 B .. 10 MiB, checked before allocating)
+//!  wire::signature   payload hash → signing hash → signer recovery (v ∈ {0,1,2,3}, high-s ok)
+//!  wire::ssz         payload layout of the topic's version (V1..V4), zero-copy transactions
+//!  wire::block_hash  header rebuilt from the payload, keccak(rlp) compared to the claim
+//!  validate          op-node's rules and verdicts (ACCEPT / IGNORE / REJECT), seen cache
+//!      │
+//!      ▼
+//!  accepted block ──► (store, engine, sync: later issues)
+//! ```
+//!
+//! Publishing runs `wire` backwards: [`wire::ssz::encode_envelope`] → sign
+//! ([`wire::signature::BlockSigner`]) → [`wire::snappy::compress_block`], all in
+//! [`wire::envelope::encode_signed`]. The `payload_by_number` frames are in [`wire::reqresp`],
+//! op-node's gossipsub message id in [`wire::message_id`].
+//!
+//! Operator tools: [`cli::check_message`] runs a captured message through the same validator.
+//!
+//! Everything in `wire` and `validate` is sans-IO: no sockets, no clocks (time is an argument),
+//! no panics on input, and every allocation sized from the wire is bounded first.
+//! The protocol reference is `shared/spec/op-p2p.md`.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![warn(missing_docs)]
+
+pub mod chain;
+pub mod chain_config;
+pub mod cli;
+pub mod validate;
+pub mod wire;

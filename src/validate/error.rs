@@ -1,0 +1,166 @@
+//! Every reason a gossip block can fail, and the one place each reason becomes a verdict.
+//!
+//! The accept/ignore/reject policy is reviewed here and nowhere else (kona's pattern). The
+//! mapping equals op-node's (`shared/spec/op-p2p.md` §3): two IGNOREs (no signer configured, block
+//! already seen), everything else REJECT.
+
+use alloy_primitives::{Address, B256};
+
+use crate::wire::BlockVersion;
+use crate::wire::signature::SignatureError;
+use crate::wire::snappy::SnappyError;
+use crate::wire::ssz::SszError;
+
+/// A gossipsub validation result (maps 1:1 onto libp2p's `MessageAcceptance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Deliver locally and forward.
+    Accept,
+    /// Drop without penalising the sender.
+    Ignore,
+    /// Drop; the sender forwarded something invalid.
+    Reject,
+}
+
+impl Verdict {
+    /// Lowercase name, as printed by `check-message`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Ignore => "ignore",
+            Self::Reject => "reject",
+        }
+    }
+}
+
+/// Why a gossip block was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // variant fields are named for what they carry
+pub enum ValidationError {
+    /// Rules 1–4: snappy header, size bounds, or body.
+    #[error(transparent)]
+    Snappy(#[from] SnappyError),
+    /// Rule 5: no unsafe-block signer is configured (op-node: zero address).
+    #[error("no unsafe block signer is configured")]
+    SignerUnset,
+    /// Rule 5b: the signature does not recover.
+    #[error("invalid signature: {0}")]
+    Signature(#[from] SignatureError),
+    /// Rule 5b: it recovers, but not to an accepted signer.
+    #[error("block signed by {recovered}, which is not an accepted unsafe block signer")]
+    UnknownSigner { recovered: Address },
+    /// Rule 6: the payload does not decode for the topic's version.
+    #[error("payload does not decode: {0}")]
+    Ssz(#[from] SszError),
+    /// Rule 7: older than the past window.
+    #[error("timestamp {timestamp} is more than {window_secs} s before now ({now})")]
+    TimestampTooOld { timestamp: u64, now: u64, window_secs: u64 },
+    /// Rule 8: further in the future than the future window.
+    #[error("timestamp {timestamp} is more than {window_secs} s after now ({now})")]
+    TimestampTooNew { timestamp: u64, now: u64, window_secs: u64 },
+    /// Rule 9: the recomputed header hash differs from the claimed one.
+    #[error("block hash {claimed} does not match the recomputed {computed}")]
+    BlockHashMismatch { claimed: B256, computed: B256 },
+    /// Rule 10: a withdrawals list on the V1 topic.
+    #[error("withdrawals present on the {version} topic")]
+    UnexpectedWithdrawals { version: BlockVersion },
+    /// Rule 11: no withdrawals list on V2+.
+    #[error("withdrawals missing on the {version} topic")]
+    WithdrawalsMissing { version: BlockVersion },
+    /// Rule 12: a non-empty withdrawals list (OP chains have none).
+    #[error("{count} withdrawals present; OP blocks carry none")]
+    WithdrawalsNotEmpty { count: usize },
+    /// Rule 13: blob gas fields on V1/V2.
+    #[error("blob gas fields present on the {version} topic")]
+    UnexpectedBlobFields { version: BlockVersion },
+    /// Rule 14: `blobGasUsed` missing on V3+.
+    #[error("blobGasUsed missing on the {version} topic")]
+    BlobGasUsedMissing { version: BlockVersion },
+    /// Rule 15: non-zero `blobGasUsed` before Jovian.
+    #[error("blobGasUsed is {value} before Jovian (must be 0)")]
+    BlobGasUsedNonZero { value: u64 },
+    /// Rule 16: `excessBlobGas` missing on V3+.
+    #[error("excessBlobGas missing on the {version} topic")]
+    ExcessBlobGasMissing { version: BlockVersion },
+    /// Rule 16: non-zero `excessBlobGas` (never allowed on OP chains).
+    #[error("excessBlobGas is {value} (must be 0)")]
+    ExcessBlobGasNonZero { value: u64 },
+    /// Rule 17: no parent beacon root on V3+.
+    #[error("parent beacon block root missing on the {version} topic")]
+    ParentBeaconRootMissing { version: BlockVersion },
+    /// Spec rule "topic ≤ V2 ⇒ no parent beacon root" (unreachable after gossip decoding).
+    #[error("parent beacon block root present on the {version} topic")]
+    UnexpectedParentBeaconRoot { version: BlockVersion },
+    /// Rule 18: no withdrawals root on V4.
+    #[error("withdrawals root missing on the V4 topic")]
+    WithdrawalsRootMissing,
+    /// Spec rule "topic ≤ V3 ⇒ no withdrawals root" (unreachable after gossip decoding).
+    #[error("withdrawals root present on the {version} topic")]
+    UnexpectedWithdrawalsRoot { version: BlockVersion },
+    /// Rule 19: more than 5 distinct blocks already accepted at this height.
+    #[error("{seen} distinct blocks already seen at height {number}")]
+    TooManyBlocksAtHeight { number: u64, seen: usize },
+    /// Rule 20: this block was already accepted.
+    #[error("block {hash} at height {number} was already seen")]
+    AlreadySeen { number: u64, hash: B256 },
+}
+
+impl ValidationError {
+    /// op-node's verdict for this failure. The single place policy is decided.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Self::SignerUnset | Self::AlreadySeen { .. } => Verdict::Ignore,
+            Self::Snappy(_)
+            | Self::Signature(_)
+            | Self::UnknownSigner { .. }
+            | Self::Ssz(_)
+            | Self::TimestampTooOld { .. }
+            | Self::TimestampTooNew { .. }
+            | Self::BlockHashMismatch { .. }
+            | Self::UnexpectedWithdrawals { .. }
+            | Self::WithdrawalsMissing { .. }
+            | Self::WithdrawalsNotEmpty { .. }
+            | Self::UnexpectedBlobFields { .. }
+            | Self::BlobGasUsedMissing { .. }
+            | Self::BlobGasUsedNonZero { .. }
+            | Self::ExcessBlobGasMissing { .. }
+            | Self::ExcessBlobGasNonZero { .. }
+            | Self::ParentBeaconRootMissing { .. }
+            | Self::UnexpectedParentBeaconRoot { .. }
+            | Self::WithdrawalsRootMissing
+            | Self::UnexpectedWithdrawalsRoot { .. }
+            | Self::TooManyBlocksAtHeight { .. } => Verdict::Reject,
+        }
+    }
+
+    /// A stable snake_case code for this failure: a bounded set, fit for metric labels and for
+    /// the `reason` field of `check-message`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Snappy(SnappyError::TooLarge { .. }) => "too_large",
+            Self::Snappy(SnappyError::TooSmall { .. }) => "too_small",
+            Self::Snappy(_) => "invalid_snappy",
+            Self::SignerUnset => "signer_unset",
+            Self::Signature(_) => "invalid_signature",
+            Self::UnknownSigner { .. } => "unknown_signer",
+            Self::Ssz(_) => "invalid_payload_encoding",
+            Self::TimestampTooOld { .. } => "timestamp_too_old",
+            Self::TimestampTooNew { .. } => "timestamp_too_new",
+            Self::BlockHashMismatch { .. } => "block_hash_mismatch",
+            Self::UnexpectedWithdrawals { .. } => "unexpected_withdrawals",
+            Self::WithdrawalsMissing { .. } => "withdrawals_missing",
+            Self::WithdrawalsNotEmpty { .. } => "withdrawals_not_empty",
+            Self::UnexpectedBlobFields { .. } => "unexpected_blob_fields",
+            Self::BlobGasUsedMissing { .. } => "blob_gas_used_missing",
+            Self::BlobGasUsedNonZero { .. } => "blob_gas_used_nonzero",
+            Self::ExcessBlobGasMissing { .. } => "excess_blob_gas_missing",
+            Self::ExcessBlobGasNonZero { .. } => "excess_blob_gas_nonzero",
+            Self::ParentBeaconRootMissing { .. } => "parent_beacon_root_missing",
+            Self::UnexpectedParentBeaconRoot { .. } => "unexpected_parent_beacon_root",
+            Self::WithdrawalsRootMissing => "withdrawals_root_missing",
+            Self::UnexpectedWithdrawalsRoot { .. } => "unexpected_withdrawals_root",
+            Self::TooManyBlocksAtHeight { .. } => "too_many_blocks_at_height",
+            Self::AlreadySeen { .. } => "already_seen",
+        }
+    }
+}
