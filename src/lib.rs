@@ -34,6 +34,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![warn(missing_docs)]
 
+pub mod block_builder;
 pub mod chain;
 pub mod chain_config;
 pub mod cli;
