@@ -42,10 +42,27 @@ fn case(name: &'static str, size: usize, key: &str) -> Case {
     chain.genesis.l2_time = NOW - 1000;
     let env = build_block(
         &chain,
-        &BlockSpec { parent_hash: B256::repeat_byte(1), number: 500, timestamp: NOW, target_tx_bytes: size.saturating_sub(HEADROOM_BYTES.min(size / 2)), l1: L1Info::default() },
+        &BlockSpec {
+            parent_hash: B256::repeat_byte(1),
+            number: 500,
+            timestamp: NOW,
+            target_tx_bytes: size.saturating_sub(HEADROOM_BYTES.min(size / 2)),
+            l1: L1Info::default(),
+        },
     );
-    let message = encode_signed(chain.chain_id, BlockVersion::V4, &env, &BlockSigner::from_hex(key).unwrap()).unwrap();
-    Case { name, message, txs: env.payload.transactions, valid: key == DEV_KEY }
+    let message = encode_signed(
+        chain.chain_id,
+        BlockVersion::V4,
+        &env,
+        &BlockSigner::from_hex(key).unwrap(),
+    )
+    .unwrap();
+    Case {
+        name,
+        message,
+        txs: env.payload.transactions,
+        valid: key == DEV_KEY,
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -65,7 +82,12 @@ fn bench(c: &mut Criterion) {
         let hash = signing_hash(chain.chain_id, keccak256(&decompressed[65..]));
         // Sanity: the validator's verdict is the one the case is named for.
         let v = BlockValidator::new(chain.clone(), ValidatorConfig::default());
-        assert_eq!(v.validate(BlockVersion::V4, &case.message, NOW).is_ok(), case.valid, "{}", case.name);
+        assert_eq!(
+            v.validate(BlockVersion::V4, &case.message, NOW).is_ok(),
+            case.valid,
+            "{}",
+            case.name
+        );
 
         group.throughput(Throughput::Bytes(decompressed.len() as u64));
         if decompressed.len() > 1024 * KIB {
@@ -73,22 +95,34 @@ fn bench(c: &mut Criterion) {
         } else {
             group.sample_size(30);
         }
-        group.bench_with_input(BenchmarkId::new("validate", case.name), &case.message, |b, msg| {
-            b.iter_batched(
-                || BlockValidator::new(chain.clone(), ValidatorConfig::default()),
-                |v| v.validate(BlockVersion::V4, msg, NOW).is_ok(),
-                BatchSize::SmallInput,
-            )
-        });
-        group.bench_with_input(BenchmarkId::new("floor", case.name), &case.message, |b, msg| {
-            b.iter(|| {
-                let d = decompress_gossip(msg).unwrap();
-                let payload_hash = keccak256(&d[65..]);
-                let root = if case.valid { transactions_root(&case.txs) } else { B256::ZERO };
-                let signer = recover_signer(&sig, &hash);
-                (payload_hash, root, signer)
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("validate", case.name),
+            &case.message,
+            |b, msg| {
+                b.iter_batched(
+                    || BlockValidator::new(chain.clone(), ValidatorConfig::default()),
+                    |v| v.validate(BlockVersion::V4, msg, NOW).is_ok(),
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("floor", case.name),
+            &case.message,
+            |b, msg| {
+                b.iter(|| {
+                    let d = decompress_gossip(msg).unwrap();
+                    let payload_hash = keccak256(&d[65..]);
+                    let root = if case.valid {
+                        transactions_root(&case.txs)
+                    } else {
+                        B256::ZERO
+                    };
+                    let signer = recover_signer(&sig, &hash);
+                    (payload_hash, root, signer)
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -33,7 +33,9 @@ fn main() {
         return;
     }
     let chain = Arc::new(load_chain("devnet").unwrap());
-    println!("| message | decompressed | validate median (µs) | floor median (µs) | median paired ratio | rounds |");
+    println!(
+        "| message | decompressed | validate median (µs) | floor median (µs) | median paired ratio | rounds |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, size, key, rounds) in [
         ("valid_1KiB", KIB, DEV_KEY, 400),
@@ -45,9 +47,21 @@ fn main() {
         let valid = key == DEV_KEY;
         let env = build_block(
             &chain,
-            &BlockSpec { parent_hash: B256::repeat_byte(1), number: 500, timestamp: NOW, target_tx_bytes: size.saturating_sub(HEADROOM_BYTES.min(size / 2)), l1: L1Info::default() },
+            &BlockSpec {
+                parent_hash: B256::repeat_byte(1),
+                number: 500,
+                timestamp: NOW,
+                target_tx_bytes: size.saturating_sub(HEADROOM_BYTES.min(size / 2)),
+                l1: L1Info::default(),
+            },
         );
-        let message = encode_signed(chain.chain_id, BlockVersion::V4, &env, &BlockSigner::from_hex(key).unwrap()).unwrap();
+        let message = encode_signed(
+            chain.chain_id,
+            BlockVersion::V4,
+            &env,
+            &BlockSigner::from_hex(key).unwrap(),
+        )
+        .unwrap();
         let decompressed = decompress_gossip(&message).unwrap();
         let mut sig = [0u8; 65];
         sig.copy_from_slice(&decompressed[..65]);
@@ -57,7 +71,9 @@ fn main() {
         let validate = || {
             let v = BlockValidator::new(chain.clone(), ValidatorConfig::default());
             let start = Instant::now();
-            let ok = v.validate(BlockVersion::V4, black_box(&message), NOW).is_ok();
+            let ok = v
+                .validate(BlockVersion::V4, black_box(&message), NOW)
+                .is_ok();
             let took = start.elapsed();
             assert_eq!(ok, valid, "{name}");
             took
@@ -67,8 +83,12 @@ fn main() {
             let d = decompress_gossip(black_box(&message)).unwrap();
             let payload_hash = keccak256(&d[65..]);
             // An invalid signature stops validation before the block hash, so its floor has no trie.
-            let root = if valid { transactions_root(&txs) } else { B256::ZERO };
-            let signer = recover_signer(&sig, &hash);
+            let root = if valid {
+                transactions_root(&txs)
+            } else {
+                B256::ZERO
+            };
+            let signer = recover_signer(&sig, &hash).ok();
             black_box((payload_hash, root, signer, d));
             start.elapsed()
         };

@@ -132,7 +132,11 @@ impl Deposit {
             + self.data.length();
         let mut out = Vec::with_capacity(1 + payload_length + 9);
         out.push(DEPOSIT_TX_TYPE);
-        RlpHeader { list: true, payload_length }.encode(&mut out);
+        RlpHeader {
+            list: true,
+            payload_length,
+        }
+        .encode(&mut out);
         self.source_hash.encode(&mut out);
         self.from.encode(&mut out);
         match self.to {
@@ -160,14 +164,22 @@ pub fn filler_transaction(chain_id: u64, nonce: u64, data_len: usize) -> Vec<u8>
     }
     let data = Bytes::from(data);
     let to = address!("000000000000000000000000000000000000dEaD");
-    let (tip, fee_cap, gas) = (1_000_000u64, 2_000_000_000u64, 21_000 + 16 * data_len as u64);
+    let (tip, fee_cap, gas) = (
+        1_000_000u64,
+        2_000_000_000u64,
+        21_000 + 16 * data_len as u64,
+    );
     let one = U256::from(1);
     let fields_len = chain_id.length() + nonce.length() + tip.length() + fee_cap.length()
         + gas.length() + to.length() + 0u64.length() + data.length()
         + 1 /* empty access list */ + 0u64.length() + one.length() + one.length();
     let mut out = Vec::with_capacity(1 + fields_len + 9);
     out.push(0x02);
-    RlpHeader { list: true, payload_length: fields_len }.encode(&mut out);
+    RlpHeader {
+        list: true,
+        payload_length: fields_len,
+    }
+    .encode(&mut out);
     chain_id.encode(&mut out);
     nonce.encode(&mut out);
     tip.encode(&mut out);
@@ -208,7 +220,9 @@ pub fn build_block(chain: &ChainSpec, spec: &BlockSpec) -> ExecutionPayloadEnvel
     let mut nonce = spec.number.wrapping_mul(1 << 20);
     while total < spec.target_tx_bytes {
         // ~120 bytes of envelope around the calldata.
-        let data_len = (spec.target_tx_bytes - total).saturating_sub(120).clamp(1, MAX_FILLER_DATA_BYTES);
+        let data_len = (spec.target_tx_bytes - total)
+            .saturating_sub(120)
+            .clamp(1, MAX_FILLER_DATA_BYTES);
         let tx = filler_transaction(chain.chain_id, nonce, data_len);
         total += tx.len();
         txs.push(tx);
@@ -219,7 +233,8 @@ pub fn build_block(chain: &ChainSpec, spec: &BlockSpec) -> ExecutionPayloadEnvel
     payload.parent_hash = spec.parent_hash;
     payload.fee_recipient = SEQUENCER_FEE_VAULT;
     payload.state_root = keccak256([b"state".as_slice(), &spec.number.to_be_bytes()].concat());
-    payload.receipts_root = keccak256([b"receipts".as_slice(), &spec.number.to_be_bytes()].concat());
+    payload.receipts_root =
+        keccak256([b"receipts".as_slice(), &spec.number.to_be_bytes()].concat());
     payload.logs_bloom = Bloom::ZERO;
     payload.prev_randao = keccak256(spec.l1.hash);
     payload.block_number = spec.number;
@@ -227,7 +242,8 @@ pub fn build_block(chain: &ChainSpec, spec: &BlockSpec) -> ExecutionPayloadEnvel
     payload.gas_used = gas_used;
     payload.timestamp = spec.timestamp;
     payload.base_fee_per_gas = U256::from(1_000_000u64);
-    payload.transactions = Transactions::from_slices(txs.iter().map(Vec::as_slice)).unwrap_or_default();
+    payload.transactions =
+        Transactions::from_slices(txs.iter().map(Vec::as_slice)).unwrap_or_default();
     if version.has_withdrawals_root() {
         payload.withdrawals_root = Some(keccak256(b"L2ToL1MessagePasser storage root"));
     }

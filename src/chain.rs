@@ -89,10 +89,14 @@ impl ForkTimes {
             if let [(prev_name, prev), (name, next)] = pair {
                 match (prev, next) {
                     (None, Some(_)) => {
-                        return Err(format!("{name} is scheduled but the earlier fork {prev_name} is not"));
+                        return Err(format!(
+                            "{name} is scheduled but the earlier fork {prev_name} is not"
+                        ));
                     }
                     (Some(p), Some(n)) if n < p => {
-                        return Err(format!("{name} ({n}) is scheduled before {prev_name} ({p})"));
+                        return Err(format!(
+                            "{name} ({n}) is scheduled before {prev_name} ({p})"
+                        ));
                     }
                     _ => {}
                 }
@@ -147,7 +151,11 @@ impl ChainSpec {
 
     /// `/optimism/<chain id>/<N>/blocks`.
     pub fn topic(&self, version: BlockVersion) -> String {
-        format!("/optimism/{}/{}/blocks", self.chain_id, version.topic_index())
+        format!(
+            "/optimism/{}/{}/blocks",
+            self.chain_id,
+            version.topic_index()
+        )
     }
 
     /// The four block topics, V1 first.
@@ -157,24 +165,34 @@ impl ChainSpec {
 
     /// The version of one of this chain's block topics; `None` for any other string.
     pub fn version_of_topic(&self, topic: &str) -> Option<BlockVersion> {
-        BlockVersion::ALL.into_iter().find(|&v| self.topic(v) == topic)
+        BlockVersion::ALL
+            .into_iter()
+            .find(|&v| self.topic(v) == topic)
     }
 
     /// Expected timestamp of block `number` (op-node `TimestampForBlock`); `None` before genesis
     /// or on overflow.
     pub fn timestamp_for_block(&self, number: u64) -> Option<u64> {
         let blocks = number.checked_sub(self.genesis.l2.number)?;
-        blocks.checked_mul(self.block_time)?.checked_add(self.genesis.l2_time)
+        blocks
+            .checked_mul(self.block_time)?
+            .checked_add(self.genesis.l2_time)
     }
 
     /// The highest block number that can exist at `now` (op-node `TargetBlockNumber`).
     pub fn target_block_number(&self, now: u64) -> u64 {
         let elapsed = now.saturating_sub(self.genesis.l2_time);
-        self.genesis.l2.number.saturating_add(elapsed / self.block_time.max(1))
+        self.genesis
+            .l2
+            .number
+            .saturating_add(elapsed / self.block_time.max(1))
     }
 
     /// Signers that are actually configured (the zero address counts as "unset").
     pub fn configured_signers(&self) -> impl Iterator<Item = Address> + '_ {
-        self.unsafe_block_signers.iter().copied().filter(|a| !a.is_zero())
+        self.unsafe_block_signers
+            .iter()
+            .copied()
+            .filter(|a| !a.is_zero())
     }
 }

@@ -30,7 +30,10 @@ pub enum ChainConfigError {
     Unknown(String),
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// The chain file is not valid TOML or misses / mistypes a field.
     #[error("chain file {path}: {message}")]
     ChainFile { path: String, message: String },
@@ -56,7 +59,10 @@ pub fn load_chain(name_or_path: &str) -> Result<ChainSpec, ChainConfigError> {
     if !path.exists() {
         return Err(ChainConfigError::Unknown(name_or_path.to_owned()));
     }
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
         load_rollup_json(path)
     } else {
         let text = read(path)?;
@@ -68,13 +74,17 @@ pub fn load_chain(name_or_path: &str) -> Result<ChainSpec, ChainConfigError> {
 /// `--p2p.unsafe.block.signer` (or later from L1).
 pub fn load_rollup_json(path: &Path) -> Result<ChainSpec, ChainConfigError> {
     let text = read(path)?;
-    let name = path.file_stem().map_or_else(|| "rollup".to_owned(), |s| s.to_string_lossy().into_owned());
+    let name = path
+        .file_stem()
+        .map_or_else(|| "rollup".to_owned(), |s| s.to_string_lossy().into_owned());
     parse_rollup_json(&text, &name, &path.display().to_string())
 }
 
 fn read(path: &Path) -> Result<String, ChainConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|source| ChainConfigError::Io { path: path.display().to_string(), source })
+    std::fs::read_to_string(path).map_err(|source| ChainConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// The schema of a `chains/*.toml` file. Unknown keys are errors, so a typo in a fork name is
@@ -140,7 +150,11 @@ struct RollupGenesis {
 }
 
 /// Parses rollup.json text; `name` becomes the chain name, `origin` names it in errors.
-pub fn parse_rollup_json(text: &str, name: &str, origin: &str) -> Result<ChainSpec, ChainConfigError> {
+pub fn parse_rollup_json(
+    text: &str,
+    name: &str,
+    origin: &str,
+) -> Result<ChainSpec, ChainConfigError> {
     let r: RollupJson = serde_json::from_str(text).map_err(|e| ChainConfigError::RollupJson {
         path: origin.to_owned(),
         message: e.to_string(),
@@ -150,7 +164,11 @@ pub fn parse_rollup_json(text: &str, name: &str, origin: &str) -> Result<ChainSp
             name: name.to_owned(),
             chain_id: r.l2_chain_id,
             block_time: r.block_time,
-            genesis: Genesis { l1: r.genesis.l1, l2: r.genesis.l2, l2_time: r.genesis.l2_time },
+            genesis: Genesis {
+                l1: r.genesis.l1,
+                l2: r.genesis.l2,
+                l2_time: r.genesis.l2_time,
+            },
             forks: ForkTimes {
                 regolith: r.regolith_time,
                 canyon: r.canyon_time,
@@ -172,7 +190,10 @@ pub fn parse_rollup_json(text: &str, name: &str, origin: &str) -> Result<ChainSp
 }
 
 fn validated(spec: ChainSpec, origin: &str) -> Result<ChainSpec, ChainConfigError> {
-    let invalid = |message: String| ChainConfigError::Invalid { path: origin.to_owned(), message };
+    let invalid = |message: String| ChainConfigError::Invalid {
+        path: origin.to_owned(),
+        message,
+    };
     if spec.chain_id == 0 {
         return Err(invalid("chain id must not be 0".into()));
     }

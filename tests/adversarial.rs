@@ -11,9 +11,15 @@ use std::cell::Cell;
 use alloy_primitives::Bytes;
 use common::*;
 use op_gossip::validate::{Verdict, verdict_of};
-use op_gossip::wire::reqresp::{ReqRespError, Response, decode_payload_body, decode_request, decode_response, encode_success};
-use op_gossip::wire::snappy::{SnappyError, compress_block, compress_framed, decompress_framed, decompress_gossip};
-use op_gossip::wire::ssz::{MAX_TRANSACTIONS_PER_PAYLOAD, SszError, decode_payload, encode_payload};
+use op_gossip::wire::reqresp::{
+    ReqRespError, Response, decode_payload_body, decode_request, decode_response, encode_success,
+};
+use op_gossip::wire::snappy::{
+    SnappyError, compress_block, compress_framed, decompress_framed, decompress_gossip,
+};
+use op_gossip::wire::ssz::{
+    MAX_TRANSACTIONS_PER_PAYLOAD, SszError, decode_payload, encode_payload,
+};
 use op_gossip::wire::{BlockVersion, ExecutionPayload, MAX_GOSSIP_SIZE_BYTES};
 
 struct PeakTracking;
@@ -53,7 +59,13 @@ fn snappy_header_claiming_4_gib_is_refused_without_allocating() {
     // uvarint 0xffff_ffff: the largest length golang/snappy accepts.
     let bomb = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, 0x01, 0x02];
     let (result, peak) = peak_alloc(|| decompress_gossip(&bomb));
-    assert_eq!(result, Err(SnappyError::TooLarge { declared: 0xffff_ffff, limit: MAX_GOSSIP_SIZE_BYTES }));
+    assert_eq!(
+        result,
+        Err(SnappyError::TooLarge {
+            declared: 0xffff_ffff,
+            limit: MAX_GOSSIP_SIZE_BYTES
+        })
+    );
     assert!(peak < KIB, "allocated {peak} bytes");
     // And through the validator.
     let v = validator(chain_up_to(BlockVersion::V4));
@@ -62,7 +74,10 @@ fn snappy_header_claiming_4_gib_is_refused_without_allocating() {
     assert!(peak < KIB, "allocated {peak} bytes");
     // A length beyond 32 bits is a malformed header.
     let over = [0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-    assert!(matches!(decompress_gossip(&over), Err(SnappyError::BadHeader(_) | SnappyError::TooLarge { .. })));
+    assert!(matches!(
+        decompress_gossip(&over),
+        Err(SnappyError::BadHeader(_) | SnappyError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -74,7 +89,10 @@ fn truncated_snappy_is_rejected_within_its_declared_size() {
     for cut in [1, 2, 10, msg.len() / 2, msg.len() - 1] {
         let (result, peak) = peak_alloc(|| v.validate(BlockVersion::V4, &msg[..cut], NOW));
         assert_eq!(verdict_of(&result), Verdict::Reject, "cut at {cut}");
-        assert!(peak <= declared + KIB, "cut at {cut}: allocated {peak} for a {declared}-byte message");
+        assert!(
+            peak <= declared + KIB,
+            "cut at {cut}: allocated {peak} for a {declared}-byte message"
+        );
     }
 }
 
@@ -86,7 +104,10 @@ fn wrong_topic_payloads_are_rejected() {
         let v = validator(chain);
         for topic in BlockVersion::ALL.into_iter().filter(|&t| t != published) {
             let err = v.validate(topic, &msg, NOW).unwrap_err();
-            assert!(matches!(err, op_gossip::validate::ValidationError::Ssz(_)), "{published} on {topic}: {err}");
+            assert!(
+                matches!(err, op_gossip::validate::ValidationError::Ssz(_)),
+                "{published} on {topic}: {err}"
+            );
         }
     }
 }
@@ -102,7 +123,12 @@ fn legacy_v_27_and_28_are_rejected() {
     for v_byte in [sig[64], sig[64] ^ 1 /* the other of 27/28 */] {
         sig[64] = v_byte;
         let msg = with_raw_signature(BlockVersion::V4, &env, sig);
-        assert_eq!(v.validate(BlockVersion::V4, &msg, NOW).unwrap_err().reason(), "invalid_signature");
+        assert_eq!(
+            v.validate(BlockVersion::V4, &msg, NOW)
+                .unwrap_err()
+                .reason(),
+            "invalid_signature"
+        );
     }
 }
 
@@ -126,18 +152,48 @@ fn with_u32(mut bytes: Vec<u8>, at: usize, value: u32) -> Bytes {
 fn ssz_offsets_out_of_range_are_rejected() {
     let good = v4_payload_bytes();
     let len = good.len() as u32;
-    let cases: Vec<(Bytes, fn(&SszError) -> bool)> = vec![
-        (with_u32(good.clone(), EXTRA_OFFSET_AT, 559), |e| matches!(e, SszError::BadExtraDataOffset { .. })),
-        (with_u32(good.clone(), EXTRA_OFFSET_AT, u32::MAX), |e| matches!(e, SszError::BadExtraDataOffset { .. })),
-        (with_u32(good.clone(), TX_OFFSET_AT, 100), |e| matches!(e, SszError::BadTransactionsOffset { .. })),
-        (with_u32(good.clone(), TX_OFFSET_AT, len + 1), |e| matches!(e, SszError::BadWithdrawalsOffset { .. } | SszError::ExtraDataTooLarge { .. })),
-        (with_u32(good.clone(), WITHDRAWALS_OFFSET_AT, len + 1), |e| matches!(e, SszError::WithdrawalsOffsetOutOfRange { .. })),
-        (with_u32(good.clone(), WITHDRAWALS_OFFSET_AT, u32::MAX), |e| matches!(e, SszError::WithdrawalsOffsetOutOfRange { .. })),
-        (with_u32(good.clone(), WITHDRAWALS_OFFSET_AT, 600), |e| matches!(e, SszError::BadTransactionOffset { .. } | SszError::FirstTransactionOffsetOutOfRange { .. })),
+    type Expect = fn(&SszError) -> bool;
+    let cases: Vec<(Bytes, Expect)> = vec![
+        (with_u32(good.clone(), EXTRA_OFFSET_AT, 559), |e| {
+            matches!(e, SszError::BadExtraDataOffset { .. })
+        }),
+        (with_u32(good.clone(), EXTRA_OFFSET_AT, u32::MAX), |e| {
+            matches!(e, SszError::BadExtraDataOffset { .. })
+        }),
+        (with_u32(good.clone(), TX_OFFSET_AT, 100), |e| {
+            matches!(e, SszError::BadTransactionsOffset { .. })
+        }),
+        (with_u32(good.clone(), TX_OFFSET_AT, len + 1), |e| {
+            matches!(
+                e,
+                SszError::BadWithdrawalsOffset { .. } | SszError::ExtraDataTooLarge { .. }
+            )
+        }),
+        (
+            with_u32(good.clone(), WITHDRAWALS_OFFSET_AT, len + 1),
+            |e| matches!(e, SszError::WithdrawalsOffsetOutOfRange { .. }),
+        ),
+        (
+            with_u32(good.clone(), WITHDRAWALS_OFFSET_AT, u32::MAX),
+            |e| matches!(e, SszError::WithdrawalsOffsetOutOfRange { .. }),
+        ),
+        (with_u32(good.clone(), WITHDRAWALS_OFFSET_AT, 600), |e| {
+            matches!(
+                e,
+                SszError::BadTransactionOffset { .. }
+                    | SszError::FirstTransactionOffsetOutOfRange { .. }
+            )
+        }),
         // The first transaction offset (right after the empty extra data) pointing past the end.
-        (with_u32(good.clone(), 560, (len + 4) & !3), |e| matches!(e, SszError::FirstTransactionOffsetOutOfRange { .. })),
-        (with_u32(good.clone(), 560, 6), |e| matches!(e, SszError::MisalignedFirstTransactionOffset { .. })),
-        (Bytes::from(good[..559].to_vec()), |e| matches!(e, SszError::ScopeTooSmall { .. })),
+        (with_u32(good.clone(), 560, (len + 4) & !3), |e| {
+            matches!(e, SszError::FirstTransactionOffsetOutOfRange { .. })
+        }),
+        (with_u32(good.clone(), 560, 6), |e| {
+            matches!(e, SszError::MisalignedFirstTransactionOffset { .. })
+        }),
+        (Bytes::from(good[..559].to_vec()), |e| {
+            matches!(e, SszError::ScopeTooSmall { .. })
+        }),
     ];
     for (i, (bytes, expected)) in cases.into_iter().enumerate() {
         let (result, peak) = peak_alloc(|| decode_payload(BlockVersion::V4, &bytes));
@@ -152,13 +208,22 @@ fn extra_data_over_32_bytes_is_rejected_and_exactly_32_accepted() {
     let mut p = ExecutionPayload::empty(BlockVersion::V2);
     p.extra_data = vec![7; 32].into();
     let mut bytes = encode_payload(BlockVersion::V2, &p).unwrap();
-    assert_eq!(decode_payload(BlockVersion::V2, &Bytes::from(bytes.clone())).unwrap().extra_data.len(), 32);
+    assert_eq!(
+        decode_payload(BlockVersion::V2, &Bytes::from(bytes.clone()))
+            .unwrap()
+            .extra_data
+            .len(),
+        32
+    );
     // Move the transactions (and withdrawals) offsets one byte further: 33 bytes of extra data.
     bytes.push(0);
     let tx_offset_at = EXTRA_OFFSET_AT + 4 + 32 + 32;
     let bytes = with_u32(bytes, tx_offset_at, 512 + 33);
     let bytes = with_u32(bytes.to_vec(), tx_offset_at + 4, 512 + 33);
-    assert_eq!(decode_payload(BlockVersion::V2, &bytes).unwrap_err(), SszError::ExtraDataTooLarge { len: 33 });
+    assert_eq!(
+        decode_payload(BlockVersion::V2, &bytes).unwrap_err(),
+        SszError::ExtraDataTooLarge { len: 33 }
+    );
     // And the encoder refuses to produce what no decoder accepts.
     p.extra_data = vec![7; 33].into();
     assert!(encode_payload(BlockVersion::V2, &p).is_err());
@@ -182,11 +247,21 @@ fn two_to_the_20_plus_1_transactions_are_rejected_before_any_index_is_allocated(
 
     // Exactly 2^20 empty transactions decode, with a 4 MiB index (4 bytes per transaction).
     let mut p = ExecutionPayload::empty(BlockVersion::V1);
-    p.transactions = op_gossip::wire::Transactions::from_slices(std::iter::repeat_n(&[][..], MAX_TRANSACTIONS_PER_PAYLOAD)).unwrap();
+    p.transactions = op_gossip::wire::Transactions::from_slices(std::iter::repeat_n(
+        &[][..],
+        MAX_TRANSACTIONS_PER_PAYLOAD,
+    ))
+    .unwrap();
     let bytes = Bytes::from(encode_payload(BlockVersion::V1, &p).unwrap());
     let (result, peak) = peak_alloc(|| decode_payload(BlockVersion::V1, &bytes));
-    assert_eq!(result.unwrap().transactions.len(), MAX_TRANSACTIONS_PER_PAYLOAD);
-    assert!(peak <= 4 * MAX_TRANSACTIONS_PER_PAYLOAD, "allocated {peak} bytes");
+    assert_eq!(
+        result.unwrap().transactions.len(),
+        MAX_TRANSACTIONS_PER_PAYLOAD
+    );
+    assert!(
+        peak <= 4 * MAX_TRANSACTIONS_PER_PAYLOAD,
+        "allocated {peak} bytes"
+    );
 
     // The same as a gossip message (4 MiB of offsets compress to a few hundred KiB) is rejected
     // on the signature without decoding anything: a non-sequencer cannot make us build the index.
@@ -196,14 +271,19 @@ fn two_to_the_20_plus_1_transactions_are_rejected_before_any_index_is_allocated(
     let v = validator(chain_up_to(BlockVersion::V1));
     let (result, peak) = peak_alloc(|| v.validate(BlockVersion::V1, &compressed, NOW));
     assert_eq!(verdict_of(&result), Verdict::Reject);
-    assert!(peak <= message.len() + KIB, "allocated {peak} for a {}-byte message", message.len());
+    assert!(
+        peak <= message.len() + KIB,
+        "allocated {peak} for a {}-byte message",
+        message.len()
+    );
 }
 
 #[test]
 fn first_transaction_offset_zero_means_no_transactions_like_op_node() {
     // op-node's unmarshalTransactions reads a first offset of 0 as an empty list and ignores the
     // rest of the list bytes; verdicts must match, so ours does too.
-    let mut bytes = encode_payload(BlockVersion::V1, &ExecutionPayload::empty(BlockVersion::V1)).unwrap();
+    let mut bytes =
+        encode_payload(BlockVersion::V1, &ExecutionPayload::empty(BlockVersion::V1)).unwrap();
     bytes.extend_from_slice(&[0, 0, 0, 0, 0xde, 0xad]);
     let p = decode_payload(BlockVersion::V1, &Bytes::from(bytes)).unwrap();
     assert!(p.transactions.is_empty());
@@ -215,29 +295,57 @@ fn withdrawals_list_length_and_count_are_bounded() {
     let base = encode_payload(BlockVersion::V2, &p).unwrap();
     let mut odd = base.clone();
     odd.extend_from_slice(&[0; 45]);
-    assert_eq!(decode_payload(BlockVersion::V2, &Bytes::from(odd)).unwrap_err(), SszError::BadWithdrawalsLength { len: 45 });
+    assert_eq!(
+        decode_payload(BlockVersion::V2, &Bytes::from(odd)).unwrap_err(),
+        SszError::BadWithdrawalsLength { len: 45 }
+    );
     let mut many = base;
     many.extend_from_slice(&vec![0; 44 * 17]);
-    assert_eq!(decode_payload(BlockVersion::V2, &Bytes::from(many)).unwrap_err(), SszError::TooManyWithdrawals { count: 17 });
+    assert_eq!(
+        decode_payload(BlockVersion::V2, &Bytes::from(many)).unwrap_err(),
+        SszError::TooManyWithdrawals { count: 17 }
+    );
 }
 
 #[test]
 fn reqresp_frames_refuse_oversize_truncated_and_corrupt_bodies() {
     // Short request.
-    assert_eq!(decode_request(&[1, 2, 3]), Err(ReqRespError::ShortRequest { len: 3 }));
+    assert_eq!(
+        decode_request(&[1, 2, 3]),
+        Err(ReqRespError::ShortRequest { len: 3 })
+    );
     // Error responses are one byte.
-    assert_eq!(decode_response(&[1]), Ok(Response::Error(op_gossip::wire::reqresp::ResultCode::NotFound)));
+    assert_eq!(
+        decode_response(&[1]),
+        Ok(Response::Error(
+            op_gossip::wire::reqresp::ResultCode::NotFound
+        ))
+    );
     assert_eq!(decode_response(&[]), Err(ReqRespError::EmptyResponse));
-    assert_eq!(decode_response(&[0, 1, 0]), Err(ReqRespError::ShortResponse { len: 3 }));
+    assert_eq!(
+        decode_response(&[0, 1, 0]),
+        Err(ReqRespError::ShortResponse { len: 3 })
+    );
     // A body that decompresses past 10 MiB is cut off at the limit, not read whole.
     let huge = vec![0u8; MAX_GOSSIP_SIZE_BYTES + 1];
     let frame = encode_success(1, &huge);
     let (result, peak) = peak_alloc(|| decode_response(&frame));
-    assert!(matches!(result, Err(ReqRespError::Body(SnappyError::TooLarge { .. }))), "{result:?}");
-    assert!(peak <= 2 * MAX_GOSSIP_SIZE_BYTES + 64 * KIB, "allocated {peak}");
+    assert!(
+        matches!(
+            result,
+            Err(ReqRespError::Body(SnappyError::TooLarge { .. }))
+        ),
+        "{result:?}"
+    );
+    assert!(
+        peak <= 2 * MAX_GOSSIP_SIZE_BYTES + 64 * KIB,
+        "allocated {peak}"
+    );
     // Truncated framed snappy.
     let chain = chain_up_to(BlockVersion::V4);
-    let body = op_gossip::wire::ssz::encode_envelope(BlockVersion::V4, &block(&chain, 1, NOW, 20 * KIB)).unwrap();
+    let body =
+        op_gossip::wire::ssz::encode_envelope(BlockVersion::V4, &block(&chain, 1, NOW, 20 * KIB))
+            .unwrap();
     let frame = encode_success(1, &body);
     let cut = &frame[..frame.len() - 10];
     assert!(matches!(decode_response(cut), Err(ReqRespError::Body(_))));
@@ -245,17 +353,37 @@ fn reqresp_frames_refuse_oversize_truncated_and_corrupt_bodies() {
     let mut corrupt = frame.clone();
     let at = corrupt.len() - 3;
     corrupt[at] ^= 0x55;
-    assert!(matches!(decode_response(&corrupt), Err(ReqRespError::Body(_))));
+    assert!(matches!(
+        decode_response(&corrupt),
+        Err(ReqRespError::Body(_))
+    ));
     // Unknown versions are refused; 0/1/2 are understood.
-    let Ok(Response::Payload { body, .. }) = decode_response(&frame) else { panic!("valid frame") };
-    assert_eq!(decode_payload_body(7, BlockVersion::V4, &body), Err(ReqRespError::UnknownVersion(7)));
+    let Ok(Response::Payload { body, .. }) = decode_response(&frame) else {
+        panic!("valid frame")
+    };
+    assert_eq!(
+        decode_payload_body(7, BlockVersion::V4, &body),
+        Err(ReqRespError::UnknownVersion(7))
+    );
     assert!(decode_payload_body(1, BlockVersion::V4, &body).is_ok());
     assert!(decode_payload_body(2, BlockVersion::V4, &body).is_ok());
     // A V4 body read as V3 (client thinks Isthmus is not active) fails to decode.
-    assert!(matches!(decode_payload_body(1, BlockVersion::V3, &body), Err(ReqRespError::Ssz(_))));
+    assert!(matches!(
+        decode_payload_body(1, BlockVersion::V3, &body),
+        Err(ReqRespError::Ssz(_))
+    ));
     // More than the raw stream limit is refused outright.
-    assert!(matches!(decode_response(&vec![0; MAX_GOSSIP_SIZE_BYTES + 1]), Err(ReqRespError::ResponseTooLarge { .. })));
-    assert_eq!(decompress_framed(&compress_framed(b"abc"), 2), Err(SnappyError::TooLarge { declared: 3, limit: 2 }));
+    assert!(matches!(
+        decode_response(&vec![0; MAX_GOSSIP_SIZE_BYTES + 1]),
+        Err(ReqRespError::ResponseTooLarge { .. })
+    ));
+    assert_eq!(
+        decompress_framed(&compress_framed(b"abc"), 2),
+        Err(SnappyError::TooLarge {
+            declared: 3,
+            limit: 2
+        })
+    );
 }
 
 #[test]

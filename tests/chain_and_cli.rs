@@ -26,7 +26,15 @@ fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
 #[test]
 fn embedded_chains_carry_the_registry_values() {
     let op = load_chain("op-mainnet").unwrap();
-    assert_eq!((op.chain_id, op.block_time, op.genesis.l2.number, op.genesis.l2_time), (10, 2, 105235063, 1686068903));
+    assert_eq!(
+        (
+            op.chain_id,
+            op.block_time,
+            op.genesis.l2.number,
+            op.genesis.l2_time
+        ),
+        (10, 2, 105235063, 1686068903)
+    );
     assert_eq!(op.forks.isthmus, Some(1746806401));
     assert_eq!(op.forks.jovian, Some(1764691201));
     assert_eq!(op.topic(BlockVersion::V4), "/optimism/10/3/blocks");
@@ -35,7 +43,10 @@ fn embedded_chains_carry_the_registry_values() {
     assert_eq!(op.block_version_at(1704992400), BlockVersion::V1);
     let base = load_chain("base-mainnet").unwrap();
     assert_eq!((base.chain_id, base.forks.karst), (8453, None));
-    assert_eq!(base.unsafe_block_signers[0].to_string(), "0xAf6E19BE0F9cE7f8afd49a1824851023A8249e8a");
+    assert_eq!(
+        base.unsafe_block_signers[0].to_string(),
+        "0xAf6E19BE0F9cE7f8afd49a1824851023A8249e8a"
+    );
     assert_eq!(load_chain("op-sepolia").unwrap().chain_id, 11155420);
     assert_eq!(load_chain("base-sepolia").unwrap().chain_id, 84532);
     let dev = load_chain("devnet").unwrap();
@@ -44,7 +55,10 @@ fn embedded_chains_carry_the_registry_values() {
     assert_eq!(dev.unsafe_block_signers, vec![dev_address()]);
     // Every chain is on the V4 topic today.
     for name in ["op-mainnet", "base-mainnet", "op-sepolia", "base-sepolia"] {
-        assert_eq!(load_chain(name).unwrap().block_version_at(1_790_000_000), BlockVersion::V4);
+        assert_eq!(
+            load_chain(name).unwrap().block_version_at(1_790_000_000),
+            BlockVersion::V4
+        );
     }
 }
 
@@ -81,31 +95,63 @@ fn rollup_json_loads_as_is_and_matches_the_chain_file() {
     assert_eq!(from_json.chain_id, from_file.chain_id);
     assert_eq!(from_json.genesis, from_file.genesis);
     assert_eq!(from_json.forks.isthmus, from_file.forks.isthmus);
-    assert_eq!(from_json.l1_system_config_address, from_file.l1_system_config_address);
-    assert!(from_json.unsafe_block_signers.is_empty(), "rollup.json has no signer");
+    assert_eq!(
+        from_json.l1_system_config_address,
+        from_file.l1_system_config_address
+    );
+    assert!(
+        from_json.unsafe_block_signers.is_empty(),
+        "rollup.json has no signer"
+    );
 }
 
 #[test]
 fn malformed_configs_give_clear_errors() {
     let missing = ROLLUP_JSON.replace(r#""block_time": 2,"#, "");
-    let err = parse_rollup_json(&missing, "op", "rollup.json").unwrap_err().to_string();
-    assert!(err.contains("rollup.json") && err.contains("block_time"), "{err}");
+    let err = parse_rollup_json(&missing, "op", "rollup.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rollup.json") && err.contains("block_time"),
+        "{err}"
+    );
     let bad_addr = ROLLUP_JSON.replace("0x229047fed2591dbec1ef1118d64f7af3db9eb290", "0x1234");
-    let err = parse_rollup_json(&bad_addr, "op", "rollup.json").unwrap_err().to_string();
+    let err = parse_rollup_json(&bad_addr, "op", "rollup.json")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("rollup.json"), "{err}");
     let zero_time = ROLLUP_JSON.replace(r#""block_time": 2"#, r#""block_time": 0"#);
-    assert!(parse_rollup_json(&zero_time, "op", "r").unwrap_err().to_string().contains("block_time"));
+    assert!(
+        parse_rollup_json(&zero_time, "op", "r")
+            .unwrap_err()
+            .to_string()
+            .contains("block_time")
+    );
     let out_of_order = ROLLUP_JSON.replace(r#""isthmus_time": 1746806401"#, r#""isthmus_time": 1"#);
-    let err = parse_rollup_json(&out_of_order, "op", "r").unwrap_err().to_string();
+    let err = parse_rollup_json(&out_of_order, "op", "r")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("isthmus") && err.contains("holocene"), "{err}");
 
     let typo = include_str!("../chains/devnet.toml").replace("isthmus = 0", "isthmuss = 0");
-    let err = parse_chain_file(&typo, "devnet.toml").unwrap_err().to_string();
-    assert!(err.contains("devnet.toml") && err.contains("isthmuss"), "{err}");
-    let bad_signer = include_str!("../chains/devnet.toml").replace("0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc", "nope");
-    assert!(matches!(parse_chain_file(&bad_signer, "d"), Err(ChainConfigError::ChainFile { .. })));
+    let err = parse_chain_file(&typo, "devnet.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("devnet.toml") && err.contains("isthmuss"),
+        "{err}"
+    );
+    let bad_signer = include_str!("../chains/devnet.toml")
+        .replace("0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc", "nope");
+    assert!(matches!(
+        parse_chain_file(&bad_signer, "d"),
+        Err(ChainConfigError::ChainFile { .. })
+    ));
     let err = load_chain("op-mainet").unwrap_err().to_string();
-    assert!(err.contains("op-mainnet") && err.contains("rollup.json"), "{err}");
+    assert!(
+        err.contains("op-mainnet") && err.contains("rollup.json"),
+        "{err}"
+    );
 }
 
 fn check(args: &[&str], stdin: Option<&[u8]>) -> (i32, serde_json::Value, String) {
@@ -123,7 +169,11 @@ fn check(args: &[&str], stdin: Option<&[u8]>) -> (i32, serde_json::Value, String
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (out.status.code().unwrap(), json, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -136,7 +186,18 @@ fn check_message_reads_hex_raw_and_stdin_on_a_devnet_block() {
     let now = NOW.to_string();
     let hex_text = format!("0x{}\n", hex::encode(&wire));
     // Hex from stdin, with the full topic string.
-    let (code, json, err) = check(&["--chain", "devnet", "--topic", "/optimism/901/3/blocks", "--now", &now, "-"], Some(hex_text.as_bytes()));
+    let (code, json, err) = check(
+        &[
+            "--chain",
+            "devnet",
+            "--topic",
+            "/optimism/901/3/blocks",
+            "--now",
+            &now,
+            "-",
+        ],
+        Some(hex_text.as_bytes()),
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(json["verdict"], "accept");
     assert_eq!(json["reason"], serde_json::Value::Null);
@@ -151,27 +212,104 @@ fn check_message_reads_hex_raw_and_stdin_on_a_devnet_block() {
     assert_eq!(json["payload_hash"].as_str().unwrap().len(), 2 + 64);
     // Raw bytes from a file, short topic name.
     let path = temp_file("raw.bin", &wire);
-    let (code, json, _) = check(&["--chain", "devnet", "--topic", "v4", "--now", &now, path.to_str().unwrap()], None);
+    let (code, json, _) = check(
+        &[
+            "--chain",
+            "devnet",
+            "--topic",
+            "v4",
+            "--now",
+            &now,
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!((code, json["verdict"].as_str()), (0, Some("accept")));
     // Hex split over lines, without 0x.
-    let wrapped: String = hex::encode(&wire).as_bytes().chunks(64).map(|c| format!("{}\n", std::str::from_utf8(c).unwrap())).collect();
+    let wrapped: String = hex::encode(&wire)
+        .as_bytes()
+        .chunks(64)
+        .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+        .collect();
     let path = temp_file("wrapped.hex", wrapped.as_bytes());
-    let (code, json, _) = check(&["--chain", "devnet", "--topic", "v4", "--now", &now, path.to_str().unwrap()], None);
+    let (code, json, _) = check(
+        &[
+            "--chain",
+            "devnet",
+            "--topic",
+            "v4",
+            "--now",
+            &now,
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!((code, json["verdict"].as_str()), (0, Some("accept")));
     // Another signer via --signer: now the dev key is unknown → reject, still exit 0.
-    let (code, json, _) = check(&["--chain", "devnet", "--topic", "v4", "--now", &now, "--signer", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", path.to_str().unwrap()], None);
-    assert_eq!((code, json["verdict"].as_str(), json["reason"].as_str()), (0, Some("reject"), Some("unknown_signer")));
+    let (code, json, _) = check(
+        &[
+            "--chain",
+            "devnet",
+            "--topic",
+            "v4",
+            "--now",
+            &now,
+            "--signer",
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(
+        (code, json["verdict"].as_str(), json["reason"].as_str()),
+        (0, Some("reject"), Some("unknown_signer"))
+    );
     // The global override works the same way.
-    let (code, json, _) = check(&["--p2p.unsafe.block.signer", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "--chain", "devnet", "--topic", "v4", "--now", &now, path.to_str().unwrap()], None);
+    let (code, json, _) = check(
+        &[
+            "--p2p.unsafe.block.signer",
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            "--chain",
+            "devnet",
+            "--topic",
+            "v4",
+            "--now",
+            &now,
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!((code, json["reason"].as_str()), (0, Some("unknown_signer")));
     // Without --now the wall clock applies: a block from 2023 is stale.
     let old = signed_dev(&chain, &block(&chain, 4, 1_700_000_000, 0));
     let old_path = temp_file("old.bin", &old);
-    let (code, json, _) = check(&["--chain", "devnet", "--topic", "v4", old_path.to_str().unwrap()], None);
-    assert_eq!((code, json["reason"].as_str()), (0, Some("timestamp_too_old")));
+    let (code, json, _) = check(
+        &[
+            "--chain",
+            "devnet",
+            "--topic",
+            "v4",
+            old_path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(
+        (code, json["reason"].as_str()),
+        (0, Some("timestamp_too_old"))
+    );
     // Garbage still gets a verdict.
-    let (code, json, _) = check(&["--chain", "devnet", "--topic", "v4", "-"], Some(b"not a message"));
-    assert_eq!((code, json["verdict"].as_str(), json["block_number"].is_null()), (0, Some("reject"), true));
+    let (code, json, _) = check(
+        &["--chain", "devnet", "--topic", "v4", "-"],
+        Some(b"not a message"),
+    );
+    assert_eq!(
+        (
+            code,
+            json["verdict"].as_str(),
+            json["block_number"].is_null()
+        ),
+        (0, Some("reject"), true)
+    );
 }
 
 #[test]
@@ -179,7 +317,18 @@ fn check_message_with_rollup_json_takes_the_signer_from_the_flag() {
     let path = temp_file("rollup.json", ROLLUP_JSON.as_bytes());
     let vector = vector_path("opalloy_golden.v1.hex");
     // No signer anywhere: IGNORE, as op-node with a zero signer.
-    let (code, json, err) = check(&["--rollup.config", path.to_str().unwrap(), "--topic", "v1", "--now", "1725271882", vector.to_str().unwrap()], None);
+    let (code, json, err) = check(
+        &[
+            "--rollup.config",
+            path.to_str().unwrap(),
+            "--topic",
+            "v1",
+            "--now",
+            "1725271882",
+            vector.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(json["reason"], "signer_unset");
     assert_eq!(json["verdict"], "ignore");
@@ -194,7 +343,15 @@ fn check_message_usage_errors_exit_2() {
         vec!["--chain", "devnet", "--topic", "v5", v],
         vec!["--chain", "devnet", "--topic", "/optimism/10/0/blocks", v],
         vec!["--chain", "devnet", "--topic", "v1", "/does/not/exist"],
-        vec!["--chain", "devnet", "--topic", "v1", "--now", "yesterday", v],
+        vec![
+            "--chain",
+            "devnet",
+            "--topic",
+            "v1",
+            "--now",
+            "yesterday",
+            v,
+        ],
         vec!["--chain", "devnet", "--topic", "v1", "--signer", "0x12", v],
         vec!["--topic", "v1", v],
     ] {

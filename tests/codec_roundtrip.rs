@@ -7,13 +7,18 @@ use alloy_primitives::{Address, B256, Bloom, Bytes, U256};
 use common::*;
 use op_gossip::wire::envelope::{decode_message, encode_signed};
 use op_gossip::wire::reqresp::{
-    Response, ResultCode, decode_payload_body, decode_request, decode_response, encode_error, encode_request,
-    encode_success, response_version_for,
+    Response, ResultCode, decode_payload_body, decode_request, decode_response, encode_error,
+    encode_request, encode_success, response_version_for,
 };
 use op_gossip::wire::signature::{BlockSigner, recover_signer, signing_hash};
-use op_gossip::wire::snappy::{compress_block, compress_framed, decompress_block_bounded, decompress_framed};
+use op_gossip::wire::snappy::{
+    compress_block, compress_framed, decompress_block_bounded, decompress_framed,
+};
 use op_gossip::wire::ssz::{decode_envelope, decode_payload, encode_envelope, encode_payload};
-use op_gossip::wire::{BlockVersion, ExecutionPayload, ExecutionPayloadEnvelope, MAX_GOSSIP_SIZE_BYTES, Transactions, Withdrawal};
+use op_gossip::wire::{
+    BlockVersion, ExecutionPayload, ExecutionPayloadEnvelope, MAX_GOSSIP_SIZE_BYTES, Transactions,
+    Withdrawal,
+};
 use proptest::prelude::*;
 
 fn arb_b256() -> impl Strategy<Value = B256> {
@@ -25,12 +30,14 @@ fn arb_version() -> impl Strategy<Value = BlockVersion> {
 }
 
 fn arb_withdrawal() -> impl Strategy<Value = Withdrawal> {
-    (any::<u64>(), any::<u64>(), any::<[u8; 20]>(), any::<u64>()).prop_map(|(index, validator_index, a, amount)| Withdrawal {
-        index,
-        validator_index,
-        address: Address::from(a),
-        amount,
-    })
+    (any::<u64>(), any::<u64>(), any::<[u8; 20]>(), any::<u64>()).prop_map(
+        |(index, validator_index, a, amount)| Withdrawal {
+            index,
+            validator_index,
+            address: Address::from(a),
+            amount,
+        },
+    )
 }
 
 prop_compose! {
@@ -76,7 +83,13 @@ prop_compose! {
 fn arb_envelope() -> impl Strategy<Value = (BlockVersion, ExecutionPayloadEnvelope)> {
     arb_version().prop_flat_map(|version| {
         (arb_payload(version), arb_b256()).prop_map(move |(payload, root)| {
-            (version, ExecutionPayloadEnvelope { parent_beacon_block_root: version.has_parent_beacon_root().then_some(root), payload })
+            (
+                version,
+                ExecutionPayloadEnvelope {
+                    parent_beacon_block_root: version.has_parent_beacon_root().then_some(root),
+                    payload,
+                },
+            )
         })
     })
 }
@@ -146,8 +159,14 @@ fn op_node_response_versions() {
     assert_eq!(response_version_for(BlockVersion::V2), 0);
     assert_eq!(response_version_for(BlockVersion::V3), 1);
     assert_eq!(response_version_for(BlockVersion::V4), 1);
-    assert_eq!(op_gossip::wire::reqresp::protocol_id(10), "/opstack/req/payload_by_number/10/0");
-    assert_eq!(op_gossip::wire::reqresp::protocol_id_spec_form(10), "/opstack/req/payload_by_number/10/0/");
+    assert_eq!(
+        op_gossip::wire::reqresp::protocol_id(10),
+        "/opstack/req/payload_by_number/10/0"
+    );
+    assert_eq!(
+        op_gossip::wire::reqresp::protocol_id_spec_form(10),
+        "/opstack/req/payload_by_number/10/0/"
+    );
     assert_eq!(encode_request(0x0102), [2, 1, 0, 0, 0, 0, 0, 0]);
 }
 
@@ -156,5 +175,8 @@ fn a_real_block_from_the_builder_round_trips_on_its_topic() {
     let chain = chain_up_to(BlockVersion::V4);
     let env = block(&chain, 5, NOW, 100_000);
     let wire = signed_dev(&chain, &env);
-    assert_eq!(decode_message(BlockVersion::V4, &wire).unwrap().envelope, env);
+    assert_eq!(
+        decode_message(BlockVersion::V4, &wire).unwrap().envelope,
+        env
+    );
 }

@@ -50,7 +50,10 @@ fn header_hash_equals_alloy_consensus_for_every_version() {
         assert_eq!(ours.hash(), alloy.hash_slow(), "{version}");
         // And the transactions root is alloy's ordered trie over the raw bytes.
         let txs: Vec<&[u8]> = env.payload.transactions.iter().collect();
-        assert_eq!(ours.transactions_root, alloy_consensus::proofs::ordered_trie_root_encoded(&txs));
+        assert_eq!(
+            ours.transactions_root,
+            alloy_consensus::proofs::ordered_trie_root_encoded(&txs)
+        );
     }
 }
 
@@ -67,7 +70,15 @@ fn a_base_fee_beyond_u64_is_hashed_as_the_full_u256() {
 #[test]
 fn deposit_encoding_equals_op_alloy() {
     let chain = chain_with_jovian();
-    let l1 = L1Info { number: 19, timestamp: 1_700_000_000, base_fee: U256::from(7u64), hash: B256::repeat_byte(3), sequence_number: 2, base_fee_scalar: 5, ..Default::default() };
+    let l1 = L1Info {
+        number: 19,
+        timestamp: 1_700_000_000,
+        base_fee: U256::from(7u64),
+        hash: B256::repeat_byte(3),
+        sequence_number: 2,
+        base_fee_scalar: 5,
+        ..Default::default()
+    };
     for timestamp in [JOVIAN - 1, JOVIAN] {
         let ours = Deposit::l1_info(&chain, &l1, timestamp);
         let theirs = op_alloy_consensus::TxDeposit {
@@ -91,10 +102,26 @@ fn deposit_encoding_equals_op_alloy() {
 fn message_ids_match_the_spec_values_for_chain_10() {
     // §12.3: op-node ids (topic included) of op-alloy's synthetic messages on chain 10.
     let expected = [
-        ("opalloy_golden.v1.hex", 0, "89a3015ab0f41b00cc8789405f5146a84e7aa350"),
-        ("opalloy_golden.v2.hex", 1, "01e8c773b34b79aa5a2cbcdfc40ce04a2be3c4fe"),
-        ("opalloy_golden.v3.hex", 2, "0326973484758c392e8055f7f8053713ddef7a69"),
-        ("opalloy_golden.v4.hex", 3, "019c60341be0edc43df4298441f1885544c47494"),
+        (
+            "opalloy_golden.v1.hex",
+            0,
+            "89a3015ab0f41b00cc8789405f5146a84e7aa350",
+        ),
+        (
+            "opalloy_golden.v2.hex",
+            1,
+            "01e8c773b34b79aa5a2cbcdfc40ce04a2be3c4fe",
+        ),
+        (
+            "opalloy_golden.v3.hex",
+            2,
+            "0326973484758c392e8055f7f8053713ddef7a69",
+        ),
+        (
+            "opalloy_golden.v4.hex",
+            3,
+            "019c60341be0edc43df4298441f1885544c47494",
+        ),
     ];
     for (file, topic_index, id) in expected {
         let topic = format!("/optimism/10/{topic_index}/blocks");
@@ -102,7 +129,11 @@ fn message_ids_match_the_spec_values_for_chain_10() {
     }
     // Data that is not valid snappy is hashed raw under the other domain.
     let raw = message_id("/optimism/10/0/blocks", &[0xff; 8]);
-    assert_ne!(raw, message_id("/optimism/10/1/blocks", &[0xff; 8]), "the topic is part of the id");
+    assert_ne!(
+        raw,
+        message_id("/optimism/10/1/blocks", &[0xff; 8]),
+        "the topic is part of the id"
+    );
 }
 
 #[test]

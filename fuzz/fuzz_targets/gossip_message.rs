@@ -22,12 +22,15 @@ fn validator() -> &'static BlockValidator {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, data)) = data.split_first() else { return };
+    let Some((&selector, data)) = data.split_first() else {
+        return;
+    };
     let version = BlockVersion::ALL[usize::from(selector % 4)];
     let _ = message_id("/optimism/901/3/blocks", data);
     let _ = validator().validate(version, data, 1_700_000_000);
     if let Ok(decoded) = decode_message(version, data) {
-        let body = encode_envelope(version, &decoded.envelope).expect("decoded envelope re-encodes");
+        let body =
+            encode_envelope(version, &decoded.envelope).expect("decoded envelope re-encodes");
         let again = decode_message(version, &encode_with_signature(&decoded.signature, &body))
             .expect("re-encoded message decodes");
         assert_eq!(again.envelope, decoded.envelope);

@@ -8,7 +8,9 @@ use op_gossip::wire::reqresp::{Response, decode_payload_body, decode_request, de
 
 fuzz_target!(|data: &[u8]| {
     let _ = decode_request(data);
-    let Some((&selector, data)) = data.split_first() else { return };
+    let Some((&selector, data)) = data.split_first() else {
+        return;
+    };
     let fork = BlockVersion::ALL[usize::from(selector % 4)];
     if let Ok(Response::Payload { version, body }) = decode_response(data) {
         let _ = decode_payload_body(version, fork, &body);

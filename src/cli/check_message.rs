@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{ChainArgs, CliError, parse_duration_secs};
 use crate::chain::ChainSpec;
-use crate::validate::{BlockValidator, SignerSet, ValidatorConfig, DEFAULT_PAST_WINDOW_SECS};
+use crate::validate::{BlockValidator, DEFAULT_PAST_WINDOW_SECS, SignerSet, ValidatorConfig};
 use crate::wire::block_hash::compute_block_hash;
 use crate::wire::envelope::SignedBytes;
 use crate::wire::message_id::message_id;
@@ -70,19 +70,36 @@ pub fn run(args: &CheckMessageArgs, signer_override: Option<Address>) -> Result<
         accepted = args.signers.clone();
         accepted.extend(signer_override);
     }
-    let config = ValidatorConfig { past_window_secs: args.past_window_secs, ..ValidatorConfig::default() };
-    let validator = BlockValidator::with_signers(chain.clone(), config, SignerSet::new(accepted.iter().copied()));
+    let config = ValidatorConfig {
+        past_window_secs: args.past_window_secs,
+        ..ValidatorConfig::default()
+    };
+    let validator = BlockValidator::with_signers(
+        chain.clone(),
+        config,
+        SignerSet::new(accepted.iter().copied()),
+    );
     let report = inspect(&validator, version, &topic, &data, now);
     println!("{report}");
     Ok(())
 }
 
 /// Validates `data` and describes it as JSON. Public so tests and tools share the exact output.
-pub fn inspect(validator: &BlockValidator, version: BlockVersion, topic: &str, data: &[u8], now: u64) -> Value {
+pub fn inspect(
+    validator: &BlockValidator,
+    version: BlockVersion,
+    topic: &str,
+    data: &[u8],
+    now: u64,
+) -> Value {
     let result = validator.validate(version, data, now);
     let (verdict, reason, error) = match &result {
         Ok(_) => ("accept", Value::Null, Value::Null),
-        Err(e) => (e.verdict().as_str(), json!(e.reason()), json!(e.to_string())),
+        Err(e) => (
+            e.verdict().as_str(),
+            json!(e.reason()),
+            json!(e.to_string()),
+        ),
     };
     let mut out = json!({
         "verdict": verdict,
@@ -116,9 +133,13 @@ pub fn inspect(validator: &BlockValidator, version: BlockVersion, topic: &str, d
         "excess_blob_gas": null,
     });
     // Best-effort decoding of whatever the bytes allow, independent of the verdict.
-    let Ok(decompressed) = decompress_gossip(data) else { return out };
+    let Ok(decompressed) = decompress_gossip(data) else {
+        return out;
+    };
     out["decompressed_size"] = json!(decompressed.len());
-    let Some(parts) = SignedBytes::split(decompressed.into()) else { return out };
+    let Some(parts) = SignedBytes::split(decompressed.into()) else {
+        return out;
+    };
     let hash = payload_hash(&parts.signed);
     let to_sign = signing_hash(validator.chain().chain_id, hash);
     out["payload_hash"] = json!(hash);
@@ -126,7 +147,9 @@ pub fn inspect(validator: &BlockValidator, version: BlockVersion, topic: &str, d
     if let Ok(signer) = recover_signer(&parts.signature, &to_sign) {
         out["signer"] = json!(signer);
     }
-    let Ok(envelope) = decode_envelope(version, &parts.signed) else { return out };
+    let Ok(envelope) = decode_envelope(version, &parts.signed) else {
+        return out;
+    };
     let p = &envelope.payload;
     out["block_number"] = json!(p.block_number);
     out["block_hash"] = json!(p.block_hash);
@@ -136,7 +159,12 @@ pub fn inspect(validator: &BlockValidator, version: BlockVersion, topic: &str, d
     out["transactions"] = json!(p.transactions.len());
     out["transactions_bytes"] = json!(p.transactions.total_bytes());
     // 0x7e is the OP deposit transaction type (the L1-info deposit opens every real block).
-    out["deposit_transactions"] = json!(p.transactions.iter().filter(|tx| tx.first() == Some(&0x7e)).count());
+    out["deposit_transactions"] = json!(
+        p.transactions
+            .iter()
+            .filter(|tx| tx.first() == Some(&0x7e))
+            .count()
+    );
     out["gas_used"] = json!(p.gas_used);
     out["gas_limit"] = json!(p.gas_limit);
     out["fee_recipient"] = json!(p.fee_recipient);
@@ -173,7 +201,9 @@ fn read_input(input: &str) -> Result<Vec<u8>, CliError> {
     };
     read.map_err(|e| CliError::Usage(format!("cannot read {input}: {e}")))?;
     if buf.len() > MAX_INPUT_BYTES {
-        return Err(CliError::Usage(format!("{input} is larger than {MAX_INPUT_BYTES} bytes")));
+        return Err(CliError::Usage(format!(
+            "{input} is larger than {MAX_INPUT_BYTES} bytes"
+        )));
     }
     Ok(buf)
 }
@@ -181,21 +211,29 @@ fn read_input(input: &str) -> Result<Vec<u8>, CliError> {
 /// Hex (optional `0x`, ASCII whitespace anywhere ignored) if the whole input is hex digits of
 /// even length; raw bytes otherwise.
 pub fn decode_input(raw: &[u8]) -> Vec<u8> {
-    let compact: Vec<u8> = raw.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let compact: Vec<u8> = raw
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     let digits = compact
         .strip_prefix(b"0x")
         .or_else(|| compact.strip_prefix(b"0X"))
         .unwrap_or(&compact);
-    if !digits.is_empty() && digits.len() % 2 == 0 && digits.iter().all(u8::is_ascii_hexdigit) {
-        if let Ok(bytes) = hex::decode(digits) {
-            return bytes;
-        }
+    if !digits.is_empty()
+        && digits.len().is_multiple_of(2)
+        && digits.iter().all(u8::is_ascii_hexdigit)
+        && let Ok(bytes) = hex::decode(digits)
+    {
+        return bytes;
     }
     raw.to_vec()
 }
 
 fn wall_clock() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The default past window, for help texts elsewhere.

@@ -17,8 +17,12 @@ use crate::chain_config::{ChainConfigError, load_chain, load_rollup_json, with_s
 pub struct Cli {
     /// Unsafe block signer (0x address); sets or overrides the chain's signer in every
     /// subcommand. rollup.json has no signer, so use this with --rollup.config.
-    #[arg(long = "p2p.unsafe.block.signer", global = true, value_name = "0xADDR",
-          env = "OP_GOSSIP_P2P_UNSAFE_BLOCK_SIGNER")]
+    #[arg(
+        long = "p2p.unsafe.block.signer",
+        global = true,
+        value_name = "0xADDR",
+        env = "OP_GOSSIP_P2P_UNSAFE_BLOCK_SIGNER"
+    )]
     pub unsafe_block_signer: Option<Address>,
 
     /// What to run.
@@ -38,7 +42,11 @@ pub enum Command {
 pub struct ChainArgs {
     /// Chain name (op-mainnet, base-mainnet, op-sepolia, base-sepolia, devnet) or a path to a
     /// chain file (.toml) or op-node rollup.json (.json).
-    #[arg(long, value_name = "NAME|PATH", required_unless_present = "rollup_config")]
+    #[arg(
+        long,
+        value_name = "NAME|PATH",
+        required_unless_present = "rollup_config"
+    )]
     pub chain: Option<String>,
 
     /// op-node rollup.json, loaded as is (takes precedence over --chain).
@@ -84,9 +92,13 @@ impl From<ChainConfigError> for CliError {
 /// Parses an op-node style duration: `60s`, `1m`, `1h`, `500ms`, or a bare number of seconds.
 pub fn parse_duration_secs(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: u64 = number.parse().map_err(|_| format!("invalid duration {text:?} (e.g. 60s, 1m, 1h)"))?;
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?} (e.g. 60s, 1m, 1h)"))?;
     let secs = match unit {
         "" | "s" => Some(value),
         "ms" => Some(value / 1000),

@@ -54,10 +54,18 @@ pub enum ValidationError {
     Ssz(#[from] SszError),
     /// Rule 7: older than the past window.
     #[error("timestamp {timestamp} is more than {window_secs} s before now ({now})")]
-    TimestampTooOld { timestamp: u64, now: u64, window_secs: u64 },
+    TimestampTooOld {
+        timestamp: u64,
+        now: u64,
+        window_secs: u64,
+    },
     /// Rule 8: further in the future than the future window.
     #[error("timestamp {timestamp} is more than {window_secs} s after now ({now})")]
-    TimestampTooNew { timestamp: u64, now: u64, window_secs: u64 },
+    TimestampTooNew {
+        timestamp: u64,
+        now: u64,
+        window_secs: u64,
+    },
     /// Rule 9: the recomputed header hash differs from the claimed one.
     #[error("block hash {claimed} does not match the recomputed {computed}")]
     BlockHashMismatch { claimed: B256, computed: B256 },

@@ -97,7 +97,11 @@ impl BlockValidator {
     }
 
     /// A validator with an explicit signer set.
-    pub fn with_signers(chain: Arc<ChainSpec>, config: ValidatorConfig, signers: SignerSet) -> Self {
+    pub fn with_signers(
+        chain: Arc<ChainSpec>,
+        config: ValidatorConfig,
+        signers: SignerSet,
+    ) -> Self {
         Self {
             seen: Mutex::new(SeenCache::with_capacity(config.seen_cache_heights)),
             chain,
@@ -113,16 +117,27 @@ impl BlockValidator {
 
     /// Rotates to a new signer (from the L1 SystemConfig), keeping the old one for the grace period.
     pub fn rotate_signer(&self, new: Address, now: u64, grace_secs: u64) {
-        self.signers.write().unwrap_or_else(|p| p.into_inner()).rotate(new, now, grace_secs);
+        self.signers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .rotate(new, now, grace_secs);
     }
 
     /// A snapshot of the accepted signers.
     pub fn signers(&self) -> SignerSet {
-        self.signers.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.signers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Validates a raw (compressed) gossip message received on the `version` topic at `now`.
-    pub fn validate(&self, version: BlockVersion, data: &[u8], now: u64) -> Result<ValidBlock, ValidationError> {
+    pub fn validate(
+        &self,
+        version: BlockVersion,
+        data: &[u8],
+        now: u64,
+    ) -> Result<ValidBlock, ValidationError> {
         let decompressed = decompress_gossip(data)?;
         self.validate_decompressed(version, decompressed.into(), now)
     }
@@ -136,7 +151,8 @@ impl BlockValidator {
         now: u64,
     ) -> Result<ValidBlock, ValidationError> {
         let len = decompressed.len();
-        let parts = SignedBytes::split(decompressed).ok_or(SnappyError::TooSmall { declared: len })?;
+        let parts =
+            SignedBytes::split(decompressed).ok_or(SnappyError::TooSmall { declared: len })?;
 
         let (signer, payload_hash) = self.check_signature(&parts, now)?;
         let envelope = decode_envelope(version, &parts.signed)?;
@@ -148,20 +164,33 @@ impl BlockValidator {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .observe(payload.block_number, payload.block_hash)?;
-        Ok(ValidBlock { version, envelope, signer, payload_hash, signature: parts.signature })
+        Ok(ValidBlock {
+            version,
+            envelope,
+            signer,
+            payload_hash,
+            signature: parts.signature,
+        })
     }
 
     /// Rules 5 and 5b in op-node's order: recover (REJECT if impossible), then IGNORE when no
     /// signer is configured, then REJECT an unknown signer. A block from the current signer ends
     /// any grace period of the previous one (op-node `ConfirmCurrentSigner`).
-    fn check_signature(&self, parts: &SignedBytes, now: u64) -> Result<(Address, B256), ValidationError> {
+    fn check_signature(
+        &self,
+        parts: &SignedBytes,
+        now: u64,
+    ) -> Result<(Address, B256), ValidationError> {
         let hash = payload_hash(&parts.signed);
         let recovered = recover_signer(&parts.signature, &signing_hash(self.chain.chain_id, hash))?;
         let signers = self.signers.read().unwrap_or_else(|p| p.into_inner());
         match signers.check(recovered, now) {
             SignerMatch::Current if signers.has_previous() => {
                 drop(signers);
-                self.signers.write().unwrap_or_else(|p| p.into_inner()).confirm_current();
+                self.signers
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .confirm_current();
             }
             SignerMatch::Current | SignerMatch::Previous => {}
             SignerMatch::Unset => return Err(ValidationError::SignerUnset),
@@ -173,12 +202,24 @@ impl BlockValidator {
 
 /// Rules 7–8: the timestamp window. `now − window` saturates at 0 (op-node's unsigned
 /// subtraction would wrap for a clock within 60 s of the epoch, which no real clock is).
-pub fn check_timestamp(config: &ValidatorConfig, timestamp: u64, now: u64) -> Result<(), ValidationError> {
+pub fn check_timestamp(
+    config: &ValidatorConfig,
+    timestamp: u64,
+    now: u64,
+) -> Result<(), ValidationError> {
     if timestamp < now.saturating_sub(config.past_window_secs) {
-        return Err(ValidationError::TimestampTooOld { timestamp, now, window_secs: config.past_window_secs });
+        return Err(ValidationError::TimestampTooOld {
+            timestamp,
+            now,
+            window_secs: config.past_window_secs,
+        });
     }
     if timestamp > now.saturating_add(config.future_window_secs) {
-        return Err(ValidationError::TimestampTooNew { timestamp, now, window_secs: config.future_window_secs });
+        return Err(ValidationError::TimestampTooNew {
+            timestamp,
+            now,
+            window_secs: config.future_window_secs,
+        });
     }
     Ok(())
 }
@@ -209,13 +250,18 @@ pub fn check_fork_fields(
         }
         match p.excess_blob_gas {
             None => return Err(ValidationError::ExcessBlobGasMissing { version }),
-            Some(value) if value != 0 => return Err(ValidationError::ExcessBlobGasNonZero { value }),
+            Some(value) if value != 0 => {
+                return Err(ValidationError::ExcessBlobGasNonZero { value });
+            }
             Some(_) => {}
         }
     } else if p.blob_gas_used.is_some() || p.excess_blob_gas.is_some() {
         return Err(ValidationError::UnexpectedBlobFields { version });
     }
-    match (envelope.parent_beacon_block_root, version.has_parent_beacon_root()) {
+    match (
+        envelope.parent_beacon_block_root,
+        version.has_parent_beacon_root(),
+    ) {
         (None, true) => return Err(ValidationError::ParentBeaconRootMissing { version }),
         (Some(_), false) => return Err(ValidationError::UnexpectedParentBeaconRoot { version }),
         _ => {}

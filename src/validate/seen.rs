@@ -43,7 +43,11 @@ impl SeenCache {
     /// A cache remembering `capacity` heights (at least 1).
     pub fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        Self { capacity, entries: HashMap::with_capacity(capacity), clock: 0 }
+        Self {
+            capacity,
+            entries: HashMap::with_capacity(capacity),
+            clock: 0,
+        }
     }
 
     /// Number of heights remembered.
@@ -64,10 +68,10 @@ impl SeenCache {
         if !self.entries.contains_key(&number) && self.entries.len() >= self.capacity {
             self.evict_least_recent();
         }
-        let entry = self
-            .entries
-            .entry(number)
-            .or_insert_with(|| SeenHeight { hashes: Vec::new(), last_used: now });
+        let entry = self.entries.entry(number).or_insert_with(|| SeenHeight {
+            hashes: Vec::new(),
+            last_used: now,
+        });
         entry.last_used = now;
         let seen = entry.hashes.len();
         if seen > MAX_BLOCKS_PER_HEIGHT {
@@ -83,7 +87,12 @@ impl SeenCache {
     /// Linear scan over at most `capacity` (1000) entries; runs once per new height, i.e. about
     /// once per block time, so a heap or linked list would not pay for itself.
     fn evict_least_recent(&mut self) {
-        if let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.last_used).map(|(n, _)| *n) {
+        if let Some(oldest) = self
+            .entries
+            .iter()
+            .min_by_key(|(_, e)| e.last_used)
+            .map(|(n, _)| *n)
+        {
             self.entries.remove(&oldest);
         }
     }

@@ -43,7 +43,10 @@ impl SignerSet {
         let mut set = Self::default();
         for address in addresses {
             if !address.is_zero() && !set.signers.iter().any(|s| s.address == address) {
-                set.signers.push(Accepted { address, until: None });
+                set.signers.push(Accepted {
+                    address,
+                    until: None,
+                });
             }
         }
         set
@@ -57,7 +60,9 @@ impl SignerSet {
         }
         match self.signers.iter().find(|s| s.address == recovered) {
             Some(Accepted { until: None, .. }) => SignerMatch::Current,
-            Some(Accepted { until: Some(until), .. }) if now < *until => SignerMatch::Previous,
+            Some(Accepted {
+                until: Some(until), ..
+            }) if now < *until => SignerMatch::Previous,
             _ => SignerMatch::Unknown,
         }
     }
@@ -79,16 +84,24 @@ impl SignerSet {
     /// setting a signer for the first time (no current one) starts no grace period; rotating to
     /// the zero address leaves the set unset.
     pub fn rotate(&mut self, new: Address, now: u64, grace_secs: u64) {
-        if self.signers.iter().any(|s| s.address == new && s.until.is_none()) {
+        if self
+            .signers
+            .iter()
+            .any(|s| s.address == new && s.until.is_none())
+        {
             return;
         }
         let until = now.saturating_add(grace_secs);
-        self.signers.retain(|s| s.until.is_none() && s.address != new);
+        self.signers
+            .retain(|s| s.until.is_none() && s.address != new);
         for s in &mut self.signers {
             s.until = Some(until);
         }
         if !new.is_zero() {
-            self.signers.push(Accepted { address: new, until: None });
+            self.signers.push(Accepted {
+                address: new,
+                until: None,
+            });
         }
     }
 
@@ -99,6 +112,9 @@ impl SignerSet {
 
     /// The current signers.
     pub fn current(&self) -> impl Iterator<Item = Address> + '_ {
-        self.signers.iter().filter(|s| s.until.is_none()).map(|s| s.address)
+        self.signers
+            .iter()
+            .filter(|s| s.until.is_none())
+            .map(|s| s.address)
     }
 }

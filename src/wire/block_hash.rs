@@ -171,7 +171,11 @@ impl OptionalField {
 
 impl Encodable for BlockHeader {
     fn encode(&self, out: &mut dyn alloy_rlp::BufMut) {
-        RlpHeader { list: true, payload_length: self.payload_length() }.encode(out);
+        RlpHeader {
+            list: true,
+            payload_length: self.payload_length(),
+        }
+        .encode(out);
         self.parent_hash.encode(out);
         self.ommers_hash.encode(out);
         self.beneficiary.encode(out);

@@ -23,8 +23,12 @@ pub struct SignedBytes {
 impl SignedBytes {
     /// Splits a decompressed message; `None` if it is shorter than a signature.
     pub fn split(decompressed: Bytes) -> Option<Self> {
-        let signature: [u8; SIGNATURE_BYTES] = decompressed.get(..SIGNATURE_BYTES)?.try_into().ok()?;
-        Some(Self { signature, signed: decompressed.slice(SIGNATURE_BYTES..) })
+        let signature: [u8; SIGNATURE_BYTES] =
+            decompressed.get(..SIGNATURE_BYTES)?.try_into().ok()?;
+        Some(Self {
+            signature,
+            signed: decompressed.slice(SIGNATURE_BYTES..),
+        })
     }
 }
 
@@ -53,12 +57,16 @@ pub enum MessageError {
 }
 
 /// Decodes a compressed gossip message for `version`, without judging it.
-pub fn decode_message(version: BlockVersion, compressed: &[u8]) -> Result<DecodedMessage, MessageError> {
+pub fn decode_message(
+    version: BlockVersion,
+    compressed: &[u8],
+) -> Result<DecodedMessage, MessageError> {
     let decompressed = decompress_gossip(compressed)?;
     let decompressed_len = decompressed.len();
     // decompress_gossip guarantees at least 66 bytes, so the split cannot fail.
-    let parts = SignedBytes::split(decompressed.into())
-        .ok_or(SnappyError::TooSmall { declared: decompressed_len })?;
+    let parts = SignedBytes::split(decompressed.into()).ok_or(SnappyError::TooSmall {
+        declared: decompressed_len,
+    })?;
     let envelope = decode_envelope(version, &parts.signed)?;
     Ok(DecodedMessage {
         signature: parts.signature,

@@ -95,7 +95,10 @@ impl Transactions {
             bodies.extend_from_slice(tx);
             ends.push(u32::try_from(bodies.len()).ok()?);
         }
-        Some(Self { bodies: bodies.into(), ends })
+        Some(Self {
+            bodies: bodies.into(),
+            ends,
+        })
     }
 
     /// Wraps already-validated parts (used by the SSZ decoder).

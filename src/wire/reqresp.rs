@@ -161,7 +161,10 @@ pub fn decode_response(bytes: &[u8]) -> Result<Response, ReqRespError> {
     let version = u32::from_le_bytes(version_bytes);
     let framed = bytes.get(SUCCESS_HEADER_BYTES..).unwrap_or_default();
     let body = decompress_framed(framed, MAX_BODY_BYTES)?;
-    Ok(Response::Payload { version, body: body.into() })
+    Ok(Response::Payload {
+        version,
+        body: body.into(),
+    })
 }
 
 /// Interprets a success body for a block whose fork (by its expected timestamp) is `fork`:

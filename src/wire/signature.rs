@@ -47,7 +47,10 @@ pub fn signing_hash(chain_id: u64, payload_hash: B256) -> B256 {
 }
 
 /// Recovers the address that produced `sig` over `signing_hash`.
-pub fn recover_signer(sig: &[u8; SIGNATURE_BYTES], signing_hash: &B256) -> Result<Address, SignatureError> {
+pub fn recover_signer(
+    sig: &[u8; SIGNATURE_BYTES],
+    signing_hash: &B256,
+) -> Result<Address, SignatureError> {
     let v = sig[64];
     if v > 3 {
         return Err(SignatureError::BadRecoveryId(v));
@@ -94,7 +97,9 @@ pub struct BlockSigner {
 impl std::fmt::Debug for BlockSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the secret.
-        f.debug_struct("BlockSigner").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("BlockSigner")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 

@@ -20,7 +20,9 @@ pub enum SnappyError {
     #[error("declared decompressed length {declared} exceeds the limit of {limit} bytes")]
     TooLarge { declared: u64, limit: usize },
     /// The declared decompressed length is under the minimum.
-    #[error("declared decompressed length {declared} is below the minimum of {MIN_GOSSIP_SIZE_BYTES} bytes")]
+    #[error(
+        "declared decompressed length {declared} is below the minimum of {MIN_GOSSIP_SIZE_BYTES} bytes"
+    )]
     TooSmall { declared: usize },
     /// The compressed body is corrupt or disagrees with its header.
     #[error("corrupt snappy data: {0}")]
@@ -55,7 +57,10 @@ pub fn decompress_gossip(compressed: &[u8]) -> Result<Vec<u8>, SnappyError> {
 pub fn decompress_block_bounded(compressed: &[u8], limit: usize) -> Result<Vec<u8>, SnappyError> {
     let declared = declared_len(compressed)?;
     if declared > limit {
-        return Err(SnappyError::TooLarge { declared: declared as u64, limit });
+        return Err(SnappyError::TooLarge {
+            declared: declared as u64,
+            limit,
+        });
     }
     let mut out = vec![0u8; declared];
     let written = snap::raw::Decoder::new()
@@ -72,7 +77,9 @@ pub fn decompress_block_bounded(compressed: &[u8], limit: usize) -> Result<Vec<u
 /// Compresses into the raw block format (what gossip publishes).
 pub fn compress_block(data: &[u8]) -> Vec<u8> {
     // snap only fails for inputs over 2^32 − 1 bytes, far beyond any message we build.
-    snap::raw::Encoder::new().compress_vec(data).unwrap_or_default()
+    snap::raw::Encoder::new()
+        .compress_vec(data)
+        .unwrap_or_default()
 }
 
 /// Compresses into the framed format (what req/resp responses carry).
@@ -93,7 +100,10 @@ pub fn decompress_framed(compressed: &[u8], limit: usize) -> Result<Vec<u8>, Sna
         .read_to_end(&mut out)
         .map_err(|e| SnappyError::Corrupt(e.to_string()))?;
     if out.len() > limit {
-        return Err(SnappyError::TooLarge { declared: out.len() as u64, limit });
+        return Err(SnappyError::TooLarge {
+            declared: out.len() as u64,
+            limit,
+        });
     }
     Ok(out)
 }

@@ -35,20 +35,31 @@ const OFFSET_BYTES: usize = 4;
 pub enum SszError {
     /// Fewer bytes than the version's fixed part (or than the 32-byte beacon root).
     #[error("payload of {len} bytes is smaller than the {version} fixed part of {fixed} bytes")]
-    ScopeTooSmall { version: BlockVersion, len: usize, fixed: usize },
+    ScopeTooSmall {
+        version: BlockVersion,
+        len: usize,
+        fixed: usize,
+    },
     /// Larger than any SSZ offset can address.
     #[error("payload of {len} bytes exceeds the 4 GiB SSZ offset range")]
     ScopeTooLarge { len: usize },
     /// The extra-data offset must equal the fixed size exactly; this is what makes a payload on
     /// the wrong topic fail.
     #[error("extra data offset {got} is not the {version} fixed size {expected}")]
-    BadExtraDataOffset { version: BlockVersion, got: u32, expected: u32 },
+    BadExtraDataOffset {
+        version: BlockVersion,
+        got: u32,
+        expected: u32,
+    },
     /// The transactions offset precedes the extra data.
     #[error("transactions offset {tx_offset} precedes the extra data offset {extra_offset}")]
     BadTransactionsOffset { tx_offset: u32, extra_offset: u32 },
     /// The withdrawals offset precedes the transactions.
     #[error("withdrawals offset {withdrawals_offset} precedes the transactions offset {tx_offset}")]
-    BadWithdrawalsOffset { withdrawals_offset: u32, tx_offset: u32 },
+    BadWithdrawalsOffset {
+        withdrawals_offset: u32,
+        tx_offset: u32,
+    },
     /// The withdrawals offset points past the end.
     #[error("withdrawals offset {withdrawals_offset} is beyond the payload end {len}")]
     WithdrawalsOffsetOutOfRange { withdrawals_offset: u32, len: usize },
@@ -69,7 +80,12 @@ pub enum SszError {
     TooManyTransactions { count: usize },
     /// A transaction offset going backwards or past the end.
     #[error("transaction {index} has a bad end offset {offset} (start {start}, list end {len})")]
-    BadTransactionOffset { index: usize, offset: u32, start: u32, len: usize },
+    BadTransactionOffset {
+        index: usize,
+        offset: u32,
+        start: u32,
+        len: usize,
+    },
     /// Withdrawals bytes not a multiple of 44.
     #[error("withdrawals list of {len} bytes is not a multiple of {WITHDRAWAL_BYTES}")]
     BadWithdrawalsLength { len: usize },
@@ -84,7 +100,10 @@ pub enum SszError {
 pub enum EncodeError {
     /// A field the layout needs is absent, or a field it cannot carry is present.
     #[error("payload does not fit the {version} layout: {reason}")]
-    Shape { version: BlockVersion, reason: &'static str },
+    Shape {
+        version: BlockVersion,
+        reason: &'static str,
+    },
     /// Extra data longer than any decoder accepts.
     #[error("extra data of {len} bytes exceeds {MAX_EXTRA_DATA_BYTES} bytes")]
     ExtraDataTooLarge { len: usize },
@@ -102,7 +121,10 @@ pub fn decode_envelope(
 ) -> Result<ExecutionPayloadEnvelope, SszError> {
     if !version.has_parent_beacon_root() {
         let payload = decode_payload(version, bytes)?;
-        return Ok(ExecutionPayloadEnvelope { parent_beacon_block_root: None, payload });
+        return Ok(ExecutionPayloadEnvelope {
+            parent_beacon_block_root: None,
+            payload,
+        });
     }
     let root = bytes
         .get(..PARENT_BEACON_ROOT_BYTES)
@@ -113,7 +135,10 @@ pub fn decode_envelope(
             fixed: PARENT_BEACON_ROOT_BYTES,
         })?;
     let payload = decode_payload(version, &bytes.slice(PARENT_BEACON_ROOT_BYTES..))?;
-    Ok(ExecutionPayloadEnvelope { parent_beacon_block_root: Some(root), payload })
+    Ok(ExecutionPayloadEnvelope {
+        parent_beacon_block_root: Some(root),
+        payload,
+    })
 }
 
 /// Decodes a bare payload in the given layout, following op-node's `UnmarshalSSZ` check for check.
@@ -122,7 +147,11 @@ pub fn decode_payload(version: BlockVersion, bytes: &Bytes) -> Result<ExecutionP
     let scope = u32::try_from(len).map_err(|_| SszError::ScopeTooLarge { len })?;
     let fixed = version.fixed_part_bytes();
     if len < fixed {
-        return Err(SszError::ScopeTooSmall { version, len, fixed });
+        return Err(SszError::ScopeTooSmall {
+            version,
+            len,
+            fixed,
+        });
     }
     let mut r = FixedReader { buf: bytes, pos: 0 };
     let parent_hash = B256::from(r.array::<32>());
@@ -139,22 +168,35 @@ pub fn decode_payload(version: BlockVersion, bytes: &Bytes) -> Result<ExecutionP
     // `fixed` is at most 560, so the cast is lossless.
     let fixed_u32 = fixed as u32;
     if extra_offset != fixed_u32 {
-        return Err(SszError::BadExtraDataOffset { version, got: extra_offset, expected: fixed_u32 });
+        return Err(SszError::BadExtraDataOffset {
+            version,
+            got: extra_offset,
+            expected: fixed_u32,
+        });
     }
     let base_fee_per_gas = U256::from_le_bytes(r.array::<32>());
     let block_hash = B256::from(r.array::<32>());
     let tx_offset = r.u32();
     if tx_offset < extra_offset {
-        return Err(SszError::BadTransactionsOffset { tx_offset, extra_offset });
+        return Err(SszError::BadTransactionsOffset {
+            tx_offset,
+            extra_offset,
+        });
     }
     let mut withdrawals_offset = scope;
     if version.has_withdrawals() {
         withdrawals_offset = r.u32();
         if withdrawals_offset < tx_offset {
-            return Err(SszError::BadWithdrawalsOffset { withdrawals_offset, tx_offset });
+            return Err(SszError::BadWithdrawalsOffset {
+                withdrawals_offset,
+                tx_offset,
+            });
         }
         if withdrawals_offset > scope {
-            return Err(SszError::WithdrawalsOffsetOutOfRange { withdrawals_offset, len });
+            return Err(SszError::WithdrawalsOffsetOutOfRange {
+                withdrawals_offset,
+                len,
+            });
         }
     }
     let (blob_gas_used, excess_blob_gas) = if version.has_blob_fields() {
@@ -162,7 +204,9 @@ pub fn decode_payload(version: BlockVersion, bytes: &Bytes) -> Result<ExecutionP
     } else {
         (None, None)
     };
-    let withdrawals_root = version.has_withdrawals_root().then(|| B256::from(r.array::<32>()));
+    let withdrawals_root = version
+        .has_withdrawals_root()
+        .then(|| B256::from(r.array::<32>()));
     debug_assert_eq!(r.pos, fixed);
 
     // u64 arithmetic: `extra_offset + 32` cannot overflow.
@@ -178,7 +222,9 @@ pub fn decode_payload(version: BlockVersion, bytes: &Bytes) -> Result<ExecutionP
     let transactions =
         decode_transactions(&bytes.slice(tx_offset as usize..withdrawals_offset as usize))?;
     let withdrawals = if version.has_withdrawals() {
-        Some(decode_withdrawals(bytes.get(withdrawals_offset as usize..).unwrap_or_default())?)
+        Some(decode_withdrawals(
+            bytes.get(withdrawals_offset as usize..).unwrap_or_default(),
+        )?)
     } else {
         None
     };
@@ -233,7 +279,12 @@ fn decode_transactions(list: &Bytes) -> Result<Transactions, SszError> {
             len as u32
         };
         if end < start || end as usize > len {
-            return Err(SszError::BadTransactionOffset { index, offset: end, start, len });
+            return Err(SszError::BadTransactionOffset {
+                index,
+                offset: end,
+                start,
+                len,
+            });
         }
         ends.push(end - first);
         start = end;
@@ -243,7 +294,7 @@ fn decode_transactions(list: &Bytes) -> Result<Transactions, SszError> {
 
 /// Decodes the fixed-size withdrawal list (at most 16 entries).
 fn decode_withdrawals(bytes: &[u8]) -> Result<Vec<Withdrawal>, SszError> {
-    if bytes.len() % WITHDRAWAL_BYTES != 0 {
+    if !bytes.len().is_multiple_of(WITHDRAWAL_BYTES) {
         return Err(SszError::BadWithdrawalsLength { len: bytes.len() });
     }
     let count = bytes.len() / WITHDRAWAL_BYTES;
@@ -270,10 +321,16 @@ pub fn encode_envelope(
     envelope: &ExecutionPayloadEnvelope,
 ) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(encoded_len_hint(&envelope.payload, version));
-    match (version.has_parent_beacon_root(), envelope.parent_beacon_block_root) {
+    match (
+        version.has_parent_beacon_root(),
+        envelope.parent_beacon_block_root,
+    ) {
         (true, Some(root)) => out.extend_from_slice(root.as_slice()),
         (true, None) => {
-            return Err(EncodeError::Shape { version, reason: "parent beacon block root missing" });
+            return Err(EncodeError::Shape {
+                version,
+                reason: "parent beacon block root missing",
+            });
         }
         (false, Some(_)) => {
             return Err(EncodeError::Shape {
@@ -288,7 +345,10 @@ pub fn encode_envelope(
 }
 
 /// Encodes a bare payload in the given layout.
-pub fn encode_payload(version: BlockVersion, payload: &ExecutionPayload) -> Result<Vec<u8>, EncodeError> {
+pub fn encode_payload(
+    version: BlockVersion,
+    payload: &ExecutionPayload,
+) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(encoded_len_hint(payload, version));
     encode_payload_into(version, payload, &mut out)?;
     Ok(out)
@@ -309,7 +369,9 @@ fn encode_payload_into(
 ) -> Result<(), EncodeError> {
     check_shape(version, p)?;
     if p.extra_data.len() > MAX_EXTRA_DATA_BYTES {
-        return Err(EncodeError::ExtraDataTooLarge { len: p.extra_data.len() });
+        return Err(EncodeError::ExtraDataTooLarge {
+            len: p.extra_data.len(),
+        });
     }
     let withdrawals = p.withdrawals.as_deref().unwrap_or_default();
     if p.transactions.len() > MAX_TRANSACTIONS_PER_PAYLOAD
@@ -346,7 +408,10 @@ fn encode_payload_into(
         out.extend_from_slice(&p.blob_gas_used.unwrap_or_default().to_le_bytes());
         out.extend_from_slice(&p.excess_blob_gas.unwrap_or_default().to_le_bytes());
     }
-    if let Some(root) = p.withdrawals_root.filter(|_| version.has_withdrawals_root()) {
+    if let Some(root) = p
+        .withdrawals_root
+        .filter(|_| version.has_withdrawals_root())
+    {
         out.extend_from_slice(root.as_slice());
     }
     out.extend_from_slice(&p.extra_data);
@@ -370,7 +435,13 @@ fn encode_payload_into(
 /// The optional fields present must be exactly those of the layout, so that encoding and then
 /// decoding gives back the same payload.
 fn check_shape(version: BlockVersion, p: &ExecutionPayload) -> Result<(), EncodeError> {
-    let shape = |ok: bool, reason| if ok { Ok(()) } else { Err(EncodeError::Shape { version, reason }) };
+    let shape = |ok: bool, reason| {
+        if ok {
+            Ok(())
+        } else {
+            Err(EncodeError::Shape { version, reason })
+        }
+    };
     shape(
         p.withdrawals.is_some() == version.has_withdrawals(),
         "withdrawals list present exactly from V2 on",

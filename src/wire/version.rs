@@ -82,7 +82,9 @@ impl BlockVersion {
 
     /// Parses `v1`..`v4` (case-insensitive).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .into_iter()
+            .find(|v| v.name().eq_ignore_ascii_case(name))
     }
 }
 

@@ -48,8 +48,14 @@ pub fn chain_up_to(last: BlockVersion) -> ChainSpec {
         chain_id: 901,
         block_time: 2,
         genesis: Genesis {
-            l1: BlockId { number: 0, hash: B256::ZERO },
-            l2: BlockId { number: 0, hash: B256::ZERO },
+            l1: BlockId {
+                number: 0,
+                hash: B256::ZERO,
+            },
+            l2: BlockId {
+                number: 0,
+                hash: B256::ZERO,
+            },
             l2_time: 0,
         },
         forks: ForkTimes {
@@ -79,13 +85,26 @@ pub fn validator(chain: ChainSpec) -> BlockValidator {
     BlockValidator::new(Arc::new(chain), ValidatorConfig::default())
 }
 
-pub fn validator_with(chain: ChainSpec, config: ValidatorConfig, signers: &[Address]) -> BlockValidator {
-    BlockValidator::with_signers(Arc::new(chain), config, SignerSet::new(signers.iter().copied()))
+pub fn validator_with(
+    chain: ChainSpec,
+    config: ValidatorConfig,
+    signers: &[Address],
+) -> BlockValidator {
+    BlockValidator::with_signers(
+        Arc::new(chain),
+        config,
+        SignerSet::new(signers.iter().copied()),
+    )
 }
 
 /// A valid block at `number` with timestamp `timestamp`, `tx_bytes` of transactions in total
 /// (an L1-info deposit first, then fillers).
-pub fn block(chain: &ChainSpec, number: u64, timestamp: u64, tx_bytes: usize) -> ExecutionPayloadEnvelope {
+pub fn block(
+    chain: &ChainSpec,
+    number: u64,
+    timestamp: u64,
+    tx_bytes: usize,
+) -> ExecutionPayloadEnvelope {
     build_block(
         chain,
         &BlockSpec {
@@ -93,7 +112,12 @@ pub fn block(chain: &ChainSpec, number: u64, timestamp: u64, tx_bytes: usize) ->
             number,
             timestamp,
             target_tx_bytes: tx_bytes,
-            l1: L1Info { number: 100 + number, timestamp: timestamp.saturating_sub(12), hash: B256::repeat_byte(7), ..L1Info::default() },
+            l1: L1Info {
+                number: 100 + number,
+                timestamp: timestamp.saturating_sub(12),
+                hash: B256::repeat_byte(7),
+                ..L1Info::default()
+            },
         },
     )
 }
@@ -105,7 +129,12 @@ pub fn rehash(mut envelope: ExecutionPayloadEnvelope) -> ExecutionPayloadEnvelop
 }
 
 /// Signs and compresses `envelope` for the `version` topic.
-pub fn signed(chain: &ChainSpec, version: BlockVersion, envelope: &ExecutionPayloadEnvelope, signer: &BlockSigner) -> Vec<u8> {
+pub fn signed(
+    chain: &ChainSpec,
+    version: BlockVersion,
+    envelope: &ExecutionPayloadEnvelope,
+    signer: &BlockSigner,
+) -> Vec<u8> {
     encode_signed(chain.chain_id, version, envelope, signer).unwrap()
 }
 
@@ -116,13 +145,21 @@ pub fn signed_dev(chain: &ChainSpec, envelope: &ExecutionPayloadEnvelope) -> Vec
 }
 
 /// A message with an arbitrary 65-byte signature over the encoding of `envelope`.
-pub fn with_raw_signature(version: BlockVersion, envelope: &ExecutionPayloadEnvelope, sig: [u8; 65]) -> Vec<u8> {
+pub fn with_raw_signature(
+    version: BlockVersion,
+    envelope: &ExecutionPayloadEnvelope,
+    sig: [u8; 65],
+) -> Vec<u8> {
     encode_with_signature(&sig, &encode_envelope(version, envelope).unwrap())
 }
 
 /// Path of a shared vector file.
 pub fn vector_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join("vectors").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("shared")
+        .join("vectors")
+        .join(name)
 }
 
 /// Reads a shared `.hex` vector.
