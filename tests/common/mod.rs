@@ -2,6 +2,8 @@
 //! and signed gossip messages built with the library's own block builder.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod net;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -1,0 +1,379 @@
+//! Builds and runs a node: the network, the block store writer, and (for a sequencer) the
+//! embedded producer; owns shutdown.
+//!
+//! ```text
+//!  p2p::EventLoop ──NetworkEvent──► forward task ──StoreRequest──► store writer ──► Store (redb)
+//!                                      │                              ▲        └─► head (watch)
+//!                                      └──NodeEvent (broadcast)       │
+//!  Producer (sequencer) ──publish──► NetworkHandle   └──StoreRequest──┘
+//! ```
+//! Every channel is bounded. Observers (`subscribe`) get a broadcast of [`NodeEvent`]s; a lagging
+//! observer loses events, never the node. Shutdown cancels one token; the store writer drains
+//! what it already received before it exits, so a graceful stop loses nothing accepted.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::ChainSpec;
+use crate::p2p::{self, GossipConfig, NetworkConfig, NetworkEvent, NetworkHandle};
+use crate::producer::{ProduceRequest, Producer, SequencerConfig};
+use crate::store::{BlockRef, Store, StoreError, StoredBlock};
+use crate::validate::{BlockValidator, ValidatorConfig, Verdict};
+
+/// Capacity of the queue into the store writer.
+const STORE_QUEUE: usize = 256;
+/// Blocks written in one transaction at most (one fsync per batch).
+const STORE_BATCH: usize = 64;
+/// Capacity of the observer broadcast; slower observers skip events.
+const EVENT_BROADCAST: usize = 4096;
+/// Capacity of the production request queue.
+const PRODUCE_QUEUE: usize = 4;
+/// File name of the block store inside the data directory.
+pub const STORE_FILE: &str = "blocks.redb";
+
+/// Everything a node needs.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// The chain.
+    pub chain: Arc<ChainSpec>,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// Node identity.
+    pub keypair: libp2p::identity::Keypair,
+    /// `--p2p.listen.ip`.
+    pub listen_ip: IpAddr,
+    /// `--p2p.listen.tcp`.
+    pub listen_port: u16,
+    /// `--p2p.static`.
+    pub static_peers: Vec<Multiaddr>,
+    /// Gossip mesh parameters.
+    pub gossip: GossipConfig,
+    /// Validator settings.
+    pub validator: ValidatorConfig,
+    /// Blocks kept below the head.
+    pub retention: u64,
+    /// Set for a sequencer.
+    pub sequencer: Option<SequencerConfig>,
+}
+
+/// Where a stored block came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockSource {
+    /// Accepted from gossip, forwarded by this peer.
+    Gossip(PeerId),
+    /// Built by this node's producer.
+    Local,
+}
+
+/// A block on its way into the store.
+#[derive(Debug)]
+pub struct StoreRequest {
+    /// The block.
+    pub block: StoredBlock,
+    /// Where it came from.
+    pub source: BlockSource,
+    /// When it was accepted (gossip) or published (local).
+    pub at: SystemTime,
+}
+
+/// What observers of a node see.
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    /// A listen address is bound.
+    Listening(Multiaddr),
+    /// A peer connected.
+    PeerConnected(PeerId),
+    /// A peer disconnected.
+    PeerDisconnected(PeerId),
+    /// A gossip message was judged.
+    Validated {
+        /// Forwarding peer.
+        from: PeerId,
+        /// Verdict.
+        verdict: Verdict,
+        /// Reason code (`None` on ACCEPT).
+        reason: Option<&'static str>,
+    },
+    /// A block was accepted from gossip (before it is stored).
+    Accepted {
+        /// The block.
+        id: BlockRef,
+        /// Forwarding peer.
+        from: PeerId,
+        /// When validation finished.
+        at: SystemTime,
+    },
+    /// This node published a block.
+    Published {
+        /// The block.
+        id: BlockRef,
+        /// When it was handed to gossipsub.
+        at: SystemTime,
+    },
+    /// A block is durably stored.
+    Stored {
+        /// The block.
+        id: BlockRef,
+        /// Its source.
+        source: BlockSource,
+    },
+    /// The unsafe head moved.
+    HeadChanged(BlockRef),
+}
+
+/// Why the node could not start or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The network could not start.
+    #[error(transparent)]
+    Network(#[from] p2p::NetworkError),
+    /// The node is not a sequencer (no producer to ask).
+    #[error("this node has no sequencer key")]
+    NotSequencer,
+    /// Production failed or the producer stopped.
+    #[error("block production: {0}")]
+    Produce(String),
+}
+
+/// A running node.
+pub struct RunningNode {
+    network: NetworkHandle,
+    store: Arc<Store>,
+    validator: Arc<BlockValidator>,
+    events: broadcast::Sender<NodeEvent>,
+    head: watch::Receiver<Option<BlockRef>>,
+    produce: Option<mpsc::Sender<ProduceRequest>>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts a node on the current tokio runtime.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+    let store = Arc::new(Store::open(&config.data_dir.join(STORE_FILE), config.retention)?);
+    let initial_head = store.head()?;
+    let validator = Arc::new(BlockValidator::new(config.chain.clone(), config.validator));
+    let shutdown = CancellationToken::new();
+    let (events, _) = broadcast::channel(EVENT_BROADCAST);
+    let (head_tx, head_rx) = watch::channel(initial_head);
+    let (store_tx, store_rx) = mpsc::channel(STORE_QUEUE);
+
+    let (network, net_events, net_task) = p2p::spawn(
+        NetworkConfig {
+            keypair: config.keypair.clone(),
+            listen_ip: config.listen_ip,
+            listen_port: config.listen_port,
+            static_peers: config.static_peers.clone(),
+            gossip: config.gossip,
+            validator: validator.clone(),
+            agent_version: format!("op-gossip/{}", env!("CARGO_PKG_VERSION")),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    let mut tasks = vec![net_task];
+    tasks.push(tokio::spawn(forward_network_events(net_events, store_tx.clone(), events.clone())));
+    tasks.push(tokio::spawn(store_writer(store.clone(), store_rx, head_tx, events.clone(), shutdown.clone())));
+
+    let mut produce = None;
+    if let Some(sequencer) = config.sequencer.clone() {
+        let (tx, rx) = mpsc::channel(PRODUCE_QUEUE);
+        produce = Some(tx);
+        let genesis = BlockRef { number: config.chain.genesis.l2.number, hash: config.chain.genesis.l2.hash };
+        tracing::info!(signer = %sequencer.signer.address(), schedule = ?sequencer.schedule, "sequencing");
+        let producer = Producer {
+            chain: config.chain.clone(),
+            config: sequencer,
+            validator: validator.clone(),
+            network: network.clone(),
+            store_tx: store_tx.clone(),
+            events: events.clone(),
+            requests: rx,
+            shutdown: shutdown.clone(),
+            last: initial_head.unwrap_or(genesis),
+        };
+        tasks.push(tokio::spawn(producer.run()));
+    }
+    Ok(RunningNode { network, store, validator, events, head: head_rx, produce, shutdown, tasks })
+}
+
+impl RunningNode {
+    /// The network handle.
+    pub fn network(&self) -> &NetworkHandle {
+        &self.network
+    }
+
+    /// The block store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The validator (signer set, seen cache).
+    pub fn validator(&self) -> &Arc<BlockValidator> {
+        &self.validator
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.network.local_peer_id()
+    }
+
+    /// Subscribes to node events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// The current unsafe head.
+    pub fn head(&self) -> Option<BlockRef> {
+        *self.head.borrow()
+    }
+
+    /// A receiver that sees every head change.
+    pub fn head_watch(&self) -> watch::Receiver<Option<BlockRef>> {
+        self.head.clone()
+    }
+
+    /// Waits until the head reaches `number`, or `timeout` passes. Returns the head reached.
+    pub async fn wait_for_head(&self, number: u64, timeout: Duration) -> Option<BlockRef> {
+        let mut head = self.head.clone();
+        let reached = tokio::time::timeout(timeout, head.wait_for(|h| h.is_some_and(|h| h.number >= number))).await;
+        match reached {
+            Ok(Ok(h)) => *h,
+            _ => self.head(),
+        }
+    }
+
+    /// Our dialable address: the first listen address with `/p2p/<id>` appended.
+    pub async fn dial_address(&self) -> Result<Multiaddr, NodeError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(addr) = self.network.listen_addrs().await?.first() {
+                return Ok(p2p::with_peer_id(addr, self.peer_id()));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(NodeError::Network(p2p::NetworkError::Listen { addr: "any".into(), reason: "no listen address bound".into() }));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Asks the producer for `count` blocks, one every `interval`; resolves when all are published.
+    pub async fn produce(&self, count: u64, interval: Duration, target_tx_bytes: usize) -> Result<(), NodeError> {
+        let producer = self.produce.as_ref().ok_or(NodeError::NotSequencer)?;
+        let (done, rx) = oneshot::channel();
+        producer
+            .send(ProduceRequest { count, interval, target_tx_bytes, done })
+            .await
+            .map_err(|_| NodeError::Produce("producer stopped".into()))?;
+        rx.await.map_err(|_| NodeError::Produce("producer stopped".into()))?.map_err(NodeError::Produce)
+    }
+
+    /// Stops every task; the store writer finishes what it already received.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn forward_network_events(
+    mut net_events: mpsc::Receiver<NetworkEvent>,
+    store_tx: mpsc::Sender<StoreRequest>,
+    events: broadcast::Sender<NodeEvent>,
+) {
+    while let Some(event) = net_events.recv().await {
+        let node_event = match event {
+            NetworkEvent::Listening(addr) => NodeEvent::Listening(addr),
+            NetworkEvent::PeerConnected(p) => NodeEvent::PeerConnected(p),
+            NetworkEvent::PeerDisconnected(p) => NodeEvent::PeerDisconnected(p),
+            NetworkEvent::MessageValidated { from, verdict, reason } => NodeEvent::Validated { from, verdict, reason },
+            NetworkEvent::BlockAccepted { block, from, accepted_at } => {
+                let block = *block;
+                let id = BlockRef { number: block.envelope.payload.block_number, hash: block.envelope.payload.block_hash };
+                let _ = events.send(NodeEvent::Accepted { id, from, at: accepted_at });
+                let request = StoreRequest {
+                    block: StoredBlock { version: block.version, envelope: block.envelope },
+                    source: BlockSource::Gossip(from),
+                    at: accepted_at,
+                };
+                if store_tx.send(request).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let _ = events.send(node_event);
+    }
+}
+
+/// Writes blocks in batches (one durable transaction each) and publishes head changes.
+async fn store_writer(
+    store: Arc<Store>,
+    mut requests: mpsc::Receiver<StoreRequest>,
+    head: watch::Sender<Option<BlockRef>>,
+    events: broadcast::Sender<NodeEvent>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            r = requests.recv() => r,
+            () = shutdown.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        let mut batch = vec![first];
+        while batch.len() < STORE_BATCH {
+            match requests.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        write_batch(&store, batch, &head, &events).await;
+    }
+    // Drain what was already queued, then stop.
+    requests.close();
+    let mut rest = Vec::new();
+    while let Ok(r) = requests.try_recv() {
+        rest.push(r);
+    }
+    if !rest.is_empty() {
+        write_batch(&store, rest, &head, &events).await;
+    }
+}
+
+async fn write_batch(
+    store: &Arc<Store>,
+    batch: Vec<StoreRequest>,
+    head: &watch::Sender<Option<BlockRef>>,
+    events: &broadcast::Sender<NodeEvent>,
+) {
+    let store = store.clone();
+    let meta: Vec<(BlockRef, BlockSource)> = batch.iter().map(|r| (r.block.id(), r.source)).collect();
+    let blocks: Vec<StoredBlock> = batch.into_iter().map(|r| r.block).collect();
+    match tokio::task::spawn_blocking(move || store.insert_batch(&blocks)).await {
+        Ok(Ok(new_head)) => {
+            for (id, source) in meta {
+                let _ = events.send(NodeEvent::Stored { id, source });
+            }
+            if new_head != *head.borrow() {
+                head.send_replace(new_head);
+                if let Some(h) = new_head {
+                    tracing::debug!(number = h.number, hash = %h.hash, "new unsafe head");
+                    let _ = events.send(NodeEvent::HeadChanged(h));
+                }
+            }
+        }
+        Ok(Err(e)) => tracing::error!(error = %e, "failed to store blocks"),
+        Err(e) => tracing::error!(error = %e, "store task failed"),
+    }
+}

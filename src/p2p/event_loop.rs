@@ -1,0 +1,298 @@
+//! The event loop: the only owner of the `Swarm`.
+//!
+//! It never awaits anything slow: commands are answered from swarm state, gossip messages are
+//! handed to validation tasks (or IGNOREd at once when [`super::VALIDATION_QUEUE`] is full), and
+//! events go out with `try_send` (dropped and counted when the consumer lags, except accepted
+//! blocks, which the validation task delivers with back-pressure).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, ping, tcp, yamux};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::gossip::{self, Gossipsub};
+use super::{
+    Command, IDLE_CONNECTION_TIMEOUT, NetworkConfig, NetworkError, NetworkEvent, STATIC_REDIAL_INTERVAL,
+    VALIDATION_CONCURRENCY, VALIDATION_QUEUE, VALIDATION_TIMEOUT, peer_id_of,
+};
+use crate::validate::{BlockValidator, Verdict};
+
+
+/// The protocols every op-gossip node runs.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    gossipsub: Gossipsub,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+/// A finished validation, on its way back to gossipsub.
+struct Judged {
+    message_id: MessageId,
+    source: PeerId,
+    acceptance: MessageAcceptance,
+}
+
+/// Owns the swarm and runs until shutdown.
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+    judged_tx: mpsc::Sender<Judged>,
+    judged_rx: mpsc::Receiver<Judged>,
+    validator: Arc<BlockValidator>,
+    /// Free places in the validation queue.
+    queue: Arc<Semaphore>,
+    /// Validations allowed to run at once.
+    running: Arc<Semaphore>,
+    static_peers: Vec<Multiaddr>,
+    listen_addrs: Vec<Multiaddr>,
+    shutdown: CancellationToken,
+    /// Messages IGNOREd because the validation queue was full.
+    pub(crate) queue_overflows: Arc<AtomicU64>,
+    /// Events dropped because the consumer lagged.
+    pub(crate) dropped_events: Arc<AtomicU64>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        config: NetworkConfig,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<NetworkEvent>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, NetworkError> {
+        let chain = config.validator.chain().clone();
+        let gossip_config = config.gossip;
+        let agent = config.agent_version.clone();
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+            .with_tokio()
+            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+            .map_err(|e| NetworkError::Setup(e.to_string()))?
+            .with_behaviour(|key| {
+                Ok(Behaviour {
+                    gossipsub: gossip::build(&chain, &gossip_config)?,
+                    identify: identify::Behaviour::new(
+                        identify::Config::new("/opstack/identify/1".into(), key.public()).with_agent_version(agent),
+                    ),
+                    ping: ping::Behaviour::new(ping::Config::new()),
+                })
+            })
+            .map_err(|e| NetworkError::Setup(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+            .build();
+        let addr: Multiaddr = match config.listen_ip {
+            std::net::IpAddr::V4(ip) => format!("/ip4/{ip}/tcp/{}", config.listen_port),
+            std::net::IpAddr::V6(ip) => format!("/ip6/{ip}/tcp/{}", config.listen_port),
+        }
+        .parse()
+        .map_err(|e: libp2p::multiaddr::Error| NetworkError::Setup(e.to_string()))?;
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
+        let (judged_tx, judged_rx) = mpsc::channel(VALIDATION_QUEUE);
+        Ok(Self {
+            swarm,
+            commands,
+            events,
+            judged_tx,
+            judged_rx,
+            validator: config.validator,
+            queue: Arc::new(Semaphore::new(VALIDATION_QUEUE)),
+            running: Arc::new(Semaphore::new(VALIDATION_CONCURRENCY)),
+            static_peers: config.static_peers,
+            listen_addrs: Vec::new(),
+            shutdown,
+            queue_overflows: Arc::default(),
+            dropped_events: Arc::default(),
+        })
+    }
+
+    /// Runs until the shutdown token is cancelled.
+    pub async fn run(mut self) {
+        self.dial_static_peers();
+        let mut redial = tokio::time::interval(STATIC_REDIAL_INTERVAL);
+        redial.tick().await; // the first tick is immediate; the start-up dial already ran
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                Some(command) = self.commands.recv() => self.on_command(command),
+                Some(judged) = self.judged_rx.recv() => {
+                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                        &judged.message_id, &judged.source, judged.acceptance);
+                }
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = redial.tick() => self.dial_static_peers(),
+            }
+        }
+        tracing::debug!("network event loop stopped");
+    }
+
+    fn emit(&self, event: NetworkEvent) {
+        if self.events.try_send(event).is_err() {
+            self.dropped_events.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn dial_static_peers(&mut self) {
+        for addr in self.static_peers.clone() {
+            let connected = peer_id_of(&addr).is_some_and(|p| self.swarm.is_connected(&p));
+            if !connected && let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "cannot dial static peer");
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { version, data, reply } => {
+                let topic = gossip::topics(self.validator.chain())
+                    .into_iter()
+                    .nth(usize::from(version.topic_index()));
+                let result = match topic {
+                    Some(topic) => self
+                        .swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(topic, data)
+                        .map(|_| ())
+                        .map_err(|e| NetworkError::Publish(e.to_string())),
+                    None => Err(NetworkError::Publish(format!("no topic for {version}"))),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Dial { addr, reply } => {
+                let _ = reply.send(self.swarm.dial(addr).map_err(|e| NetworkError::Dial(e.to_string())));
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.listen_addrs.clone());
+            }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::PeerTopics { peer, reply } => {
+                let topics = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(p, _)| **p == peer)
+                    .flat_map(|(_, topics)| topics.into_iter().map(|t| t.as_str().to_owned()))
+                    .collect::<HashSet<_>>();
+                let _ = reply.send(topics.into_iter().collect());
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, peer_id = %self.swarm.local_peer_id(), "listening");
+                self.listen_addrs.push(address.clone());
+                self.emit(NetworkEvent::Listening(address));
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+                tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                if num_established.get() == 1 {
+                    self.emit(NetworkEvent::PeerConnected(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
+                tracing::debug!(%peer_id, ?cause, "connection closed");
+                if num_established == 0 {
+                    self.emit(NetworkEvent::PeerDisconnected(peer_id));
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip_message(propagation_source, message_id, message),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::GossipsubNotSupported { peer_id })) => {
+                tracing::debug!(%peer_id, "peer does not speak gossipsub");
+            }
+            _ => {}
+        }
+    }
+
+    /// Hands a message to a validation task, or IGNOREs it when the queue is full.
+    fn on_gossip_message(&mut self, source: PeerId, message_id: MessageId, message: gossipsub::Message) {
+        let Some(version) = self.validator.chain().version_of_topic(message.topic.as_str()) else {
+            // The subscription filter keeps other topics out; reject anything that slips through.
+            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                &message_id,
+                &source,
+                MessageAcceptance::Reject,
+            );
+            return;
+        };
+        let Ok(slot) = self.queue.clone().try_acquire_owned() else {
+            self.queue_overflows.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%source, "validation queue full; ignoring message");
+            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                &message_id,
+                &source,
+                MessageAcceptance::Ignore,
+            );
+            return;
+        };
+        let validator = self.validator.clone();
+        let running = self.running.clone();
+        let judged = self.judged_tx.clone();
+        let events = self.events.clone();
+        let data = message.data;
+        tokio::spawn(async move {
+            let _slot = slot;
+            let work = async {
+                // The permit moves into the blocking task, so a timed-out validation keeps its
+                // place until it really ends and concurrency never exceeds the bound.
+                let permit = running.acquire_owned().await.ok()?;
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    validator.validate(version, &data, unix_now())
+                })
+                .await
+                .ok()
+            };
+            let result = tokio::time::timeout(VALIDATION_TIMEOUT, work).await.ok().flatten();
+            let (acceptance, verdict, reason) = match &result {
+                Some(Ok(_)) => (MessageAcceptance::Accept, Verdict::Accept, None),
+                Some(Err(e)) => (to_acceptance(e.verdict()), e.verdict(), Some(e.reason())),
+                None => (MessageAcceptance::Ignore, Verdict::Ignore, Some("validation_timeout")),
+            };
+            if let Some(Err(e)) = &result {
+                tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
+            }
+            let _ = judged.send(Judged { message_id, source, acceptance }).await;
+            let _ = events.try_send(NetworkEvent::MessageValidated { from: source, verdict, reason });
+            if let Some(Ok(block)) = result {
+                let accepted_at = SystemTime::now();
+                let _ = events.send(NetworkEvent::BlockAccepted { block: Box::new(block), from: source, accepted_at }).await;
+            }
+        });
+    }
+}
+
+/// Our verdict as gossipsub's.
+fn to_acceptance(verdict: Verdict) -> MessageAcceptance {
+    match verdict {
+        Verdict::Accept => MessageAcceptance::Accept,
+        Verdict::Ignore => MessageAcceptance::Ignore,
+        Verdict::Reject => MessageAcceptance::Reject,
+    }
+}
+
+/// Wall clock in unix seconds (the validator's `now`).
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+

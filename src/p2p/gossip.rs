@@ -1,0 +1,102 @@
+//! Gossipsub configured as op-node configures it, for the chain's four block topics.
+//!
+//! Sits inside the [`super::event_loop`]'s behaviour. Reference: `shared/spec/op-p2p.md` §4.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use libp2p::gossipsub::{
+    self, ConfigBuilder, IdentTopic, MessageAuthenticity, MessageId, ValidationMode, WhitelistSubscriptionFilter,
+};
+
+use crate::chain::ChainSpec;
+use crate::wire::MAX_GOSSIP_SIZE_BYTES;
+use crate::wire::message_id::message_id;
+
+/// op-node `DefaultMeshD`: mesh target size.
+pub const DEFAULT_MESH_D: usize = 8;
+/// op-node `DefaultMeshDlo`: below this the heartbeat grafts.
+pub const DEFAULT_MESH_D_LO: usize = 6;
+/// op-node `DefaultMeshDhi`: above this the heartbeat prunes.
+pub const DEFAULT_MESH_D_HI: usize = 12;
+/// op-node `DefaultMeshDlazy`: peers gossiped to (IHAVE) per heartbeat.
+pub const DEFAULT_MESH_D_LAZY: usize = 6;
+/// op-node `gossipHeartbeat`.
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
+/// op-node fanout TTL.
+pub const FANOUT_TTL: Duration = Duration::from_secs(24);
+/// op-node `HistoryLength`: heartbeats of full messages kept for IWANT.
+pub const HISTORY_LENGTH: usize = 12;
+/// op-node `HistoryGossip`: heartbeats of message ids gossiped in IHAVE.
+pub const HISTORY_GOSSIP: usize = 3;
+/// op-node `seenMessagesTTL` = 130 heartbeats.
+pub const SEEN_MESSAGES_TTL: Duration = Duration::from_secs(65);
+
+/// Mesh parameters (op-node's `--p2p.gossip.mesh.*` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GossipConfig {
+    /// Target mesh degree.
+    pub mesh_d: usize,
+    /// Low watermark.
+    pub mesh_d_lo: usize,
+    /// High watermark.
+    pub mesh_d_hi: usize,
+    /// Lazy gossip degree.
+    pub mesh_d_lazy: usize,
+    /// Publish to every peer on the topic instead of the mesh (op-node default: off).
+    pub flood_publish: bool,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        Self {
+            mesh_d: DEFAULT_MESH_D,
+            mesh_d_lo: DEFAULT_MESH_D_LO,
+            mesh_d_hi: DEFAULT_MESH_D_HI,
+            mesh_d_lazy: DEFAULT_MESH_D_LAZY,
+            flood_publish: false,
+        }
+    }
+}
+
+/// The gossipsub behaviour type we run: only the chain's block topics are tracked.
+pub type Gossipsub = gossipsub::Behaviour<gossipsub::IdentityTransform, WhitelistSubscriptionFilter>;
+
+/// Builds gossipsub: anonymous messages only (author, seqno or signature → rejected by gossipsub
+/// itself), op-node's message id, validation by the application, PX off, a 10 MiB cap.
+pub fn build(chain: &ChainSpec, config: &GossipConfig) -> Result<Gossipsub, String> {
+    let gossip_config = ConfigBuilder::default()
+        .validation_mode(ValidationMode::Anonymous)
+        .validate_messages()
+        .message_id_fn(|m: &gossipsub::Message| MessageId::from(message_id(m.topic.as_str(), &m.data).to_vec()))
+        .max_transmit_size(MAX_GOSSIP_SIZE_BYTES)
+        .heartbeat_interval(HEARTBEAT)
+        .mesh_n(config.mesh_d)
+        .mesh_n_low(config.mesh_d_lo)
+        .mesh_n_high(config.mesh_d_hi)
+        .gossip_lazy(config.mesh_d_lazy)
+        .mesh_outbound_min(config.mesh_d_lo.min(config.mesh_d / 2).min(2))
+        .fanout_ttl(FANOUT_TTL)
+        .history_length(HISTORY_LENGTH)
+        .history_gossip(HISTORY_GOSSIP)
+        .duplicate_cache_time(SEEN_MESSAGES_TTL)
+        .flood_publish(config.flood_publish)
+        .build()
+        .map_err(|e| format!("gossipsub config: {e}"))?;
+    let allowed: HashSet<_> = topics(chain).iter().map(|t| t.hash()).collect();
+    let mut behaviour = Gossipsub::new_with_subscription_filter(
+        MessageAuthenticity::Anonymous,
+        gossip_config,
+        WhitelistSubscriptionFilter(allowed),
+    )
+    .map_err(|e| format!("gossipsub: {e}"))?;
+    for topic in topics(chain) {
+        behaviour.subscribe(&topic).map_err(|e| format!("subscribe {topic}: {e:?}"))?;
+    }
+    Ok(behaviour)
+}
+
+/// The chain's four block topics, V1 first.
+pub fn topics(chain: &ChainSpec) -> Vec<IdentTopic> {
+    chain.topics().iter().map(IdentTopic::new).collect()
+}

@@ -1,0 +1,208 @@
+//! The libp2p host: TCP + noise + yamux, gossipsub on the chain's block topics, identify, ping.
+//!
+//! ```text
+//!            NetworkHandle (bounded commands) ──► EventLoop (sole owner of the Swarm)
+//!                                                   │  gossipsub message
+//!                                                   ▼
+//!                          validation task (≤ `validation_queue` pending, ≤ `validation_concurrency`
+//!                          running on the blocking pool, `validation_timeout` each)
+//!                                                   │ verdict ──► EventLoop ──► gossipsub
+//!                                                   │             (only ACCEPT is forwarded)
+//!                                                   ▼
+//!                                   NetworkEvent::BlockAccepted (bounded; back-pressure lands on
+//!                                   the validation tasks, never on the event loop)
+//! ```
+//!
+//! Later issues plug in here: req/resp protocols, the peer manager and the connection gater
+//! become behaviours of the same swarm, driven by the same loop.
+//! Reference: `shared/spec/op-p2p.md` §4, §7.4.
+
+mod event_loop;
+pub mod gossip;
+pub mod keys;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::validate::{BlockValidator, ValidBlock, Verdict};
+use crate::wire::BlockVersion;
+
+pub use event_loop::{EventLoop, unix_now as gossip_now};
+pub use gossip::GossipConfig;
+
+/// op-node's per-topic validator timeout (`WithValidatorTimeout(3s)`).
+pub const VALIDATION_TIMEOUT: Duration = Duration::from_secs(3);
+/// Validations running at once (op-node: 4 per topic; one pool here since only one topic is live
+/// at a time).
+pub const VALIDATION_CONCURRENCY: usize = 4;
+/// Messages waiting for or in validation (op-node `maxValidateQueue`); beyond it a message is
+/// IGNOREd at once and counted.
+pub const VALIDATION_QUEUE: usize = 256;
+/// Capacity of the command channel into the event loop.
+pub const COMMAND_CHANNEL: usize = 64;
+/// Capacity of the event channel out of the network.
+pub const EVENT_CHANNEL: usize = 256;
+/// How often static peers that are not connected are dialled again (op-node: 1 min).
+pub const STATIC_REDIAL_INTERVAL: Duration = Duration::from_secs(60);
+/// How long an idle connection (no gossipsub interest) is kept.
+pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything the network needs to start.
+#[derive(Clone)]
+pub struct NetworkConfig {
+    /// The node identity.
+    pub keypair: libp2p::identity::Keypair,
+    /// `--p2p.listen.ip`.
+    pub listen_ip: IpAddr,
+    /// `--p2p.listen.tcp` (0 = any free port).
+    pub listen_port: u16,
+    /// `--p2p.static`: dialled at start and every minute while disconnected.
+    pub static_peers: Vec<Multiaddr>,
+    /// Gossip mesh parameters.
+    pub gossip: GossipConfig,
+    /// The validator shared with the rest of the node.
+    pub validator: Arc<BlockValidator>,
+    /// Identify agent version.
+    pub agent_version: String,
+}
+
+/// Events the network reports. Sent on a bounded channel.
+#[derive(Debug)]
+pub enum NetworkEvent {
+    /// A listen address is bound.
+    Listening(Multiaddr),
+    /// A gossip block passed validation (it is being forwarded).
+    BlockAccepted {
+        /// The block.
+        block: Box<ValidBlock>,
+        /// The peer that forwarded it to us.
+        from: PeerId,
+        /// When validation finished.
+        accepted_at: SystemTime,
+    },
+    /// A gossip message was judged (every verdict, including ACCEPT).
+    MessageValidated {
+        /// The forwarding peer.
+        from: PeerId,
+        /// The verdict.
+        verdict: Verdict,
+        /// The reason code (`None` on ACCEPT); see `ValidationError::reason`.
+        reason: Option<&'static str>,
+    },
+    /// A connection to a peer was established (first connection).
+    PeerConnected(PeerId),
+    /// The last connection to a peer closed.
+    PeerDisconnected(PeerId),
+}
+
+/// Commands into the event loop.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Publish { version: BlockVersion, data: Vec<u8>, reply: oneshot::Sender<Result<(), NetworkError>> },
+    Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), NetworkError>> },
+    ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
+    ConnectedPeers { reply: oneshot::Sender<Vec<PeerId>> },
+    PeerTopics { peer: PeerId, reply: oneshot::Sender<Vec<String>> },
+}
+
+/// Why a network operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    /// Building the transport or behaviour failed.
+    #[error("network setup: {0}")]
+    Setup(String),
+    /// Listening on the requested address failed.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// gossipsub refused to publish (e.g. no peers on the topic yet, or a duplicate).
+    #[error("publish failed: {0}")]
+    Publish(String),
+    /// A dial could not be started.
+    #[error("dial failed: {0}")]
+    Dial(String),
+    /// The event loop has stopped.
+    #[error("the network has shut down")]
+    Closed,
+}
+
+/// A cheap, cloneable handle to the network. Every call is a bounded command to the event loop.
+#[derive(Debug, Clone)]
+pub struct NetworkHandle {
+    commands: mpsc::Sender<Command>,
+    local_peer_id: PeerId,
+}
+
+impl NetworkHandle {
+    /// Our peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetworkError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| NetworkError::Closed)?;
+        rx.await.map_err(|_| NetworkError::Closed)
+    }
+
+    /// Publishes a compressed gossip message on the topic of `version`.
+    pub async fn publish(&self, version: BlockVersion, data: Vec<u8>) -> Result<(), NetworkError> {
+        self.request(|reply| Command::Publish { version, data, reply }).await?
+    }
+
+    /// Dials a multiaddr (with or without `/p2p/<id>`).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetworkError> {
+        self.request(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// The bound listen addresses (without the `/p2p/` suffix).
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetworkError> {
+        self.request(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Currently connected peers.
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
+        self.request(|reply| Command::ConnectedPeers { reply }).await
+    }
+
+    /// The topics gossipsub tracks for `peer` (only those our subscription filter allows).
+    pub async fn peer_topics(&self, peer: PeerId) -> Result<Vec<String>, NetworkError> {
+        self.request(|reply| Command::PeerTopics { peer, reply }).await
+    }
+}
+
+/// Builds the swarm, starts listening, and spawns the event loop on the current runtime.
+/// Returns the handle and the event stream; the loop stops when `shutdown` is cancelled.
+pub async fn spawn(
+    config: NetworkConfig,
+    shutdown: CancellationToken,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>, tokio::task::JoinHandle<()>), NetworkError> {
+    let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CHANNEL);
+    let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL);
+    let local_peer_id = config.keypair.public().to_peer_id();
+    let event_loop = EventLoop::new(config, commands_rx, events_tx, shutdown)?;
+    let task = tokio::spawn(event_loop.run());
+    Ok((NetworkHandle { commands: commands_tx, local_peer_id }, events_rx, task))
+}
+
+/// Appends `/p2p/<peer>` to an address.
+pub fn with_peer_id(addr: &Multiaddr, peer: PeerId) -> Multiaddr {
+    addr.clone().with(libp2p::multiaddr::Protocol::P2p(peer))
+}
+
+/// The peer id at the end of an address, if any.
+pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}

@@ -1,0 +1,267 @@
+//! The embedded block store (redb): every accepted payload by (number, hash), the canonical chain
+//! along the unsafe head, and the head itself.
+//!
+//! Fed by the node's block consumer (accepted gossip blocks and the sequencer's own blocks);
+//! read by the RPC, req/resp serving and the engine driver in later issues. Writes are batched
+//! into one durable transaction (fsync) per batch, so a SIGKILL loses at most the batch being
+//! written and never corrupts what was committed.
+//!
+//! Head rule: the unsafe head is the highest block that links by parent hash to what the store
+//! already has. An empty store takes the first block it gets as its head; from then on a block
+//! extends the head only if its number is head + 1 and its parent is the head, and blocks that
+//! arrived early (a later number) are linked in as soon as the gap closes.
+//!
+//! Retention: blocks more than `retention` below the head are pruned on every write.
+
+use std::path::Path;
+
+use alloy_primitives::{B256, Bytes};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::wire::ssz::{decode_envelope, encode_envelope};
+use crate::wire::{BlockVersion, ExecutionPayloadEnvelope};
+
+/// Default number of blocks kept below the head (about 2.3 h of 2 s blocks).
+pub const DEFAULT_RETENTION_BLOCKS: u64 = 4096;
+/// redb page cache (its default is 1 GiB; a few MiB hold the hot tail of the chain).
+const CACHE_BYTES: usize = 4 << 20;
+
+/// `number (u64 BE) ‖ hash (32)` → `version byte ‖ SSZ envelope`. Big-endian numbers keep the
+/// keys in block order for range scans and pruning.
+const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
+/// `number` → hash of the block at that number on the head chain.
+const CANONICAL: TableDefinition<u64, &[u8]> = TableDefinition::new("canonical");
+/// `"head"` → `number (u64 BE) ‖ hash`.
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const HEAD_KEY: &str = "head";
+const KEY_BYTES: usize = 8 + 32;
+
+/// A block's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockRef {
+    /// Block number.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+}
+
+/// A block as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlock {
+    /// The layout it is encoded in (the version of its fork).
+    pub version: BlockVersion,
+    /// The payload and beacon root.
+    pub envelope: ExecutionPayloadEnvelope,
+}
+
+impl StoredBlock {
+    /// Number and hash.
+    pub fn id(&self) -> BlockRef {
+        BlockRef { number: self.envelope.payload.block_number, hash: self.envelope.payload.block_hash }
+    }
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened, read or written.
+    #[error("block store: {0}")]
+    Db(String),
+    /// A stored record does not decode (the file was damaged or written by something else).
+    #[error("block store record {0} is corrupt")]
+    Corrupt(String),
+    /// The block cannot be encoded in its version's layout.
+    #[error("block cannot be stored: {0}")]
+    Encode(String),
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+/// The block store. Cheap to share behind an `Arc`; redb serialises writers internally.
+pub struct Store {
+    db: Database,
+    retention: u64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("retention", &self.retention).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path, retention: u64) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(db_err)?;
+        }
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(db_err)?;
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            // Create the tables so that readers never see them missing.
+            txn.open_table(BLOCKS).map_err(db_err)?;
+            txn.open_table(CANONICAL).map_err(db_err)?;
+            txn.open_table(META).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(Self { db, retention: retention.max(1) })
+    }
+
+    /// The unsafe head, if any block was ever stored.
+    pub fn head(&self) -> Result<Option<BlockRef>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let value = meta.get(HEAD_KEY).map_err(db_err)?;
+        value.map(|v| decode_ref(v.value())).transpose()
+    }
+
+    /// Stores a batch of blocks in one durable transaction and moves the head as far as they
+    /// (and blocks stored earlier) link. Returns the head after the batch.
+    pub fn insert_batch(&self, blocks: &[StoredBlock]) -> Result<Option<BlockRef>, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let head = {
+            let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
+            let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let mut head = match meta.get(HEAD_KEY).map_err(db_err)? {
+                Some(v) => Some(decode_ref(v.value())?),
+                None => None,
+            };
+            for block in blocks {
+                let id = block.id();
+                let mut value = Vec::with_capacity(1 + 1024);
+                value.push(block.version.topic_index());
+                value.extend(encode_envelope(block.version, &block.envelope).map_err(|e| StoreError::Encode(e.to_string()))?);
+                table.insert(key(id).as_slice(), value.as_slice()).map_err(db_err)?;
+                if head.is_none() {
+                    head = Some(id);
+                    canonical.insert(id.number, id.hash.as_slice()).map_err(db_err)?;
+                }
+            }
+            // Extend the head along stored children, possibly several (a gap just closed).
+            while let Some(current) = head {
+                let Some(next) = child_of(&table, current)? else { break };
+                canonical.insert(next.number, next.hash.as_slice()).map_err(db_err)?;
+                head = Some(next);
+            }
+            if let Some(h) = head {
+                meta.insert(HEAD_KEY, encode_ref(h).as_slice()).map_err(db_err)?;
+                self.prune(&mut table, &mut canonical, h.number)?;
+            }
+            head
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(head)
+    }
+
+    /// Removes blocks more than `retention` below the head.
+    fn prune(
+        &self,
+        table: &mut redb::Table<&[u8], &[u8]>,
+        canonical: &mut redb::Table<u64, &[u8]>,
+        head_number: u64,
+    ) -> Result<(), StoreError> {
+        let Some(cutoff) = head_number.checked_sub(self.retention) else { return Ok(()) };
+        let end = cutoff.to_be_bytes();
+        let stale: Vec<Vec<u8>> = table
+            .range::<&[u8]>(..end.as_slice())
+            .map_err(db_err)?
+            .map(|entry| entry.map(|(k, _)| k.value().to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        for k in stale {
+            table.remove(k.as_slice()).map_err(db_err)?;
+        }
+        let stale: Vec<u64> = canonical
+            .range(..cutoff)
+            .map_err(db_err)?
+            .map(|entry| entry.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        for n in stale {
+            canonical.remove(n).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// The block at `number` on the head chain.
+    pub fn canonical_block(&self, number: u64) -> Result<Option<StoredBlock>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let canonical = txn.open_table(CANONICAL).map_err(db_err)?;
+        let Some(hash) = canonical.get(number).map_err(db_err)?.map(|v| B256::from_slice(v.value())) else {
+            return Ok(None);
+        };
+        drop(canonical);
+        let table = txn.open_table(BLOCKS).map_err(db_err)?;
+        let value = table.get(key(BlockRef { number, hash }).as_slice()).map_err(db_err)?;
+        value.map(|v| decode_block(v.value(), number)).transpose()
+    }
+
+    /// A block by number and hash (canonical or not).
+    pub fn block(&self, id: BlockRef) -> Result<Option<StoredBlock>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(BLOCKS).map_err(db_err)?;
+        let value = table.get(key(id).as_slice()).map_err(db_err)?;
+        value.map(|v| decode_block(v.value(), id.number)).transpose()
+    }
+
+    /// Number of stored blocks (all heights, canonical or not).
+    pub fn len(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(BLOCKS).map_err(db_err)?;
+        table.len().map_err(db_err)
+    }
+
+    /// True when nothing is stored.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// The stored block at `parent.number + 1` whose parent hash is `parent.hash`, if any.
+fn child_of(table: &redb::Table<&[u8], &[u8]>, parent: BlockRef) -> Result<Option<BlockRef>, StoreError> {
+    let Some(number) = parent.number.checked_add(1) else { return Ok(None) };
+    let start = number.to_be_bytes();
+    let end = number.checked_add(1).map(u64::to_be_bytes);
+    let range = match &end {
+        Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
+        None => table.range::<&[u8]>(start.as_slice()..),
+    }
+    .map_err(db_err)?;
+    for entry in range {
+        let (k, v) = entry.map_err(db_err)?;
+        let block = decode_block(v.value(), number)?;
+        if block.envelope.payload.parent_hash == parent.hash {
+            return Ok(Some(decode_ref(k.value())?));
+        }
+    }
+    Ok(None)
+}
+
+fn key(id: BlockRef) -> [u8; KEY_BYTES] {
+    encode_ref(id)
+}
+
+fn encode_ref(id: BlockRef) -> [u8; KEY_BYTES] {
+    let mut out = [0u8; KEY_BYTES];
+    out[..8].copy_from_slice(&id.number.to_be_bytes());
+    out[8..].copy_from_slice(id.hash.as_slice());
+    out
+}
+
+fn decode_ref(bytes: &[u8]) -> Result<BlockRef, StoreError> {
+    let corrupt = || StoreError::Corrupt("block reference".into());
+    let number = u64::from_be_bytes(bytes.get(..8).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?);
+    let hash = B256::try_from(bytes.get(8..KEY_BYTES).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+    Ok(BlockRef { number, hash })
+}
+
+fn decode_block(value: &[u8], number: u64) -> Result<StoredBlock, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("block {number}"));
+    let (&version_byte, body) = value.split_first().ok_or_else(corrupt)?;
+    let version = BlockVersion::from_topic_index(version_byte).ok_or_else(corrupt)?;
+    let envelope = decode_envelope(version, &Bytes::copy_from_slice(body)).map_err(|_| corrupt())?;
+    Ok(StoredBlock { version, envelope })
+}
