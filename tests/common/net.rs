@@ -58,3 +58,45 @@ pub async fn wait_for_peers(nodes: &[&RunningNode], n: usize) {
     // Subscriptions travel right after connecting; give gossipsub two heartbeats to build meshes.
     tokio::time::sleep(2 * op_gossip::p2p::gossip::HEARTBEAT).await;
 }
+
+/// A bare gossipsub peer that signs its messages (author, seqno and signature fields set), as a
+/// non-OP libp2p application would: our nodes must reject what it publishes.
+pub struct AuthoredPeer {
+    pub swarm: libp2p::Swarm<libp2p::gossipsub::Behaviour>,
+}
+
+impl AuthoredPeer {
+    pub fn new(topics: &[&str]) -> Self {
+        use libp2p::{gossipsub, noise, tcp, yamux};
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(node_key(200))
+            .with_tokio()
+            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+            .unwrap()
+            .with_behaviour(|key| {
+                let config = gossipsub::ConfigBuilder::default()
+                    .heartbeat_interval(Duration::from_millis(500))
+                    .max_transmit_size(10 << 20)
+                    .build()
+                    .unwrap();
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config).unwrap()
+            })
+            .unwrap()
+            .build();
+        for t in topics {
+            swarm.behaviour_mut().subscribe(&gossipsub::IdentTopic::new(*t)).unwrap();
+        }
+        swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+        Self { swarm }
+    }
+
+    /// Polls the swarm for `duration` (it has no task of its own).
+    pub async fn drive(&mut self, duration: Duration) {
+        use futures::StreamExt;
+        let _ = tokio::time::timeout(duration, async {
+            loop {
+                self.swarm.select_next_some().await;
+            }
+        })
+        .await;
+    }
+}
