@@ -38,6 +38,7 @@ pub mod block_builder;
 pub mod chain;
 pub mod chain_config;
 pub mod cli;
+pub mod devnet;
 pub mod node;
 pub mod p2p;
 pub mod producer;

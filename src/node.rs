@@ -152,14 +152,45 @@ pub struct RunningNode {
     validator: Arc<BlockValidator>,
     events: broadcast::Sender<NodeEvent>,
     head: watch::Receiver<Option<BlockRef>>,
-    produce: Option<mpsc::Sender<ProduceRequest>>,
+    produce: Option<ProducerClient>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// A cloneable way to ask a sequencer's producer for blocks.
+#[derive(Debug, Clone)]
+pub struct ProducerClient(mpsc::Sender<ProduceRequest>);
+
+impl ProducerClient {
+    /// Asks for `count` blocks, one every `interval`; resolves when all are published.
+    pub async fn produce(
+        &self,
+        count: u64,
+        interval: Duration,
+        target_tx_bytes: usize,
+    ) -> Result<(), NodeError> {
+        let (done, rx) = oneshot::channel();
+        self.0
+            .send(ProduceRequest {
+                count,
+                interval,
+                target_tx_bytes,
+                done,
+            })
+            .await
+            .map_err(|_| NodeError::Produce("producer stopped".into()))?;
+        rx.await
+            .map_err(|_| NodeError::Produce("producer stopped".into()))?
+            .map_err(NodeError::Produce)
+    }
+}
+
 /// Starts a node on the current tokio runtime.
 pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
-    let store = Arc::new(Store::open(&config.data_dir.join(STORE_FILE), config.retention)?);
+    let store = Arc::new(Store::open(
+        &config.data_dir.join(STORE_FILE),
+        config.retention,
+    )?);
     let initial_head = store.head()?;
     let validator = Arc::new(BlockValidator::new(config.chain.clone(), config.validator));
     let shutdown = CancellationToken::new();
@@ -181,14 +212,27 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     )
     .await?;
     let mut tasks = vec![net_task];
-    tasks.push(tokio::spawn(forward_network_events(net_events, store_tx.clone(), events.clone())));
-    tasks.push(tokio::spawn(store_writer(store.clone(), store_rx, head_tx, events.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(forward_network_events(
+        net_events,
+        store_tx.clone(),
+        events.clone(),
+    )));
+    tasks.push(tokio::spawn(store_writer(
+        store.clone(),
+        store_rx,
+        head_tx,
+        events.clone(),
+        shutdown.clone(),
+    )));
 
     let mut produce = None;
     if let Some(sequencer) = config.sequencer.clone() {
         let (tx, rx) = mpsc::channel(PRODUCE_QUEUE);
-        produce = Some(tx);
-        let genesis = BlockRef { number: config.chain.genesis.l2.number, hash: config.chain.genesis.l2.hash };
+        produce = Some(ProducerClient(tx));
+        let genesis = BlockRef {
+            number: config.chain.genesis.l2.number,
+            hash: config.chain.genesis.l2.hash,
+        };
         tracing::info!(signer = %sequencer.signer.address(), schedule = ?sequencer.schedule, "sequencing");
         let producer = Producer {
             chain: config.chain.clone(),
@@ -203,7 +247,16 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         };
         tasks.push(tokio::spawn(producer.run()));
     }
-    Ok(RunningNode { network, store, validator, events, head: head_rx, produce, shutdown, tasks })
+    Ok(RunningNode {
+        network,
+        store,
+        validator,
+        events,
+        head: head_rx,
+        produce,
+        shutdown,
+        tasks,
+    })
 }
 
 impl RunningNode {
@@ -245,7 +298,11 @@ impl RunningNode {
     /// Waits until the head reaches `number`, or `timeout` passes. Returns the head reached.
     pub async fn wait_for_head(&self, number: u64, timeout: Duration) -> Option<BlockRef> {
         let mut head = self.head.clone();
-        let reached = tokio::time::timeout(timeout, head.wait_for(|h| h.is_some_and(|h| h.number >= number))).await;
+        let reached = tokio::time::timeout(
+            timeout,
+            head.wait_for(|h| h.is_some_and(|h| h.number >= number)),
+        )
+        .await;
         match reached {
             Ok(Ok(h)) => *h,
             _ => self.head(),
@@ -260,21 +317,31 @@ impl RunningNode {
                 return Ok(p2p::with_peer_id(addr, self.peer_id()));
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(NodeError::Network(p2p::NetworkError::Listen { addr: "any".into(), reason: "no listen address bound".into() }));
+                return Err(NodeError::Network(p2p::NetworkError::Listen {
+                    addr: "any".into(),
+                    reason: "no listen address bound".into(),
+                }));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Asks the producer for `count` blocks, one every `interval`; resolves when all are published.
-    pub async fn produce(&self, count: u64, interval: Duration, target_tx_bytes: usize) -> Result<(), NodeError> {
-        let producer = self.produce.as_ref().ok_or(NodeError::NotSequencer)?;
-        let (done, rx) = oneshot::channel();
-        producer
-            .send(ProduceRequest { count, interval, target_tx_bytes, done })
+    pub async fn produce(
+        &self,
+        count: u64,
+        interval: Duration,
+        target_tx_bytes: usize,
+    ) -> Result<(), NodeError> {
+        self.producer()
+            .ok_or(NodeError::NotSequencer)?
+            .produce(count, interval, target_tx_bytes)
             .await
-            .map_err(|_| NodeError::Produce("producer stopped".into()))?;
-        rx.await.map_err(|_| NodeError::Produce("producer stopped".into()))?.map_err(NodeError::Produce)
+    }
+
+    /// The producer of a sequencer (`None` for a follower).
+    pub fn producer(&self) -> Option<ProducerClient> {
+        self.produce.clone()
     }
 
     /// Stops every task; the store writer finishes what it already received.
@@ -296,13 +363,35 @@ async fn forward_network_events(
             NetworkEvent::Listening(addr) => NodeEvent::Listening(addr),
             NetworkEvent::PeerConnected(p) => NodeEvent::PeerConnected(p),
             NetworkEvent::PeerDisconnected(p) => NodeEvent::PeerDisconnected(p),
-            NetworkEvent::MessageValidated { from, verdict, reason } => NodeEvent::Validated { from, verdict, reason },
-            NetworkEvent::BlockAccepted { block, from, accepted_at } => {
+            NetworkEvent::MessageValidated {
+                from,
+                verdict,
+                reason,
+            } => NodeEvent::Validated {
+                from,
+                verdict,
+                reason,
+            },
+            NetworkEvent::BlockAccepted {
+                block,
+                from,
+                accepted_at,
+            } => {
                 let block = *block;
-                let id = BlockRef { number: block.envelope.payload.block_number, hash: block.envelope.payload.block_hash };
-                let _ = events.send(NodeEvent::Accepted { id, from, at: accepted_at });
+                let id = BlockRef {
+                    number: block.envelope.payload.block_number,
+                    hash: block.envelope.payload.block_hash,
+                };
+                let _ = events.send(NodeEvent::Accepted {
+                    id,
+                    from,
+                    at: accepted_at,
+                });
                 let request = StoreRequest {
-                    block: StoredBlock { version: block.version, envelope: block.envelope },
+                    block: StoredBlock {
+                        version: block.version,
+                        envelope: block.envelope,
+                    },
                     source: BlockSource::Gossip(from),
                     at: accepted_at,
                 };
@@ -358,7 +447,8 @@ async fn write_batch(
     events: &broadcast::Sender<NodeEvent>,
 ) {
     let store = store.clone();
-    let meta: Vec<(BlockRef, BlockSource)> = batch.iter().map(|r| (r.block.id(), r.source)).collect();
+    let meta: Vec<(BlockRef, BlockSource)> =
+        batch.iter().map(|r| (r.block.id(), r.source)).collect();
     let blocks: Vec<StoredBlock> = batch.into_iter().map(|r| r.block).collect();
     match tokio::task::spawn_blocking(move || store.insert_batch(&blocks)).await {
         Ok(Ok(new_head)) => {

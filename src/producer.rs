@@ -89,7 +89,11 @@ impl Producer {
             let slot = self.chain.timestamp_for_block(number).unwrap_or(now);
             if slot.saturating_add(STALE_SLOT_SECS) < now {
                 number = self.chain.target_block_number(now).saturating_add(1);
-                tracing::warn!(from = self.last.number, to = number, "sequencer is behind the chain clock; skipping to the current slot");
+                tracing::warn!(
+                    from = self.last.number,
+                    to = number,
+                    "sequencer is behind the chain clock; skipping to the current slot"
+                );
             }
             let timestamp = self.chain.timestamp_for_block(number).unwrap_or(now);
             let wait = Duration::from_secs(timestamp.saturating_sub(now));
@@ -119,7 +123,10 @@ impl Producer {
                     _ = ticker.tick() => {}
                 }
                 let number = self.last.number.saturating_add(1);
-                if let Err(e) = self.produce_one(number, unix_now(), request.target_tx_bytes).await {
+                if let Err(e) = self
+                    .produce_one(number, unix_now(), request.target_tx_bytes)
+                    .await
+                {
                     result = Err(e);
                     break;
                 }
@@ -128,7 +135,12 @@ impl Producer {
         }
     }
 
-    async fn produce_one(&mut self, number: u64, timestamp: u64, target_tx_bytes: usize) -> Result<(), String> {
+    async fn produce_one(
+        &mut self,
+        number: u64,
+        timestamp: u64,
+        target_tx_bytes: usize,
+    ) -> Result<(), String> {
         let spec = BlockSpec {
             parent_hash: self.last.hash,
             number,
@@ -142,24 +154,37 @@ impl Producer {
         let (version, envelope, data) = tokio::task::spawn_blocking(move || {
             let envelope = build_block(&chain, &spec);
             let version = chain.block_version_at(timestamp);
-            let data = encode_signed(chain.chain_id, version, &envelope, &signer).map_err(|e| e.to_string())?;
+            let data = encode_signed(chain.chain_id, version, &envelope, &signer)
+                .map_err(|e| e.to_string())?;
             // Our own validator must accept what we publish (op-node validates its own blocks too).
-            validator.validate(version, &data, unix_now()).map_err(|e| format!("own block rejected: {e}"))?;
+            validator
+                .validate(version, &data, unix_now())
+                .map_err(|e| format!("own block rejected: {e}"))?;
             Ok::<_, String>((version, envelope, data))
         })
         .await
         .map_err(|e| e.to_string())??;
-        let id = BlockRef { number, hash: envelope.payload.block_hash };
+        let id = BlockRef {
+            number,
+            hash: envelope.payload.block_hash,
+        };
         let published_at = SystemTime::now();
         if let Err(e) = self.network.publish(version, data).await {
             // No peers yet is normal at start-up; the block is still ours and is stored.
             tracing::warn!(number, error = %e, "publish failed");
         }
-        let _ = self.events.send(NodeEvent::Published { id, at: published_at });
+        let _ = self.events.send(NodeEvent::Published {
+            id,
+            at: published_at,
+        });
         tracing::debug!(number, hash = %id.hash, "published block");
         self.last = id;
         self.store_tx
-            .send(StoreRequest { block: StoredBlock { version, envelope }, source: BlockSource::Local, at: published_at })
+            .send(StoreRequest {
+                block: StoredBlock { version, envelope },
+                source: BlockSource::Local,
+                at: published_at,
+            })
             .await
             .map_err(|_| "store closed".to_owned())
     }
@@ -181,5 +206,7 @@ fn devnet_l1_origin(timestamp: u64) -> L1Info {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -25,17 +25,33 @@ async fn five_nodes_every_follower_stores_every_block() {
     for i in 1..4 {
         connect(&followers[i], &followers[i - 1]).await;
     }
-    let all: Vec<_> = std::iter::once(&sequencer).chain(followers.iter()).collect();
+    let all: Vec<_> = std::iter::once(&sequencer)
+        .chain(followers.iter())
+        .collect();
     wait_for_peers(&all, 1).await;
 
-    sequencer.produce(20, Duration::from_millis(100), 10_000).await.unwrap();
+    sequencer
+        .produce(20, Duration::from_millis(100), 10_000)
+        .await
+        .unwrap();
     let expected = sequencer.wait_for_head(20, WAIT).await.unwrap();
     assert_eq!(expected.number, 20);
     for (i, f) in followers.iter().enumerate() {
-        assert_eq!(f.wait_for_head(20, WAIT).await, Some(expected), "follower {i}");
+        assert_eq!(
+            f.wait_for_head(20, WAIT).await,
+            Some(expected),
+            "follower {i}"
+        );
         for n in 1..=20 {
-            let stored = f.store().canonical_block(n).unwrap().unwrap_or_else(|| panic!("follower {i} misses {n}"));
-            assert_eq!(stored, sequencer.store().canonical_block(n).unwrap().unwrap());
+            let stored = f
+                .store()
+                .canonical_block(n)
+                .unwrap()
+                .unwrap_or_else(|| panic!("follower {i} misses {n}"));
+            assert_eq!(
+                stored,
+                sequencer.store().canonical_block(n).unwrap().unwrap()
+            );
         }
     }
     for node in followers {
@@ -45,11 +61,17 @@ async fn five_nodes_every_follower_stores_every_block() {
 }
 
 /// Collects the validation verdicts a node reports for `duration`.
-async fn verdicts_for(events: &mut tokio::sync::broadcast::Receiver<NodeEvent>, duration: Duration) -> Vec<(Verdict, Option<&'static str>)> {
+async fn verdicts_for(
+    events: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    duration: Duration,
+) -> Vec<(Verdict, Option<&'static str>)> {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(duration, async {
         while let Ok(e) = events.recv().await {
-            if let NodeEvent::Validated { verdict, reason, .. } = e {
+            if let NodeEvent::Validated {
+                verdict, reason, ..
+            } = e
+            {
                 out.push((verdict, reason));
             }
         }
@@ -74,25 +96,45 @@ async fn bad_signatures_and_foreign_signers_stop_at_the_first_hop() {
     let now = op_gossip::p2p::gossip_now();
     // 1. Signed by a key that is not the sequencer.
     let env = block(&chain, 1, now, 2000);
-    let foreign = signed(&chain, op_gossip::wire::BlockVersion::V4, &env, &other_signer());
-    a.network().publish(op_gossip::wire::BlockVersion::V4, foreign).await.unwrap();
+    let foreign = signed(
+        &chain,
+        op_gossip::wire::BlockVersion::V4,
+        &env,
+        &other_signer(),
+    );
+    a.network()
+        .publish(op_gossip::wire::BlockVersion::V4, foreign)
+        .await
+        .unwrap();
     // 2. The sequencer's block with a corrupted signature.
     let env2 = block(&chain, 2, now, 2000);
-    let mut sig = dev_signer().sign_payload(chain.chain_id, &op_gossip::wire::ssz::encode_envelope(op_gossip::wire::BlockVersion::V4, &env2).unwrap());
+    let mut sig = dev_signer().sign_payload(
+        chain.chain_id,
+        &op_gossip::wire::ssz::encode_envelope(op_gossip::wire::BlockVersion::V4, &env2).unwrap(),
+    );
     sig[10] ^= 0xff;
     let corrupted = with_raw_signature(op_gossip::wire::BlockVersion::V4, &env2, sig);
-    a.network().publish(op_gossip::wire::BlockVersion::V4, corrupted).await.unwrap();
+    a.network()
+        .publish(op_gossip::wire::BlockVersion::V4, corrupted)
+        .await
+        .unwrap();
 
     let at_b = verdicts_for(&mut b_events, Duration::from_secs(3)).await;
     assert_eq!(at_b.len(), 2, "B judged both: {at_b:?}");
     assert!(at_b.iter().all(|(v, _)| *v == Verdict::Reject), "{at_b:?}");
     let at_c = verdicts_for(&mut c_events, Duration::from_millis(500)).await;
-    assert!(at_c.is_empty(), "C must not receive rejected blocks: {at_c:?}");
+    assert!(
+        at_c.is_empty(),
+        "C must not receive rejected blocks: {at_c:?}"
+    );
     assert!(b.head().is_none() && c.head().is_none());
 
     // A valid block from the same publisher still goes through both hops.
     let good = signed_dev(&chain, &block(&chain, 3, now, 2000));
-    a.network().publish(op_gossip::wire::BlockVersion::V4, good).await.unwrap();
+    a.network()
+        .publish(op_gossip::wire::BlockVersion::V4, good)
+        .await
+        .unwrap();
     assert_eq!(c.wait_for_head(3, WAIT).await.map(|h| h.number), Some(3));
     for n in [a, b, c] {
         n.shutdown().await;
@@ -107,7 +149,9 @@ async fn a_restarted_follower_keeps_its_store_and_head() {
     let follower = start(config(&chain, 1, dir.path(), false)).await.unwrap();
     connect(&follower, &seq).await;
     wait_for_peers(&[&seq, &follower], 1).await;
-    seq.produce(10, Duration::from_millis(50), 1000).await.unwrap();
+    seq.produce(10, Duration::from_millis(50), 1000)
+        .await
+        .unwrap();
     let head = follower.wait_for_head(10, WAIT).await.unwrap();
     assert_eq!(head.number, 10);
     follower.shutdown().await;
@@ -116,13 +160,21 @@ async fn a_restarted_follower_keeps_its_store_and_head() {
     let follower = start(config(&chain, 1, dir.path(), false)).await.unwrap();
     assert_eq!(follower.head(), Some(head));
     for n in 1..=10 {
-        assert!(follower.store().canonical_block(n).unwrap().is_some(), "block {n}");
+        assert!(
+            follower.store().canonical_block(n).unwrap().is_some(),
+            "block {n}"
+        );
     }
     // And it goes on following from there.
     connect(&follower, &seq).await;
     wait_for_peers(&[&seq, &follower], 1).await;
-    seq.produce(5, Duration::from_millis(50), 1000).await.unwrap();
-    assert_eq!(follower.wait_for_head(15, WAIT).await.map(|h| h.number), Some(15));
+    seq.produce(5, Duration::from_millis(50), 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        follower.wait_for_head(15, WAIT).await.map(|h| h.number),
+        Some(15)
+    );
     follower.shutdown().await;
     seq.shutdown().await;
 }
@@ -133,28 +185,53 @@ async fn authored_messages_are_rejected_and_foreign_topics_filtered() {
     let chain = devnet_now();
     let node = start(config(&chain, 0, dir.path(), false)).await.unwrap();
     let v4 = chain.topic(op_gossip::wire::BlockVersion::V4);
-    let mut peer = AuthoredPeer::new(&[&v4, "/optimism/901/9/blocks", "/eth2/beacon_block/ssz_snappy"]);
+    let mut peer = AuthoredPeer::new(&[
+        &v4,
+        "/optimism/901/9/blocks",
+        "/eth2/beacon_block/ssz_snappy",
+    ]);
     peer.swarm.dial(node.dial_address().await.unwrap()).unwrap();
     peer.drive(Duration::from_secs(2)).await;
 
     // The node tracks only the block topic for this peer.
-    let topics = node.network().peer_topics(*peer.swarm.local_peer_id()).await.unwrap();
-    assert_eq!(topics, vec![v4.clone()], "foreign subscriptions are filtered");
+    let topics = node
+        .network()
+        .peer_topics(*peer.swarm.local_peer_id())
+        .await
+        .unwrap();
+    assert_eq!(
+        topics,
+        vec![v4.clone()],
+        "foreign subscriptions are filtered"
+    );
 
     // A valid, sequencer-signed block, but carried in a message with author, seqno and signature.
     let mut events = node.subscribe();
-    let msg = signed_dev(&chain, &block(&chain, 1, op_gossip::p2p::gossip_now(), 1000));
-    peer.swarm.behaviour_mut().publish(libp2p::gossipsub::IdentTopic::new(&v4), msg.clone()).unwrap();
+    let msg = signed_dev(
+        &chain,
+        &block(&chain, 1, op_gossip::p2p::gossip_now(), 1000),
+    );
+    peer.swarm
+        .behaviour_mut()
+        .publish(libp2p::gossipsub::IdentTopic::new(&v4), msg.clone())
+        .unwrap();
     peer.drive(Duration::from_secs(2)).await;
     let verdicts = verdicts_for(&mut events, Duration::from_millis(200)).await;
-    assert!(verdicts.is_empty(), "gossipsub drops authored messages before validation: {verdicts:?}");
+    assert!(
+        verdicts.is_empty(),
+        "gossipsub drops authored messages before validation: {verdicts:?}"
+    );
     assert!(node.head().is_none() && node.store().is_empty().unwrap());
 
     // The same bytes published anonymously (by a second node) are accepted.
     let honest = start(config(&chain, 1, dir.path(), false)).await.unwrap();
     connect(&honest, &node).await;
     wait_for_peers(&[&honest, &node], 1).await;
-    honest.network().publish(op_gossip::wire::BlockVersion::V4, msg).await.unwrap();
+    honest
+        .network()
+        .publish(op_gossip::wire::BlockVersion::V4, msg)
+        .await
+        .unwrap();
     assert_eq!(node.wait_for_head(1, WAIT).await.map(|h| h.number), Some(1));
     honest.shutdown().await;
     node.shutdown().await;

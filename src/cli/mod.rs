@@ -4,6 +4,9 @@
 //! [`CliError::exit_code`] is the process status (2 for usage errors, as clap itself uses).
 
 pub mod check_message;
+pub mod control;
+pub mod devnet;
+pub mod node;
 
 use alloy_primitives::Address;
 use clap::{Parser, Subcommand};
@@ -35,6 +38,10 @@ pub struct Cli {
 pub enum Command {
     /// Validate a captured gossip message and print the verdict and the decoded block as JSON.
     CheckMessage(check_message::CheckMessageArgs),
+    /// Run a node: follow a chain's block gossip (and sequence with --p2p.sequencer.key).
+    Node(Box<node::NodeArgs>),
+    /// Run a local devnet: one sequencer and N−1 followers on 127.0.0.1, with a report.
+    Devnet(devnet::DevnetArgs),
 }
 
 /// Chain selection shared by the subcommands: `--chain <name|path>` or `--rollup.config`.
@@ -72,6 +79,9 @@ pub enum CliError {
     /// Bad flags, unreadable input, or a bad chain config: the user must fix the invocation.
     #[error("{0}")]
     Usage(String),
+    /// The command started but failed (network, store, or a devnet that missed blocks).
+    #[error("{0}")]
+    Runtime(String),
 }
 
 impl CliError {
@@ -79,6 +89,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Usage(_) => 2,
+            Self::Runtime(_) => 1,
         }
     }
 }
@@ -90,28 +101,77 @@ impl From<ChainConfigError> for CliError {
 }
 
 /// Parses an op-node style duration: `60s`, `1m`, `1h`, `500ms`, or a bare number of seconds.
-pub fn parse_duration_secs(text: &str) -> Result<u64, String> {
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?} (e.g. 60s, 1m, 1h)"))?;
-    let secs = match unit {
-        "" | "s" => Some(value),
-        "ms" => Some(value / 1000),
-        "m" => value.checked_mul(60),
-        "h" => value.checked_mul(3600),
+    let bad = || format!("invalid duration {text:?} (e.g. 500ms, 60s, 1m, 1h)");
+    let value: u64 = number.parse().map_err(|_| bad())?;
+    let millis = match unit {
+        "ms" => Some(value),
+        "" | "s" => value.checked_mul(1000),
+        "m" => value.checked_mul(60_000),
+        "h" => value.checked_mul(3_600_000),
         _ => None,
     };
-    secs.ok_or_else(|| format!("invalid duration {text:?} (e.g. 60s, 1m, 1h)"))
+    millis.map(std::time::Duration::from_millis).ok_or_else(bad)
+}
+
+/// [`parse_duration`] in whole seconds (rounded down).
+pub fn parse_duration_secs(text: &str) -> Result<u64, String> {
+    parse_duration(text).map(|d| d.as_secs())
+}
+
+/// Parses a size: `100KiB`, `1MiB`, `512B`, `1000` (bytes), `10KB` (= 10,000 bytes).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || format!("invalid size {text:?} (e.g. 512B, 100KiB, 1MiB)");
+    let value: usize = number.parse().map_err(|_| bad())?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "KB" | "kB" => 1000,
+        "MB" => 1_000_000,
+        _ => return Err(bad()),
+    };
+    value.checked_mul(factor).ok_or_else(bad)
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::CheckMessage(args) => check_message::run(&args, cli.unsafe_block_signer),
+        Command::Node(args) => {
+            init_tracing();
+            runtime()?.block_on(node::run(&args, cli.unsafe_block_signer))
+        }
+        Command::Devnet(args) => {
+            init_tracing();
+            runtime()?.block_on(devnet::run(&args))
+        }
     }
 }

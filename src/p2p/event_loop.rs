@@ -19,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::gossip::{self, Gossipsub};
 use super::{
-    Command, IDLE_CONNECTION_TIMEOUT, NetworkConfig, NetworkError, NetworkEvent, STATIC_REDIAL_INTERVAL,
-    VALIDATION_CONCURRENCY, VALIDATION_QUEUE, VALIDATION_TIMEOUT, peer_id_of,
+    Command, IDLE_CONNECTION_TIMEOUT, NetworkConfig, NetworkError, NetworkEvent,
+    STATIC_REDIAL_INTERVAL, VALIDATION_CONCURRENCY, VALIDATION_QUEUE, VALIDATION_TIMEOUT,
+    peer_id_of,
 };
 use crate::validate::{BlockValidator, Verdict};
-
 
 /// The protocols every op-gossip node runs.
 #[derive(NetworkBehaviour)]
@@ -73,13 +73,18 @@ impl EventLoop {
         let agent = config.agent_version.clone();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
-            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
             .map_err(|e| NetworkError::Setup(e.to_string()))?
             .with_behaviour(|key| {
                 Ok(Behaviour {
                     gossipsub: gossip::build(&chain, &gossip_config)?,
                     identify: identify::Behaviour::new(
-                        identify::Config::new("/opstack/identify/1".into(), key.public()).with_agent_version(agent),
+                        identify::Config::new("/opstack/identify/1".into(), key.public())
+                            .with_agent_version(agent),
                     ),
                     ping: ping::Behaviour::new(ping::Config::new()),
                 })
@@ -95,7 +100,10 @@ impl EventLoop {
         .map_err(|e: libp2p::multiaddr::Error| NetworkError::Setup(e.to_string()))?;
         swarm
             .listen_on(addr.clone())
-            .map_err(|e| NetworkError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
+            .map_err(|e| NetworkError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
         let (judged_tx, judged_rx) = mpsc::channel(VALIDATION_QUEUE);
         Ok(Self {
             swarm,
@@ -151,7 +159,11 @@ impl EventLoop {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Publish { version, data, reply } => {
+            Command::Publish {
+                version,
+                data,
+                reply,
+            } => {
                 let topic = gossip::topics(self.validator.chain())
                     .into_iter()
                     .nth(usize::from(version.topic_index()));
@@ -168,7 +180,11 @@ impl EventLoop {
                 let _ = reply.send(result);
             }
             Command::Dial { addr, reply } => {
-                let _ = reply.send(self.swarm.dial(addr).map_err(|e| NetworkError::Dial(e.to_string())));
+                let _ = reply.send(
+                    self.swarm
+                        .dial(addr)
+                        .map_err(|e| NetworkError::Dial(e.to_string())),
+                );
             }
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.listen_addrs.clone());
@@ -197,13 +213,23 @@ impl EventLoop {
                 self.listen_addrs.push(address.clone());
                 self.emit(NetworkEvent::Listening(address));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                endpoint,
+                ..
+            } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
                 if num_established.get() == 1 {
                     self.emit(NetworkEvent::PeerConnected(peer_id));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
                 tracing::debug!(%peer_id, ?cause, "connection closed");
                 if num_established == 0 {
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
@@ -217,7 +243,9 @@ impl EventLoop {
                 message_id,
                 message,
             })) => self.on_gossip_message(propagation_source, message_id, message),
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::GossipsubNotSupported { peer_id })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(
+                gossipsub::Event::GossipsubNotSupported { peer_id },
+            )) => {
                 tracing::debug!(%peer_id, "peer does not speak gossipsub");
             }
             _ => {}
@@ -225,24 +253,31 @@ impl EventLoop {
     }
 
     /// Hands a message to a validation task, or IGNOREs it when the queue is full.
-    fn on_gossip_message(&mut self, source: PeerId, message_id: MessageId, message: gossipsub::Message) {
-        let Some(version) = self.validator.chain().version_of_topic(message.topic.as_str()) else {
+    fn on_gossip_message(
+        &mut self,
+        source: PeerId,
+        message_id: MessageId,
+        message: gossipsub::Message,
+    ) {
+        let Some(version) = self
+            .validator
+            .chain()
+            .version_of_topic(message.topic.as_str())
+        else {
             // The subscription filter keeps other topics out; reject anything that slips through.
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &message_id,
-                &source,
-                MessageAcceptance::Reject,
-            );
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&message_id, &source, MessageAcceptance::Reject);
             return;
         };
         let Ok(slot) = self.queue.clone().try_acquire_owned() else {
             self.queue_overflows.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%source, "validation queue full; ignoring message");
-            self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                &message_id,
-                &source,
-                MessageAcceptance::Ignore,
-            );
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&message_id, &source, MessageAcceptance::Ignore);
             return;
         };
         let validator = self.validator.clone();
@@ -263,20 +298,43 @@ impl EventLoop {
                 .await
                 .ok()
             };
-            let result = tokio::time::timeout(VALIDATION_TIMEOUT, work).await.ok().flatten();
+            let result = tokio::time::timeout(VALIDATION_TIMEOUT, work)
+                .await
+                .ok()
+                .flatten();
             let (acceptance, verdict, reason) = match &result {
                 Some(Ok(_)) => (MessageAcceptance::Accept, Verdict::Accept, None),
                 Some(Err(e)) => (to_acceptance(e.verdict()), e.verdict(), Some(e.reason())),
-                None => (MessageAcceptance::Ignore, Verdict::Ignore, Some("validation_timeout")),
+                None => (
+                    MessageAcceptance::Ignore,
+                    Verdict::Ignore,
+                    Some("validation_timeout"),
+                ),
             };
             if let Some(Err(e)) = &result {
                 tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
             }
-            let _ = judged.send(Judged { message_id, source, acceptance }).await;
-            let _ = events.try_send(NetworkEvent::MessageValidated { from: source, verdict, reason });
+            let _ = judged
+                .send(Judged {
+                    message_id,
+                    source,
+                    acceptance,
+                })
+                .await;
+            let _ = events.try_send(NetworkEvent::MessageValidated {
+                from: source,
+                verdict,
+                reason,
+            });
             if let Some(Ok(block)) = result {
                 let accepted_at = SystemTime::now();
-                let _ = events.send(NetworkEvent::BlockAccepted { block: Box::new(block), from: source, accepted_at }).await;
+                let _ = events
+                    .send(NetworkEvent::BlockAccepted {
+                        block: Box::new(block),
+                        from: source,
+                        accepted_at,
+                    })
+                    .await;
             }
         });
     }
@@ -293,6 +351,7 @@ fn to_acceptance(verdict: Verdict) -> MessageAcceptance {
 
 /// Wall clock in unix seconds (the validator's `now`).
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
-

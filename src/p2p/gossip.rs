@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use libp2p::gossipsub::{
-    self, ConfigBuilder, IdentTopic, MessageAuthenticity, MessageId, ValidationMode, WhitelistSubscriptionFilter,
+    self, ConfigBuilder, IdentTopic, MessageAuthenticity, MessageId, ValidationMode,
+    WhitelistSubscriptionFilter,
 };
 
 use crate::chain::ChainSpec;
@@ -60,7 +61,8 @@ impl Default for GossipConfig {
 }
 
 /// The gossipsub behaviour type we run: only the chain's block topics are tracked.
-pub type Gossipsub = gossipsub::Behaviour<gossipsub::IdentityTransform, WhitelistSubscriptionFilter>;
+pub type Gossipsub =
+    gossipsub::Behaviour<gossipsub::IdentityTransform, WhitelistSubscriptionFilter>;
 
 /// Builds gossipsub: anonymous messages only (author, seqno or signature → rejected by gossipsub
 /// itself), op-node's message id, validation by the application, PX off, a 10 MiB cap.
@@ -68,7 +70,9 @@ pub fn build(chain: &ChainSpec, config: &GossipConfig) -> Result<Gossipsub, Stri
     let gossip_config = ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
         .validate_messages()
-        .message_id_fn(|m: &gossipsub::Message| MessageId::from(message_id(m.topic.as_str(), &m.data).to_vec()))
+        .message_id_fn(|m: &gossipsub::Message| {
+            MessageId::from(message_id(m.topic.as_str(), &m.data).to_vec())
+        })
         .max_transmit_size(MAX_GOSSIP_SIZE_BYTES)
         .heartbeat_interval(HEARTBEAT)
         .mesh_n(config.mesh_d)
@@ -91,7 +95,9 @@ pub fn build(chain: &ChainSpec, config: &GossipConfig) -> Result<Gossipsub, Stri
     )
     .map_err(|e| format!("gossipsub: {e}"))?;
     for topic in topics(chain) {
-        behaviour.subscribe(&topic).map_err(|e| format!("subscribe {topic}: {e:?}"))?;
+        behaviour
+            .subscribe(&topic)
+            .map_err(|e| format!("subscribe {topic}: {e:?}"))?;
     }
     Ok(behaviour)
 }

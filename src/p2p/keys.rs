@@ -28,9 +28,12 @@ pub enum KeyFileError {
 
 /// Parses a hex secret (optional 0x, surrounding whitespace ignored).
 pub fn keypair_from_hex(text: &str, origin: &str) -> Result<Keypair, KeyFileError> {
-    let malformed = || KeyFileError::Malformed { origin: origin.to_owned() };
+    let malformed = || KeyFileError::Malformed {
+        origin: origin.to_owned(),
+    };
     let mut bytes = alloy_primitives::hex::decode(text.trim()).map_err(|_| malformed())?;
-    let secret = identity::secp256k1::SecretKey::try_from_bytes(&mut bytes).map_err(|_| malformed())?;
+    let secret =
+        identity::secp256k1::SecretKey::try_from_bytes(&mut bytes).map_err(|_| malformed())?;
     Ok(identity::secp256k1::Keypair::from(secret).into())
 }
 
@@ -43,10 +46,16 @@ pub fn load_or_create(path: &Path) -> Result<Keypair, KeyFileError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let keypair = identity::secp256k1::Keypair::generate();
             let hex = alloy_primitives::hex::encode(keypair.secret().to_bytes());
-            write_private(path, &hex).map_err(|source| KeyFileError::Io { path: origin, source })?;
+            write_private(path, &hex).map_err(|source| KeyFileError::Io {
+                path: origin,
+                source,
+            })?;
             Ok(keypair.into())
         }
-        Err(source) => Err(KeyFileError::Io { path: origin, source }),
+        Err(source) => Err(KeyFileError::Io {
+            path: origin,
+            source,
+        }),
     }
 }
 

@@ -103,11 +103,25 @@ pub enum NetworkEvent {
 /// Commands into the event loop.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Publish { version: BlockVersion, data: Vec<u8>, reply: oneshot::Sender<Result<(), NetworkError>> },
-    Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), NetworkError>> },
-    ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
-    ConnectedPeers { reply: oneshot::Sender<Vec<PeerId>> },
-    PeerTopics { peer: PeerId, reply: oneshot::Sender<Vec<String>> },
+    Publish {
+        version: BlockVersion,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    ConnectedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    PeerTopics {
+        peer: PeerId,
+        reply: oneshot::Sender<Vec<String>>,
+    },
 }
 
 /// Why a network operation failed.
@@ -148,15 +162,26 @@ impl NetworkHandle {
         self.local_peer_id
     }
 
-    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetworkError> {
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetworkError> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).await.map_err(|_| NetworkError::Closed)?;
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NetworkError::Closed)?;
         rx.await.map_err(|_| NetworkError::Closed)
     }
 
     /// Publishes a compressed gossip message on the topic of `version`.
     pub async fn publish(&self, version: BlockVersion, data: Vec<u8>) -> Result<(), NetworkError> {
-        self.request(|reply| Command::Publish { version, data, reply }).await?
+        self.request(|reply| Command::Publish {
+            version,
+            data,
+            reply,
+        })
+        .await?
     }
 
     /// Dials a multiaddr (with or without `/p2p/<id>`).
@@ -171,12 +196,14 @@ impl NetworkHandle {
 
     /// Currently connected peers.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
-        self.request(|reply| Command::ConnectedPeers { reply }).await
+        self.request(|reply| Command::ConnectedPeers { reply })
+            .await
     }
 
     /// The topics gossipsub tracks for `peer` (only those our subscription filter allows).
     pub async fn peer_topics(&self, peer: PeerId) -> Result<Vec<String>, NetworkError> {
-        self.request(|reply| Command::PeerTopics { peer, reply }).await
+        self.request(|reply| Command::PeerTopics { peer, reply })
+            .await
     }
 }
 
@@ -185,13 +212,27 @@ impl NetworkHandle {
 pub async fn spawn(
     config: NetworkConfig,
     shutdown: CancellationToken,
-) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>, tokio::task::JoinHandle<()>), NetworkError> {
+) -> Result<
+    (
+        NetworkHandle,
+        mpsc::Receiver<NetworkEvent>,
+        tokio::task::JoinHandle<()>,
+    ),
+    NetworkError,
+> {
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CHANNEL);
     let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL);
     let local_peer_id = config.keypair.public().to_peer_id();
     let event_loop = EventLoop::new(config, commands_rx, events_tx, shutdown)?;
     let task = tokio::spawn(event_loop.run());
-    Ok((NetworkHandle { commands: commands_tx, local_peer_id }, events_rx, task))
+    Ok((
+        NetworkHandle {
+            commands: commands_tx,
+            local_peer_id,
+        },
+        events_rx,
+        task,
+    ))
 }
 
 /// Appends `/p2p/<peer>` to an address.

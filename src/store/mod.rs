@@ -57,7 +57,10 @@ pub struct StoredBlock {
 impl StoredBlock {
     /// Number and hash.
     pub fn id(&self) -> BlockRef {
-        BlockRef { number: self.envelope.payload.block_number, hash: self.envelope.payload.block_hash }
+        BlockRef {
+            number: self.envelope.payload.block_number,
+            hash: self.envelope.payload.block_hash,
+        }
     }
 }
 
@@ -87,7 +90,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("retention", &self.retention).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
     }
 }
 
@@ -97,7 +102,10 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(db_err)?;
         }
-        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(db_err)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         {
             // Create the tables so that readers never see them missing.
@@ -106,7 +114,10 @@ impl Store {
             txn.open_table(META).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
-        Ok(Self { db, retention: retention.max(1) })
+        Ok(Self {
+            db,
+            retention: retention.max(1),
+        })
     }
 
     /// The unsafe head, if any block was ever stored.
@@ -133,21 +144,33 @@ impl Store {
                 let id = block.id();
                 let mut value = Vec::with_capacity(1 + 1024);
                 value.push(block.version.topic_index());
-                value.extend(encode_envelope(block.version, &block.envelope).map_err(|e| StoreError::Encode(e.to_string()))?);
-                table.insert(key(id).as_slice(), value.as_slice()).map_err(db_err)?;
+                value.extend(
+                    encode_envelope(block.version, &block.envelope)
+                        .map_err(|e| StoreError::Encode(e.to_string()))?,
+                );
+                table
+                    .insert(key(id).as_slice(), value.as_slice())
+                    .map_err(db_err)?;
                 if head.is_none() {
                     head = Some(id);
-                    canonical.insert(id.number, id.hash.as_slice()).map_err(db_err)?;
+                    canonical
+                        .insert(id.number, id.hash.as_slice())
+                        .map_err(db_err)?;
                 }
             }
             // Extend the head along stored children, possibly several (a gap just closed).
             while let Some(current) = head {
-                let Some(next) = child_of(&table, current)? else { break };
-                canonical.insert(next.number, next.hash.as_slice()).map_err(db_err)?;
+                let Some(next) = child_of(&table, current)? else {
+                    break;
+                };
+                canonical
+                    .insert(next.number, next.hash.as_slice())
+                    .map_err(db_err)?;
                 head = Some(next);
             }
             if let Some(h) = head {
-                meta.insert(HEAD_KEY, encode_ref(h).as_slice()).map_err(db_err)?;
+                meta.insert(HEAD_KEY, encode_ref(h).as_slice())
+                    .map_err(db_err)?;
                 self.prune(&mut table, &mut canonical, h.number)?;
             }
             head
@@ -163,7 +186,9 @@ impl Store {
         canonical: &mut redb::Table<u64, &[u8]>,
         head_number: u64,
     ) -> Result<(), StoreError> {
-        let Some(cutoff) = head_number.checked_sub(self.retention) else { return Ok(()) };
+        let Some(cutoff) = head_number.checked_sub(self.retention) else {
+            return Ok(());
+        };
         let end = cutoff.to_be_bytes();
         let stale: Vec<Vec<u8>> = table
             .range::<&[u8]>(..end.as_slice())
@@ -190,12 +215,18 @@ impl Store {
     pub fn canonical_block(&self, number: u64) -> Result<Option<StoredBlock>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let canonical = txn.open_table(CANONICAL).map_err(db_err)?;
-        let Some(hash) = canonical.get(number).map_err(db_err)?.map(|v| B256::from_slice(v.value())) else {
+        let Some(hash) = canonical
+            .get(number)
+            .map_err(db_err)?
+            .map(|v| B256::from_slice(v.value()))
+        else {
             return Ok(None);
         };
         drop(canonical);
         let table = txn.open_table(BLOCKS).map_err(db_err)?;
-        let value = table.get(key(BlockRef { number, hash }).as_slice()).map_err(db_err)?;
+        let value = table
+            .get(key(BlockRef { number, hash }).as_slice())
+            .map_err(db_err)?;
         value.map(|v| decode_block(v.value(), number)).transpose()
     }
 
@@ -204,7 +235,9 @@ impl Store {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(BLOCKS).map_err(db_err)?;
         let value = table.get(key(id).as_slice()).map_err(db_err)?;
-        value.map(|v| decode_block(v.value(), id.number)).transpose()
+        value
+            .map(|v| decode_block(v.value(), id.number))
+            .transpose()
     }
 
     /// Number of stored blocks (all heights, canonical or not).
@@ -221,8 +254,13 @@ impl Store {
 }
 
 /// The stored block at `parent.number + 1` whose parent hash is `parent.hash`, if any.
-fn child_of(table: &redb::Table<&[u8], &[u8]>, parent: BlockRef) -> Result<Option<BlockRef>, StoreError> {
-    let Some(number) = parent.number.checked_add(1) else { return Ok(None) };
+fn child_of(
+    table: &redb::Table<&[u8], &[u8]>,
+    parent: BlockRef,
+) -> Result<Option<BlockRef>, StoreError> {
+    let Some(number) = parent.number.checked_add(1) else {
+        return Ok(None);
+    };
     let start = number.to_be_bytes();
     let end = number.checked_add(1).map(u64::to_be_bytes);
     let range = match &end {
@@ -253,8 +291,15 @@ fn encode_ref(id: BlockRef) -> [u8; KEY_BYTES] {
 
 fn decode_ref(bytes: &[u8]) -> Result<BlockRef, StoreError> {
     let corrupt = || StoreError::Corrupt("block reference".into());
-    let number = u64::from_be_bytes(bytes.get(..8).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?);
-    let hash = B256::try_from(bytes.get(8..KEY_BYTES).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+    let number = u64::from_be_bytes(
+        bytes
+            .get(..8)
+            .ok_or_else(corrupt)?
+            .try_into()
+            .map_err(|_| corrupt())?,
+    );
+    let hash =
+        B256::try_from(bytes.get(8..KEY_BYTES).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
     Ok(BlockRef { number, hash })
 }
 
@@ -262,6 +307,7 @@ fn decode_block(value: &[u8], number: u64) -> Result<StoredBlock, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("block {number}"));
     let (&version_byte, body) = value.split_first().ok_or_else(corrupt)?;
     let version = BlockVersion::from_topic_index(version_byte).ok_or_else(corrupt)?;
-    let envelope = decode_envelope(version, &Bytes::copy_from_slice(body)).map_err(|_| corrupt())?;
+    let envelope =
+        decode_envelope(version, &Bytes::copy_from_slice(body)).map_err(|_| corrupt())?;
     Ok(StoredBlock { version, envelope })
 }

@@ -37,13 +37,20 @@ pub fn config(chain: &Arc<ChainSpec>, i: u8, dir: &std::path::Path, sequencer: b
         gossip: GossipConfig::default(),
         validator: ValidatorConfig::default(),
         retention: 4096,
-        sequencer: sequencer.then(|| SequencerConfig { signer: super::dev_signer(), schedule: Schedule::OnRequest, target_tx_bytes: 0 }),
+        sequencer: sequencer.then(|| SequencerConfig {
+            signer: super::dev_signer(),
+            schedule: Schedule::OnRequest,
+            target_tx_bytes: 0,
+        }),
     }
 }
 
 /// Dials `to` from `from`.
 pub async fn connect(from: &RunningNode, to: &RunningNode) {
-    from.network().dial(to.dial_address().await.unwrap()).await.unwrap();
+    from.network()
+        .dial(to.dial_address().await.unwrap())
+        .await
+        .unwrap();
 }
 
 /// Waits until every node has at least `n` connected peers.
@@ -51,7 +58,10 @@ pub async fn wait_for_peers(nodes: &[&RunningNode], n: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     for node in nodes {
         while node.network().connected_peers().await.unwrap().len() < n {
-            assert!(tokio::time::Instant::now() < deadline, "peers did not connect");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "peers did not connect"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -70,7 +80,11 @@ impl AuthoredPeer {
         use libp2p::{gossipsub, noise, tcp, yamux};
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(node_key(200))
             .with_tokio()
-            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
             .unwrap()
             .with_behaviour(|key| {
                 let config = gossipsub::ConfigBuilder::default()
@@ -78,14 +92,23 @@ impl AuthoredPeer {
                     .max_transmit_size(10 << 20)
                     .build()
                     .unwrap();
-                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config).unwrap()
+                gossipsub::Behaviour::new(
+                    gossipsub::MessageAuthenticity::Signed(key.clone()),
+                    config,
+                )
+                .unwrap()
             })
             .unwrap()
             .build();
         for t in topics {
-            swarm.behaviour_mut().subscribe(&gossipsub::IdentTopic::new(*t)).unwrap();
+            swarm
+                .behaviour_mut()
+                .subscribe(&gossipsub::IdentTopic::new(*t))
+                .unwrap();
         }
-        swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap()).unwrap();
+        swarm
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
         Self { swarm }
     }
 

@@ -1,0 +1,218 @@
+//! JSON-lines control channel of `op-gossip node --control stdio`, which `op-gossip devnet` uses
+//! to drive its child nodes: one JSON object per line each way.
+//!
+//! Events (stdout): `listening {addr}`, `peers {count}`, `accepted {number, hash, at_ms}`,
+//! `published {number, hash, at_ms}`, `head {number, hash}`, `judged {verdict, reason}` (non-ACCEPT
+//! only), `produced {ok, error}`, `lagged {missed}`, `exit {peak_rss_kib}`.
+//! Commands (stdin): `dial {addr}`, `produce {count, interval_ms, block_size}`, `shutdown`.
+//! End of stdin counts as `shutdown`, so a node never outlives its orchestrator.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::node::{NodeEvent, ProducerClient, RunningNode};
+use crate::validate::Verdict;
+
+/// Lines waiting to be written to stdout.
+const OUTPUT_QUEUE: usize = 1024;
+/// Longest command line accepted (a multiaddr is under 200 bytes).
+const MAX_COMMAND_BYTES: usize = 4096;
+
+/// A command from the orchestrator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum ControlCommand {
+    /// Dial a multiaddr.
+    Dial {
+        /// `/ip4/…/tcp/…/p2p/…`.
+        addr: String,
+    },
+    /// Produce blocks (sequencer only).
+    Produce {
+        /// How many.
+        count: u64,
+        /// Milliseconds between blocks.
+        interval_ms: u64,
+        /// Transaction bytes per block.
+        block_size: usize,
+    },
+    /// Stop the node.
+    Shutdown,
+}
+
+/// Starts the channel; the returned receiver resolves when a shutdown is requested.
+pub fn serve(node: &RunningNode) -> oneshot::Receiver<()> {
+    let (out_tx, out_rx) = mpsc::channel::<String>(OUTPUT_QUEUE);
+    let (stop_tx, stop_rx) = oneshot::channel();
+    tokio::spawn(write_lines(out_rx));
+    tokio::spawn(forward_events(
+        node.subscribe(),
+        out_tx.clone(),
+        node.network().clone(),
+    ));
+    let network = node.network().clone();
+    let producer = node.producer();
+    tokio::spawn(async move {
+        if let Ok(addr) = dial_address(&network).await {
+            let _ = out_tx
+                .send(json!({"event": "listening", "addr": addr}).to_string())
+                .await;
+        }
+        read_commands(network, producer, out_tx).await;
+        let _ = stop_tx.send(());
+    });
+    stop_rx
+}
+
+/// Writes the final `exit` line with the process's peak resident memory.
+pub async fn report_exit(enabled: bool) {
+    if enabled {
+        let line = json!({"event": "exit", "peak_rss_kib": peak_rss_kib()}).to_string();
+        let mut out = tokio::io::stdout();
+        let _ = out.write_all(format!("{line}\n").as_bytes()).await;
+        let _ = out.flush().await;
+    }
+}
+
+/// Peak resident set size of this process in KiB (Linux `VmHWM`), 0 where unavailable.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+async fn dial_address(network: &crate::p2p::NetworkHandle) -> Result<String, ()> {
+    for _ in 0..500 {
+        if let Ok(addrs) = network.listen_addrs().await
+            && let Some(addr) = addrs.first()
+        {
+            return Ok(crate::p2p::with_peer_id(addr, network.local_peer_id()).to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(())
+}
+
+async fn read_commands(
+    network: crate::p2p::NetworkHandle,
+    producer: Option<ProducerClient>,
+    out: mpsc::Sender<String>,
+) {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.len() > MAX_COMMAND_BYTES {
+            let _ = out
+                .send(json!({"event": "error", "message": "command line too long"}).to_string())
+                .await;
+            continue;
+        }
+        match serde_json::from_str::<ControlCommand>(&line) {
+            Ok(ControlCommand::Dial { addr }) => {
+                let result = match addr.parse() {
+                    Ok(addr) => network.dial(addr).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("bad multiaddr: {e}")),
+                };
+                if let Err(message) = result {
+                    let _ = out
+                        .send(json!({"event": "error", "message": message}).to_string())
+                        .await;
+                }
+            }
+            Ok(ControlCommand::Produce {
+                count,
+                interval_ms,
+                block_size,
+            }) => {
+                let producer = producer.clone();
+                let out = out.clone();
+                tokio::spawn(async move {
+                    let result = match producer {
+                        Some(p) => p
+                            .produce(count, Duration::from_millis(interval_ms), block_size)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        None => Err("this node has no sequencer key".to_owned()),
+                    };
+                    let line =
+                        json!({"event": "produced", "ok": result.is_ok(), "error": result.err()});
+                    let _ = out.send(line.to_string()).await;
+                });
+            }
+            Ok(ControlCommand::Shutdown) => return,
+            Err(e) => {
+                let _ = out
+                    .send(
+                        json!({"event": "error", "message": format!("bad command: {e}")})
+                            .to_string(),
+                    )
+                    .await;
+            }
+        }
+    }
+}
+
+async fn forward_events(
+    mut events: broadcast::Receiver<NodeEvent>,
+    out: mpsc::Sender<String>,
+    network: crate::p2p::NetworkHandle,
+) {
+    loop {
+        let line = match events.recv().await {
+            Ok(NodeEvent::Accepted { id, at, .. }) => {
+                json!({"event": "accepted", "number": id.number, "hash": id.hash, "at_ms": unix_ms(at)})
+            }
+            Ok(NodeEvent::Published { id, at }) => {
+                json!({"event": "published", "number": id.number, "hash": id.hash, "at_ms": unix_ms(at)})
+            }
+            Ok(NodeEvent::HeadChanged(h)) => {
+                json!({"event": "head", "number": h.number, "hash": h.hash})
+            }
+            Ok(NodeEvent::Validated {
+                verdict, reason, ..
+            }) if verdict != Verdict::Accept => {
+                json!({"event": "judged", "verdict": verdict.as_str(), "reason": reason})
+            }
+            Ok(NodeEvent::PeerConnected(_) | NodeEvent::PeerDisconnected(_)) => {
+                let count = network
+                    .connected_peers()
+                    .await
+                    .map(|p| p.len())
+                    .unwrap_or(0);
+                json!({"event": "peers", "count": count})
+            }
+            Ok(_) => continue,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                json!({"event": "lagged", "missed": missed})
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if out.send(line.to_string()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn write_lines(mut lines: mpsc::Receiver<String>) {
+    let mut out = tokio::io::stdout();
+    while let Some(line) = lines.recv().await {
+        if out.write_all(format!("{line}\n").as_bytes()).await.is_err()
+            || out.flush().await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,100 @@
+//! `op-gossip devnet`: the README's main command. Flags → [`crate::devnet::DevnetPlan`], then the
+//! run, the report file, a summary on stdout, and a non-zero exit if any follower missed a block.
+
+use std::path::PathBuf;
+
+use clap::builder::TypedValueParser;
+
+use super::{CliError, parse_duration, parse_size};
+use crate::devnet::{self, DevnetPlan, Topology};
+
+/// Flags of `devnet`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevnetArgs {
+    /// Nodes, the sequencer included.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..=200).map(usize::from))]
+    pub nodes: usize,
+    /// Blocks to publish.
+    #[arg(long, default_value_t = 20)]
+    pub blocks: u64,
+    /// Time between blocks (e.g. 1s, 100ms).
+    #[arg(long = "block-time", default_value = "1s", value_parser = parse_duration)]
+    pub block_time: std::time::Duration,
+    /// Transaction bytes per block (e.g. 10KiB, 100KiB).
+    #[arg(long = "block-size", default_value = "10KiB", value_parser = parse_size)]
+    pub block_size: usize,
+    /// full, ring or random:<degree>.
+    #[arg(long, default_value = "full")]
+    pub topology: Topology,
+    /// Seed for random topologies.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Keep node data and logs in this directory (default: a temporary directory, removed).
+    #[arg(long, value_name = "DIR")]
+    pub datadir: Option<PathBuf>,
+}
+
+/// Runs the devnet.
+pub async fn run(args: &DevnetArgs) -> Result<(), CliError> {
+    if args.blocks == 0 {
+        return Err(CliError::Usage("--blocks must be at least 1".into()));
+    }
+    if args.block_time.is_zero() {
+        return Err(CliError::Usage("--block-time must be positive".into()));
+    }
+    let binary = std::env::current_exe()
+        .map_err(|e| CliError::Runtime(format!("cannot find own binary: {e}")))?;
+    let plan = DevnetPlan {
+        nodes: args.nodes,
+        blocks: args.blocks,
+        block_time: args.block_time,
+        block_size: args.block_size,
+        topology: args.topology,
+        seed: args.seed,
+        data_dir: args.datadir.clone(),
+        binary,
+        progress: true,
+    };
+    eprintln!(
+        "devnet: {} nodes ({} topology), {} blocks of {} bytes every {:?}",
+        plan.nodes, plan.topology, plan.blocks, plan.block_size, plan.block_time
+    );
+    let report = devnet::run(&plan)
+        .await
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    let json =
+        serde_json::to_string_pretty(&report).map_err(|e| CliError::Runtime(e.to_string()))?;
+    if let Some(path) = &args.report {
+        std::fs::write(path, format!("{json}\n"))
+            .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", path.display())))?;
+    }
+    println!(
+        "published {} blocks; delivered to all followers: {}; latency ms p50 {} p95 {} p99 {} max {}; max peak RSS {:.1} MiB",
+        report.published,
+        report.all_delivered,
+        report.latency_ms.p50,
+        report.latency_ms.p95,
+        report.latency_ms.p99,
+        report.latency_ms.max,
+        report.max_peak_rss_mib
+    );
+    for n in report
+        .per_node
+        .iter()
+        .skip(1)
+        .filter(|n| n.received < report.published)
+    {
+        println!(
+            "node {} received {}/{} (head {:?})",
+            n.node, n.received, report.published, n.head
+        );
+    }
+    if report.all_delivered {
+        Ok(())
+    } else {
+        Err(CliError::Runtime("some followers missed blocks".into()))
+    }
+}

@@ -1,0 +1,269 @@
+//! `op-gossip node`: the long-running node for a real chain or a devnet.
+//!
+//! Follows by default; with `--p2p.sequencer.key` it also builds, signs and publishes blocks with
+//! the embedded producer (block n at `genesis.l2_time + n × block_time`). Logs go to stderr
+//! through `tracing` (`RUST_LOG` filters, default `info`). SIGINT/SIGTERM stop it gracefully.
+//! `--control stdio` (used by `op-gossip devnet`) adds a JSON-lines control channel: events on
+//! stdout, commands on stdin (see [`super::control`]).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use alloy_primitives::Address;
+use libp2p::Multiaddr;
+
+use clap::builder::TypedValueParser;
+
+use super::{ChainArgs, CliError, parse_duration_secs, parse_size};
+use crate::node::{NodeConfig, start};
+use crate::p2p::GossipConfig;
+use crate::p2p::gossip::{
+    DEFAULT_MESH_D, DEFAULT_MESH_D_HI, DEFAULT_MESH_D_LAZY, DEFAULT_MESH_D_LO,
+};
+use crate::p2p::keys::{keypair_from_hex, load_or_create};
+use crate::producer::{Schedule, SequencerConfig};
+use crate::store::DEFAULT_RETENTION_BLOCKS;
+use crate::validate::ValidatorConfig;
+use crate::wire::signature::BlockSigner;
+
+/// Flags of `node` (op-node's names where op-node has the flag).
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeArgs {
+    /// Which chain to follow.
+    #[command(flatten)]
+    pub chain: ChainArgs,
+
+    /// Data directory (block store; node key unless --p2p.priv.path is given).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "op-gossip-data",
+        env = "OP_GOSSIP_DATADIR"
+    )]
+    pub datadir: PathBuf,
+
+    /// Node key file (hex secp256k1 secret), created on first run (default: <datadir>/opnode_p2p_priv.txt).
+    #[arg(
+        long = "p2p.priv.path",
+        value_name = "FILE",
+        env = "OP_NODE_P2P_PRIV_PATH"
+    )]
+    pub priv_path: Option<PathBuf>,
+
+    /// Node key as hex (takes precedence over --p2p.priv.path).
+    #[arg(
+        long = "p2p.priv.raw",
+        value_name = "HEX",
+        hide = true,
+        env = "OP_NODE_P2P_PRIV_RAW"
+    )]
+    pub priv_raw: Option<String>,
+
+    /// IP to listen on.
+    #[arg(
+        long = "p2p.listen.ip",
+        default_value = "0.0.0.0",
+        env = "OP_NODE_P2P_LISTEN_IP"
+    )]
+    pub listen_ip: IpAddr,
+
+    /// TCP port to listen on (0 = any free port; the bound address is logged).
+    #[arg(
+        long = "p2p.listen.tcp",
+        default_value_t = 9222,
+        env = "OP_NODE_P2P_LISTEN_TCP_PORT"
+    )]
+    pub listen_tcp: u16,
+
+    /// Static peers: comma-separated multiaddrs ending in /p2p/<peer id>; dialled at start and
+    /// every minute while disconnected.
+    #[arg(
+        long = "p2p.static",
+        value_name = "MULTIADDRS",
+        value_delimiter = ',',
+        env = "OP_NODE_P2P_STATIC"
+    )]
+    pub static_peers: Vec<Multiaddr>,
+
+    /// Sequencer key (hex, or a file holding hex): sign and publish blocks.
+    #[arg(
+        long = "p2p.sequencer.key",
+        value_name = "HEX|FILE",
+        env = "OP_NODE_P2P_SEQUENCER_KEY"
+    )]
+    pub sequencer_key: Option<String>,
+
+    /// Transaction bytes per produced block (filler transactions after the L1-info deposit).
+    #[arg(long = "sequencer.block-size", value_name = "SIZE", default_value = "0", value_parser = parse_size)]
+    pub block_size: usize,
+
+    /// Produce only when asked over the control channel (devnet), not on the chain clock.
+    #[arg(long = "sequencer.on-request", hide = true)]
+    pub on_request: bool,
+
+    /// How old a gossip block may be.
+    #[arg(long = "p2p.gossip.timestamp.threshold", default_value = "60s", value_parser = parse_duration_secs)]
+    pub timestamp_threshold_secs: u64,
+
+    /// Gossip mesh target degree.
+    #[arg(long = "p2p.gossip.mesh.d", default_value_t = DEFAULT_MESH_D, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from), hide = true)]
+    pub mesh_d: usize,
+    /// Gossip mesh low watermark.
+    #[arg(long = "p2p.gossip.mesh.lo", default_value_t = DEFAULT_MESH_D_LO, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from), hide = true)]
+    pub mesh_lo: usize,
+    /// Gossip mesh high watermark.
+    #[arg(long = "p2p.gossip.mesh.dhi", default_value_t = DEFAULT_MESH_D_HI, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from), hide = true)]
+    pub mesh_dhi: usize,
+    /// Gossip lazy degree.
+    #[arg(long = "p2p.gossip.mesh.dlazy", default_value_t = DEFAULT_MESH_D_LAZY, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from), hide = true)]
+    pub mesh_dlazy: usize,
+    /// Publish to all topic peers, not only the mesh.
+    #[arg(long = "p2p.gossip.mesh.floodpublish", hide = true)]
+    pub flood_publish: bool,
+
+    /// Blocks kept in the store below the head.
+    #[arg(long = "store.retention", default_value_t = DEFAULT_RETENTION_BLOCKS)]
+    pub retention: u64,
+
+    /// Control channel for orchestration (`stdio`: JSON-lines events on stdout, commands on stdin).
+    #[arg(long, value_name = "stdio", hide = true)]
+    pub control: Option<String>,
+}
+
+impl NodeArgs {
+    /// Validates the flags into a node configuration.
+    pub fn to_config(&self, signer_override: Option<Address>) -> Result<NodeConfig, CliError> {
+        let chain = Arc::new(self.chain.load(signer_override)?);
+        let keypair = match (&self.priv_raw, &self.priv_path) {
+            (Some(raw), _) => keypair_from_hex(raw, "--p2p.priv.raw"),
+            (None, Some(path)) => load_or_create(path),
+            (None, None) => load_or_create(&self.datadir.join("opnode_p2p_priv.txt")),
+        }
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+        if self.mesh_lo > self.mesh_d || self.mesh_d > self.mesh_dhi {
+            return Err(CliError::Usage(
+                "gossip mesh parameters need lo ≤ d ≤ dhi".into(),
+            ));
+        }
+        let sequencer = match &self.sequencer_key {
+            None => None,
+            Some(key) => Some(SequencerConfig {
+                signer: load_sequencer_key(key)?,
+                schedule: if self.on_request {
+                    Schedule::OnRequest
+                } else {
+                    Schedule::ChainTime
+                },
+                target_tx_bytes: self.block_size,
+            }),
+        };
+        for addr in &self.static_peers {
+            if crate::p2p::peer_id_of(addr).is_none() {
+                return Err(CliError::Usage(format!(
+                    "static peer {addr} has no /p2p/<peer id>"
+                )));
+            }
+        }
+        Ok(NodeConfig {
+            chain,
+            data_dir: self.datadir.clone(),
+            keypair,
+            listen_ip: self.listen_ip,
+            listen_port: self.listen_tcp,
+            static_peers: self.static_peers.clone(),
+            gossip: GossipConfig {
+                mesh_d: self.mesh_d,
+                mesh_d_lo: self.mesh_lo,
+                mesh_d_hi: self.mesh_dhi,
+                mesh_d_lazy: self.mesh_dlazy,
+                flood_publish: self.flood_publish,
+            },
+            validator: ValidatorConfig {
+                past_window_secs: self.timestamp_threshold_secs,
+                ..ValidatorConfig::default()
+            },
+            retention: self.retention,
+            sequencer,
+        })
+    }
+}
+
+/// `--p2p.sequencer.key`: hex, or the path of a file holding hex.
+fn load_sequencer_key(value: &str) -> Result<BlockSigner, CliError> {
+    if let Ok(signer) = BlockSigner::from_hex(value) {
+        return Ok(signer);
+    }
+    let text = std::fs::read_to_string(value).map_err(|e| {
+        CliError::Usage(format!(
+            "--p2p.sequencer.key is neither a hex key nor a readable file ({e})"
+        ))
+    })?;
+    BlockSigner::from_hex(&text)
+        .map_err(|e| CliError::Usage(format!("--p2p.sequencer.key file {value}: {e}")))
+}
+
+/// Runs the node until SIGINT/SIGTERM (or a shutdown command on the control channel).
+pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<(), CliError> {
+    let config = args.to_config(signer_override)?;
+    let chain = config.chain.clone();
+    if chain.configured_signers().next().is_none() {
+        tracing::warn!(
+            "no unsafe block signer configured: every gossip block will be ignored (set --p2p.unsafe.block.signer)"
+        );
+    }
+    tracing::info!(chain = %chain.name, chain_id = chain.chain_id, datadir = %args.datadir.display(), "starting");
+    let node = start(config)
+        .await
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    if let Some(head) = node.head() {
+        tracing::info!(number = head.number, hash = %head.hash, "resuming from stored head");
+    }
+    let control = match args.control.as_deref() {
+        None => None,
+        Some("stdio") => Some(super::control::serve(&node)),
+        Some(other) => {
+            return Err(CliError::Usage(format!(
+                "--control {other}: only `stdio` is supported"
+            )));
+        }
+    };
+    let stop_requested = async {
+        match control {
+            Some(stopped) => {
+                let _ = stopped.await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("signal received, shutting down"),
+        () = stop_requested => tracing::info!("shutdown requested"),
+    }
+    node.shutdown().await;
+    super::control::report_exit(args.control.is_some()).await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,479 @@
+//! `op-gossip devnet`: one sequencer and N−1 followers, each its own `op-gossip node` process on
+//! 127.0.0.1 (so each node's memory is measured on its own), driven over the JSON-lines control
+//! channel ([`crate::cli::control`]).
+//!
+//! Run: write a rollup.json whose genesis is now → start every node on port 0 and read back its
+//! address → dial the topology → wait for the meshes → ask the sequencer for the blocks → collect
+//! every accept/publish event with its wall-clock time → stop the nodes and read their peak RSS
+//! → [`report::DevnetReport`].
+
+pub mod report;
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+use report::{DevnetReport, NodeStats};
+
+/// The devnet sequencer key: Anvil/Hardhat account #5, the signer in `chains/devnet.toml`.
+pub const DEVNET_SEQUENCER_KEY: &str =
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba";
+/// Its address.
+pub const DEVNET_SIGNER: &str = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc";
+/// How long nodes get to start and report their address.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the topology gets to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Settling time after every node has a peer: four gossipsub heartbeats to build the meshes.
+const MESH_SETTLE: Duration = Duration::from_secs(2);
+/// Collection continues this long after the last block is published, for stragglers.
+const GRACE: Duration = Duration::from_secs(15);
+/// How long nodes get to exit after `shutdown` before they are killed.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Child events buffered for the orchestrator.
+const EVENT_QUEUE: usize = 8192;
+
+/// How nodes are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// Every node dials every other.
+    Full,
+    /// Node i dials node i+1 (and the last the first).
+    Ring,
+    /// Every node dials `degree` others chosen by a seeded generator.
+    Random {
+        /// Peers each node dials.
+        degree: usize,
+    },
+}
+
+impl std::str::FromStr for Topology {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(Self::Full),
+            "ring" => Ok(Self::Ring),
+            other => other
+                .strip_prefix("random:")
+                .and_then(|d| d.parse().ok())
+                .filter(|&d| d > 0)
+                .map(|degree| Self::Random { degree })
+                .ok_or_else(|| {
+                    format!("topology {other:?}: expected full, ring or random:<degree ≥ 1>")
+                }),
+        }
+    }
+}
+
+impl std::fmt::Display for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full => f.write_str("full"),
+            Self::Ring => f.write_str("ring"),
+            Self::Random { degree } => write!(f, "random:{degree}"),
+        }
+    }
+}
+
+impl Topology {
+    /// The (dialer, dialee) pairs for `n` nodes; no duplicates, no self-loops.
+    pub fn edges(self, n: usize, seed: u64) -> Vec<(usize, usize)> {
+        let mut edges = HashSet::new();
+        match self {
+            Self::Full => {
+                for i in 1..n {
+                    for j in 0..i {
+                        edges.insert((i, j));
+                    }
+                }
+            }
+            Self::Ring if n > 1 => {
+                for i in 0..n {
+                    let j = (i + 1) % n;
+                    if !edges.contains(&(j, i)) {
+                        edges.insert((i, j));
+                    }
+                }
+            }
+            Self::Ring => {}
+            Self::Random { degree } => {
+                let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                let mut next = move || {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state
+                };
+                for i in 0..n {
+                    let mut picked = 0;
+                    let mut tries = 0;
+                    while picked < degree.min(n.saturating_sub(1)) && tries < 100 * n {
+                        tries += 1;
+                        let j = (next() % n as u64) as usize;
+                        if j != i && !edges.contains(&(i, j)) && !edges.contains(&(j, i)) {
+                            edges.insert((i, j));
+                            picked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let mut edges: Vec<_> = edges.into_iter().collect();
+        edges.sort_unstable();
+        edges
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct DevnetPlan {
+    /// Nodes, the sequencer included (≥ 2).
+    pub nodes: usize,
+    /// Blocks to publish.
+    pub blocks: u64,
+    /// Time between blocks.
+    pub block_time: Duration,
+    /// Transaction bytes per block.
+    pub block_size: usize,
+    /// How nodes connect.
+    pub topology: Topology,
+    /// Seed for `random:` topologies.
+    pub seed: u64,
+    /// Where node data and logs go (a fresh temporary directory when `None`).
+    pub data_dir: Option<PathBuf>,
+    /// The `op-gossip` binary to run for each node.
+    pub binary: PathBuf,
+    /// Live progress on stderr.
+    pub progress: bool,
+}
+
+/// Why the devnet could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// Spawning or talking to a node failed.
+    #[error("devnet: {0}")]
+    Io(String),
+    /// A node did not start, connect or answer in time.
+    #[error("devnet: {0}")]
+    Timeout(String),
+}
+
+struct ChildNode {
+    process: Child,
+    stdin: ChildStdin,
+}
+
+/// Runs the plan and returns the report.
+pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
+    let io = |e: std::io::Error| DevnetError::Io(e.to_string());
+    let dir = match &plan.data_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!(
+            "op-gossip-devnet-{}-{}",
+            std::process::id(),
+            unix_ms()
+        )),
+    };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let rollup = dir.join("rollup.json");
+    std::fs::write(&rollup, devnet_rollup_json(unix_ms() / 1000).to_string()).map_err(io)?;
+
+    let (events_tx, mut events) = mpsc::channel::<(usize, Value)>(EVENT_QUEUE);
+    let mut children = Vec::with_capacity(plan.nodes);
+    for i in 0..plan.nodes {
+        children.push(spawn_node(plan, &dir, &rollup, i, events_tx.clone()).await?);
+    }
+    drop(events_tx);
+    let mut stats: Vec<NodeStats> = (0..plan.nodes).map(|_| NodeStats::default()).collect();
+
+    // 1. Every node reports its address.
+    let deadline = Instant::now() + START_TIMEOUT;
+    while stats.iter().any(|s| s.listening.is_none()) {
+        next_event(&mut events, &mut stats, deadline, "nodes to start").await?;
+    }
+    // 2. Dial the topology and wait until every node has a peer, then let meshes form.
+    for (i, j) in plan.topology.edges(plan.nodes, plan.seed) {
+        let addr = stats[j].listening.clone().unwrap_or_default();
+        send(&mut children[i], json!({"cmd": "dial", "addr": addr})).await?;
+    }
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    while stats.iter().any(|s| s.peers == 0) {
+        next_event(&mut events, &mut stats, deadline, "nodes to connect").await?;
+    }
+    let settle = Instant::now() + MESH_SETTLE;
+    while Instant::now() < settle {
+        let _ = next_event(&mut events, &mut stats, settle, "").await;
+    }
+    // 3. Produce and collect.
+    let started = Instant::now();
+    let interval_ms = plan.block_time.as_millis() as u64;
+    send(&mut children[0], json!({"cmd": "produce", "count": plan.blocks, "interval_ms": interval_ms, "block_size": plan.block_size})).await?;
+    let production = plan.block_time * u32::try_from(plan.blocks).unwrap_or(u32::MAX);
+    let deadline = Instant::now() + production + GRACE;
+    let mut last_progress = Instant::now();
+    loop {
+        let done = stats[0].produced.is_some()
+            && stats.iter().skip(1).all(|s| {
+                stats[0]
+                    .published
+                    .keys()
+                    .all(|n| s.accepted.contains_key(n))
+            });
+        if done || Instant::now() >= deadline {
+            break;
+        }
+        let tick = (Instant::now() + Duration::from_millis(250)).min(deadline);
+        let _ = next_event(&mut events, &mut stats, tick, "").await;
+        if plan.progress && last_progress.elapsed() >= progress_interval() {
+            print_progress(&stats, plan.blocks);
+            last_progress = Instant::now();
+        }
+    }
+    let duration_secs = started.elapsed().as_secs_f64();
+    if plan.progress {
+        print_progress(&stats, plan.blocks);
+        if std::io::stderr().is_terminal() {
+            eprintln!();
+        }
+    }
+    // 4. Stop everything and read peak memory.
+    for child in &mut children {
+        let _ = send(child, json!({"cmd": "shutdown"})).await;
+    }
+    let deadline = Instant::now() + EXIT_TIMEOUT;
+    while stats.iter().any(|s| !s.exited) && Instant::now() < deadline {
+        if next_event(&mut events, &mut stats, deadline, "")
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    for child in &mut children {
+        let _ = tokio::time::timeout(Duration::from_secs(2), child.process.wait()).await;
+        let _ = child.process.start_kill();
+    }
+    if plan.data_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if let Some(Err(e)) = &stats[0].produced {
+        return Err(DevnetError::Io(format!("sequencer failed to produce: {e}")));
+    }
+    Ok(report::build(
+        &stats,
+        plan.topology.to_string(),
+        plan.blocks,
+        interval_ms,
+        plan.block_size,
+        duration_secs,
+    ))
+}
+
+fn progress_interval() -> Duration {
+    if std::io::stderr().is_terminal() {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_secs(2)
+    }
+}
+
+fn print_progress(stats: &[NodeStats], blocks: u64) {
+    let heads: Vec<String> = stats
+        .iter()
+        .map(|s| s.head.map_or("-".into(), |h| h.to_string()))
+        .collect();
+    let published = stats.first().map_or(0, |s| s.published.len());
+    let line = format!(
+        "published {published}/{blocks} | heads: {}",
+        heads.join(" ")
+    );
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+/// Waits for one child event until `deadline`, and applies it to `stats`.
+async fn next_event(
+    events: &mut mpsc::Receiver<(usize, Value)>,
+    stats: &mut [NodeStats],
+    deadline: Instant,
+    waiting_for: &str,
+) -> Result<(), DevnetError> {
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(timeout, events.recv()).await {
+        Ok(Some((i, event))) => {
+            if let Some(s) = stats.get_mut(i) {
+                apply(s, &event);
+            }
+            Ok(())
+        }
+        Ok(None) => Err(DevnetError::Io("every node exited".into())),
+        Err(_) => Err(DevnetError::Timeout(format!(
+            "timed out waiting for {waiting_for}"
+        ))),
+    }
+}
+
+fn apply(s: &mut NodeStats, event: &Value) {
+    let u = |k: &str| event.get(k).and_then(Value::as_u64);
+    match event.get("event").and_then(Value::as_str) {
+        Some("listening") => {
+            let addr = event
+                .get("addr")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            s.peer_id = addr.rsplit('/').next().unwrap_or_default().to_owned();
+            s.listening = Some(addr);
+        }
+        Some("peers") => s.peers = u("count").unwrap_or(0) as usize,
+        Some("accepted") => {
+            if let (Some(n), Some(at)) = (u("number"), u("at_ms")) {
+                s.accepted.entry(n).or_insert(at);
+            }
+        }
+        Some("published") => {
+            if let (Some(n), Some(at)) = (u("number"), u("at_ms")) {
+                s.published.insert(n, at);
+            }
+        }
+        Some("head") => s.head = u("number"),
+        Some("judged") => match event.get("verdict").and_then(Value::as_str) {
+            Some("reject") => s.rejected += 1,
+            _ => s.ignored += 1,
+        },
+        Some("produced") => {
+            let ok = event.get("ok").and_then(Value::as_bool).unwrap_or(false);
+            let error = event
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_owned();
+            s.produced = Some(if ok { Ok(()) } else { Err(error) });
+        }
+        Some("exit") => {
+            s.peak_rss_kib = u("peak_rss_kib");
+            s.exited = true;
+        }
+        _ => {}
+    }
+}
+
+async fn send(child: &mut ChildNode, command: Value) -> Result<(), DevnetError> {
+    let line = format!("{command}\n");
+    child
+        .stdin
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| DevnetError::Io(format!("node stdin: {e}")))?;
+    child
+        .stdin
+        .flush()
+        .await
+        .map_err(|e| DevnetError::Io(format!("node stdin: {e}")))
+}
+
+async fn spawn_node(
+    plan: &DevnetPlan,
+    dir: &Path,
+    rollup: &Path,
+    i: usize,
+    events: mpsc::Sender<(usize, Value)>,
+) -> Result<ChildNode, DevnetError> {
+    let log = std::fs::File::create(dir.join(format!("node{i}.log")))
+        .map_err(|e| DevnetError::Io(e.to_string()))?;
+    let mut cmd = Command::new(&plan.binary);
+    cmd.arg("--p2p.unsafe.block.signer")
+        .arg(DEVNET_SIGNER)
+        .arg("node")
+        .arg("--rollup.config")
+        .arg(rollup)
+        .arg("--datadir")
+        .arg(dir.join(format!("node{i}")))
+        .args([
+            "--p2p.listen.ip",
+            "127.0.0.1",
+            "--p2p.listen.tcp",
+            "0",
+            "--control",
+            "stdio",
+        ])
+        .arg("--p2p.priv.raw")
+        .arg(node_key_hex(i));
+    if i == 0 {
+        cmd.args([
+            "--p2p.sequencer.key",
+            DEVNET_SEQUENCER_KEY,
+            "--sequencer.on-request",
+        ]);
+    }
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::from(log))
+    .kill_on_drop(true);
+    let mut process = cmd
+        .spawn()
+        .map_err(|e| DevnetError::Io(format!("cannot start {}: {e}", plan.binary.display())))?;
+    let stdin = process
+        .stdin
+        .take()
+        .ok_or_else(|| DevnetError::Io("no stdin".into()))?;
+    let stdout = process
+        .stdout
+        .take()
+        .ok_or_else(|| DevnetError::Io("no stdout".into()))?;
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(value) = serde_json::from_str::<Value>(&line)
+                && events.send((i, value)).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok(ChildNode { process, stdin })
+}
+
+/// A deterministic node key for node `i` (distinct, valid secp256k1 scalars).
+fn node_key_hex(i: usize) -> String {
+    let mut secret = [0u8; 32];
+    secret[0] = 0x1d;
+    secret[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+    alloy_primitives::hex::encode(secret)
+}
+
+/// An op-node rollup.json for the devnet chain (id 901, every fork at genesis, genesis `now`).
+pub fn devnet_rollup_json(genesis_time: u64) -> Value {
+    let zero = format!("0x{}", "0".repeat(64));
+    json!({
+        "genesis": {
+            "l1": {"hash": zero, "number": 0},
+            "l2": {"hash": zero, "number": 0},
+            "l2_time": genesis_time,
+        },
+        "block_time": 2,
+        "l2_chain_id": 901,
+        "regolith_time": 0, "canyon_time": 0, "delta_time": 0, "ecotone_time": 0, "fjord_time": 0,
+        "granite_time": 0, "holocene_time": 0, "isthmus_time": 0, "jovian_time": 0,
+    })
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
