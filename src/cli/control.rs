@@ -1,7 +1,7 @@
 //! JSON-lines control channel of `op-gossip node --control stdio`, which `op-gossip devnet` uses
 //! to drive its child nodes: one JSON object per line each way.
 //!
-//! Events (stdout): `listening {addr}`, `peers {count}`, `accepted {number, hash, at_ms}`,
+//! Events (stdout): `listening {addr, head}`, `peers {count}`, `accepted {number, hash, at_ms}`,
 //! `published {number, hash, at_ms}`, `head {number, hash}`, `judged {verdict, reason}` (non-ACCEPT
 //! only), `produced {ok, error}`, `lagged {missed}`, `exit {peak_rss_kib}`.
 //! Commands (stdin): `dial {addr}`, `produce {count, interval_ms, block_size}`, `shutdown`.
@@ -56,10 +56,11 @@ pub fn serve(node: &RunningNode) -> oneshot::Receiver<()> {
     ));
     let network = node.network().clone();
     let producer = node.producer();
+    let head = node.head().map(|h| h.number);
     tokio::spawn(async move {
         if let Ok(addr) = dial_address(&network).await {
             let _ = out_tx
-                .send(json!({"event": "listening", "addr": addr}).to_string())
+                .send(json!({"event": "listening", "addr": addr, "head": head}).to_string())
                 .await;
         }
         read_commands(network, producer, out_tx).await;

@@ -154,11 +154,19 @@ pub fn init_tracing() {
         .try_init();
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
+/// How long the runtime waits for blocking tasks at exit. The stdin reader of the control channel
+/// is a blocking read that only returns on input, so dropping the runtime could hang forever.
+const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs `fut` on a fresh multi-threaded runtime, then shuts the runtime down with a bound.
+fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(fut: F) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    let result = runtime.block_on(fut);
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    result
 }
 
 /// Runs the parsed command.
@@ -167,11 +175,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::CheckMessage(args) => check_message::run(&args, cli.unsafe_block_signer),
         Command::Node(args) => {
             init_tracing();
-            runtime()?.block_on(node::run(&args, cli.unsafe_block_signer))
+            block_on(node::run(&args, cli.unsafe_block_signer))
         }
         Command::Devnet(args) => {
             init_tracing();
-            runtime()?.block_on(devnet::run(&args))
+            block_on(devnet::run(&args))
         }
     }
 }

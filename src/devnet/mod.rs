@@ -219,13 +219,21 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     let deadline = Instant::now() + production + GRACE;
     let mut last_progress = Instant::now();
     loop {
-        let done = stats[0].produced.is_some()
-            && stats.iter().skip(1).all(|s| {
-                stats[0]
-                    .published
-                    .keys()
-                    .all(|n| s.accepted.contains_key(n))
-            });
+        // The `produced` line can overtake the last `published` line (two writers on the child's
+        // stdout), so completion also needs every requested block seen as published; a failed
+        // production ends collection at once.
+        let sequencer = &stats[0];
+        let all_published = sequencer.published.len() as u64 >= plan.blocks;
+        let failed = matches!(sequencer.produced, Some(Err(_)));
+        let done = failed
+            || sequencer.produced.is_some()
+                && all_published
+                && stats.iter().skip(1).all(|s| {
+                    stats[0]
+                        .published
+                        .keys()
+                        .all(|n| s.accepted.contains_key(n))
+                });
         if done || Instant::now() >= deadline {
             break;
         }

@@ -1,0 +1,203 @@
+//! The `node` and `devnet` commands as processes: data survives SIGKILL, SIGTERM stops
+//! gracefully, and the devnet delivers every block and reports it.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::net::*;
+use op_gossip::node::start;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct NodeProcess {
+    child: Child,
+    stdin: ChildStdin,
+    events: mpsc::Receiver<Value>,
+}
+
+impl NodeProcess {
+    fn start(rollup: &std::path::Path, datadir: &std::path::Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_op-gossip"))
+            .args([
+                "--p2p.unsafe.block.signer",
+                common::DEV_ADDRESS,
+                "node",
+                "--rollup.config",
+            ])
+            .arg(rollup)
+            .arg("--datadir")
+            .arg(datadir)
+            .args([
+                "--p2p.listen.ip",
+                "127.0.0.1",
+                "--p2p.listen.tcp",
+                "0",
+                "--control",
+                "stdio",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            events,
+        }
+    }
+
+    /// The next event of `kind`, skipping others.
+    fn wait_for(&self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let event = self
+                .events
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {kind} event"));
+            if event["event"] == kind && pred(&event) {
+                return event;
+            }
+        }
+    }
+
+    fn send(&mut self, command: Value) {
+        writeln!(self.stdin, "{command}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_data_survives_sigkill_and_sigterm_is_graceful() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let rollup = dir.path().join("rollup.json");
+    std::fs::write(
+        &rollup,
+        op_gossip::devnet::devnet_rollup_json(chain.genesis.l2_time).to_string(),
+    )
+    .unwrap();
+    let seq = start(config(&chain, 0, dir.path(), true)).await.unwrap();
+    let seq_addr = seq.dial_address().await.unwrap().to_string();
+    let datadir = dir.path().join("follower");
+
+    let mut follower = NodeProcess::start(&rollup, &datadir);
+    let listening = follower.wait_for("listening", |_| true);
+    assert_eq!(listening["head"], Value::Null, "fresh store");
+    follower.send(serde_json::json!({"cmd": "dial", "addr": seq_addr}));
+    follower.wait_for("peers", |e| e["count"].as_u64() >= Some(1));
+    tokio::time::sleep(2 * op_gossip::p2p::gossip::HEARTBEAT).await;
+    seq.produce(12, Duration::from_millis(50), 5_000)
+        .await
+        .unwrap();
+    follower.wait_for("head", |e| e["number"] == 12);
+
+    // SIGKILL: nothing graceful happens, yet every committed block and the head survive.
+    follower.child.kill().unwrap();
+    follower.child.wait().unwrap();
+    let mut follower = NodeProcess::start(&rollup, &datadir);
+    let listening = follower.wait_for("listening", |_| true);
+    assert_eq!(listening["head"], 12, "head restored after SIGKILL");
+
+    // It keeps following from there.
+    follower.send(serde_json::json!({"cmd": "dial", "addr": seq_addr}));
+    follower.wait_for("peers", |e| e["count"].as_u64() >= Some(1));
+    tokio::time::sleep(2 * op_gossip::p2p::gossip::HEARTBEAT).await;
+    seq.produce(3, Duration::from_millis(50), 5_000)
+        .await
+        .unwrap();
+    follower.wait_for("head", |e| e["number"] == 15);
+
+    // SIGTERM: a clean exit with status 0 and the exit report.
+    let pid = follower.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exit = follower.wait_for("exit", |_| true);
+    assert!(exit["peak_rss_kib"].as_u64().unwrap() > 0);
+    assert!(follower.child.wait().unwrap().success());
+    seq.shutdown().await;
+}
+
+#[test]
+fn devnet_command_delivers_every_block_and_writes_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_op-gossip"))
+        .args([
+            "devnet",
+            "--nodes",
+            "5",
+            "--blocks",
+            "15",
+            "--block-time",
+            "100ms",
+            "--block-size",
+            "20KiB",
+            "--topology",
+            "ring",
+        ])
+        .arg("--report")
+        .arg(&report)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["published"], 15);
+    assert_eq!(r["all_delivered"], true);
+    assert_eq!(r["per_node"].as_array().unwrap().len(), 5);
+    for node in r["per_node"].as_array().unwrap().iter().skip(1) {
+        assert_eq!(node["received"], 15);
+        assert_eq!(node["delivery_ratio"], 1.0);
+        assert_eq!(node["head"], 15);
+        assert!(node["peak_rss_mib"].as_f64().unwrap() > 0.0);
+        for p in ["p50", "p95", "p99", "max"] {
+            assert!(node["latency_ms"][p].is_u64(), "{p}");
+        }
+    }
+}
+
+#[test]
+fn devnet_usage_errors_exit_2() {
+    for args in [
+        ["--nodes", "1"],
+        ["--topology", "star"],
+        ["--block-time", "0s"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_op-gossip"))
+            .arg("devnet")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
