@@ -2,30 +2,39 @@
 //!
 //! A node for the block-gossip layer of OP Stack rollups, wire-compatible with op-node.
 //!
-//! ## Layers (data flows top to bottom on the way in)
+//! ## Tasks and channels of a running node ([`node::start`])
+//!
+//! ```text
+//!  p2p::EventLoop (sole owner of the Swarm) ◄── NetworkHandle commands (bounded)
+//!     │ gossipsub message (topic, bytes)
+//!     ▼
+//!  validation task ≤ 256 queued, ≤ 4 running, 3 s each ──► verdict back to the loop ──► gossipsub
+//!     │ ACCEPT                                              (only ACCEPT is forwarded)
+//!     ▼
+//!  node forward task ──► store writer (batches → one durable redb transaction) ──► head (watch)
+//!                              ▲
+//!  producer (sequencer) ───────┘ and ──publish──► NetworkHandle
+//! ```
+//!
+//! ## Gossip in, byte by byte
 //!
 //! ```text
 //!  chain_config ──► chain::ChainSpec            (start-up: chain file or rollup.json)
 //!
-//!  gossipsub message (topic, raw bytes)
-//!      │
-//!      ▼
+//!  wire::message_id  op-node's id: SHA-256(domain ‖ topic ‖ decompressed)[..20]
 //!  wire::snappy      bounded decompression (66 B .. 10 MiB, checked before allocating)
 //!  wire::signature   payload hash → signing hash → signer recovery (v ∈ {0,1,2,3}, high-s ok)
 //!  wire::ssz         payload layout of the topic's version (V1..V4), zero-copy transactions
 //!  wire::block_hash  header rebuilt from the payload, keccak(rlp) compared to the claim
 //!  validate          op-node's rules and verdicts (ACCEPT / IGNORE / REJECT), seen cache
-//!      │
-//!      ▼
-//!  accepted block ──► (store, engine, sync: later issues)
 //! ```
 //!
 //! Publishing runs `wire` backwards: [`wire::ssz::encode_envelope`] → sign
 //! ([`wire::signature::BlockSigner`]) → [`wire::snappy::compress_block`], all in
-//! [`wire::envelope::encode_signed`]. The `payload_by_number` frames are in [`wire::reqresp`],
-//! op-node's gossipsub message id in [`wire::message_id`].
+//! [`wire::envelope::encode_signed`]. The `payload_by_number` frames are in [`wire::reqresp`].
 //!
-//! Operator tools: [`cli::check_message`] runs a captured message through the same validator.
+//! Operator tools: [`cli::check_message`] runs a captured message through the same validator;
+//! [`devnet`] runs a local network of node processes and reports delivery, latency and memory.
 //!
 //! Everything in `wire` and `validate` is sans-IO: no sockets, no clocks (time is an argument),
 //! no panics on input, and every allocation sized from the wire is bounded first.

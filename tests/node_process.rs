@@ -48,7 +48,8 @@ impl NodeProcess {
             .unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (tx, events) = mpsc::channel();
+        // Bounded: the reader thread waits when the test falls 1024 events behind.
+        let (tx, events) = mpsc::sync_channel(1024);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str::<Value>(&line)
