@@ -236,3 +236,35 @@ async fn authored_messages_are_rejected_and_foreign_topics_filtered() {
     honest.shutdown().await;
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chain_time_producer_builds_block_n_at_genesis_plus_n_block_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = (*devnet_now()).clone();
+    spec.block_time = 1;
+    spec.genesis.l2_time = op_gossip::p2p::gossip_now() - 1;
+    let chain = std::sync::Arc::new(spec);
+    let mut cfg = config(&chain, 0, dir.path(), true);
+    cfg.sequencer.as_mut().unwrap().schedule = op_gossip::producer::Schedule::ChainTime;
+    let seq = start(cfg).await.unwrap();
+    let follower = start(config(&chain, 1, dir.path(), false)).await.unwrap();
+    connect(&follower, &seq).await;
+    let head = seq.wait_for_head(4, WAIT).await.unwrap();
+    assert!(head.number >= 4);
+    for n in 1..=head.number {
+        let Some(block) = seq.store().canonical_block(n).unwrap() else {
+            continue;
+        };
+        assert_eq!(
+            block.envelope.payload.timestamp,
+            chain.timestamp_for_block(n).unwrap(),
+            "block {n}"
+        );
+    }
+    // The follower gets the chain too (it may have missed the first block before connecting).
+    let target = head.number + 2;
+    let reached = follower.wait_for_head(target, WAIT).await.unwrap();
+    assert!(reached.number >= target);
+    follower.shutdown().await;
+    seq.shutdown().await;
+}
