@@ -100,13 +100,19 @@ impl From<ChainConfigError> for CliError {
     }
 }
 
-/// Parses an op-node style duration: `60s`, `1m`, `1h`, `500ms`, or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+/// Splits `"100KiB"` into the trimmed text, its leading digits and the rest.
+fn split_number_unit(text: &str) -> (&str, &str, &str) {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
+    (text, number, unit)
+}
+
+/// Parses an op-node style duration: `60s`, `1m`, `1h`, `500ms`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (text, number, unit) = split_number_unit(text);
     let bad = || format!("invalid duration {text:?} (e.g. 500ms, 60s, 1m, 1h)");
     let value: u64 = number.parse().map_err(|_| bad())?;
     let millis = match unit {
@@ -126,11 +132,7 @@ pub fn parse_duration_secs(text: &str) -> Result<u64, String> {
 
 /// Parses a size: `100KiB`, `1MiB`, `512B`, `1000` (bytes), `10KB` (= 10,000 bytes).
 pub fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
+    let (text, number, unit) = split_number_unit(text);
     let bad = || format!("invalid size {text:?} (e.g. 512B, 100KiB, 1MiB)");
     let value: usize = number.parse().map_err(|_| bad())?;
     let factor = match unit.trim() {
