@@ -5,6 +5,7 @@ mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use alloy_primitives::hex;
 use common::*;
@@ -371,4 +372,12 @@ fn duration_flags_parse_like_op_node() {
     assert_eq!(parse_duration_secs("90"), Ok(90));
     assert!(parse_duration_secs("soon").is_err());
     assert!(parse_duration_secs("5d").is_err());
+    assert_eq!(op_gossip::cli::parse_duration("100ms"), Ok(Duration::from_millis(100)));
+    use op_gossip::cli::parse_size;
+    assert_eq!(parse_size("100KiB"), Ok(102_400));
+    assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+    assert_eq!(parse_size("10KB"), Ok(10_000));
+    assert_eq!(parse_size("512"), Ok(512));
+    assert!(parse_size("lots").is_err());
+    assert!(parse_size("99999999999999999999MiB").is_err());
 }
