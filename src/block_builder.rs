@@ -26,6 +26,10 @@ pub const SEQUENCER_FEE_VAULT: Address = address!("42000000000000000000000000000
 pub const L1_INFO_GAS: u64 = 1_000_000;
 /// Gas limit of built blocks (30 M, the OP Stack default).
 pub const DEFAULT_GAS_LIMIT: u64 = 30_000_000;
+/// Largest `target_tx_bytes` a built block may have: the 10 MiB gossip cap less 16 KiB for the
+/// signature, beacon root, SSZ fixed part, transaction offsets (4 B each, ~80 fillers at 10 MiB)
+/// and the last filler's overshoot, so every built block fits one gossip message.
+pub const MAX_TARGET_TX_BYTES: usize = crate::wire::MAX_GOSSIP_SIZE_BYTES - 16 * 1024;
 /// Calldata bytes of one filler transaction at most (128 KiB, the usual tx-pool size limit).
 const MAX_FILLER_DATA_BYTES: usize = 128 * 1024;
 
@@ -205,7 +209,7 @@ pub struct BlockSpec {
     /// Timestamp of the new block.
     pub timestamp: u64,
     /// Target size of all transactions together; filler transactions are added until it is
-    /// reached (0 = the deposit only).
+    /// reached (0 = the deposit only). Capped at [`MAX_TARGET_TX_BYTES`].
     pub target_tx_bytes: usize,
     /// L1 origin for the deposit.
     pub l1: L1Info,
@@ -218,9 +222,10 @@ pub fn build_block(chain: &ChainSpec, spec: &BlockSpec) -> ExecutionPayloadEnvel
     let mut txs = vec![deposit];
     let mut total = txs.iter().map(Vec::len).sum::<usize>();
     let mut nonce = spec.number.wrapping_mul(1 << 20);
-    while total < spec.target_tx_bytes {
+    let target = spec.target_tx_bytes.min(MAX_TARGET_TX_BYTES);
+    while total < target {
         // ~120 bytes of envelope around the calldata.
-        let data_len = (spec.target_tx_bytes - total)
+        let data_len = (target - total)
             .saturating_sub(120)
             .clamp(1, MAX_FILLER_DATA_BYTES);
         let tx = filler_transaction(chain.chain_id, nonce, data_len);
@@ -242,6 +247,7 @@ pub fn build_block(chain: &ChainSpec, spec: &BlockSpec) -> ExecutionPayloadEnvel
     payload.gas_used = gas_used;
     payload.timestamp = spec.timestamp;
     payload.base_fee_per_gas = U256::from(1_000_000u64);
+    // Cannot fail: the target is capped far below the 4 GiB an SSZ list can hold.
     payload.transactions =
         Transactions::from_slices(txs.iter().map(Vec::as_slice)).unwrap_or_default();
     if version.has_withdrawals_root() {

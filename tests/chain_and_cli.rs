@@ -372,7 +372,10 @@ fn duration_flags_parse_like_op_node() {
     assert_eq!(parse_duration_secs("90"), Ok(90));
     assert!(parse_duration_secs("soon").is_err());
     assert!(parse_duration_secs("5d").is_err());
-    assert_eq!(op_gossip::cli::parse_duration("100ms"), Ok(Duration::from_millis(100)));
+    assert_eq!(
+        op_gossip::cli::parse_duration("100ms"),
+        Ok(Duration::from_millis(100))
+    );
     use op_gossip::cli::parse_size;
     assert_eq!(parse_size("100KiB"), Ok(102_400));
     assert_eq!(parse_size("1MiB"), Ok(1 << 20));

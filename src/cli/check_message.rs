@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{ChainArgs, CliError, parse_duration_secs};
 use crate::chain::ChainSpec;
-use crate::validate::{BlockValidator, DEFAULT_PAST_WINDOW_SECS, SignerSet, ValidatorConfig};
+use crate::validate::{BlockValidator, SignerSet, ValidatorConfig};
 use crate::wire::block_hash::compute_block_hash;
 use crate::wire::envelope::SignedBytes;
 use crate::wire::message_id::message_id;
@@ -235,6 +235,3 @@ fn wall_clock() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
-
-/// The default past window, for help texts elsewhere.
-pub const DEFAULT_PAST_WINDOW: u64 = DEFAULT_PAST_WINDOW_SECS;

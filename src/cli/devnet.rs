@@ -42,6 +42,7 @@ pub async fn run(args: &DevnetArgs) -> Result<(), CliError> {
     if args.blocks == 0 {
         return Err(CliError::Usage("--blocks must be at least 1".into()));
     }
+    super::node::check_block_size(args.block_size)?;
     if args.block_time.is_zero() {
         return Err(CliError::Usage("--block-time must be positive".into()));
     }

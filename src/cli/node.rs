@@ -146,6 +146,7 @@ impl NodeArgs {
                 "gossip mesh parameters need lo ≤ d ≤ dhi".into(),
             ));
         }
+        check_block_size(self.block_size)?;
         let sequencer = match &self.sequencer_key {
             None => None,
             Some(key) => Some(SequencerConfig {
@@ -187,6 +188,17 @@ impl NodeArgs {
             sequencer,
         })
     }
+}
+
+/// A block size the producer can honour: every block must fit one 10 MiB gossip message.
+pub fn check_block_size(bytes: usize) -> Result<(), CliError> {
+    let max = crate::block_builder::MAX_TARGET_TX_BYTES;
+    if bytes > max {
+        return Err(CliError::Usage(format!(
+            "block size {bytes} B exceeds the {max} B that fit a 10 MiB gossip message"
+        )));
+    }
+    Ok(())
 }
 
 /// `--p2p.sequencer.key`: hex, or the path of a file holding hex.
