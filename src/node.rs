@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::ChainSpec;
+use crate::p2p::reqresp::server::{self, ServerConfig, ServerStats};
 use crate::p2p::{self, GossipConfig, NetworkConfig, NetworkEvent, NetworkHandle};
 use crate::producer::{ProduceRequest, Producer, SequencerConfig};
 use crate::store::{BlockRef, Store, StoreError, StoredBlock};
@@ -61,6 +62,8 @@ pub struct NodeConfig {
     pub retention: u64,
     /// Set for a sequencer.
     pub sequencer: Option<SequencerConfig>,
+    /// Serve payload_by_number from the store (`--p2p.sync.req-resp`); `None` = do not serve.
+    pub reqresp_server: Option<ServerConfig>,
 }
 
 /// Where a stored block came from.
@@ -153,6 +156,7 @@ pub struct RunningNode {
     events: broadcast::Sender<NodeEvent>,
     head: watch::Receiver<Option<BlockRef>>,
     produce: Option<ProducerClient>,
+    server_stats: Option<Arc<ServerStats>>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -225,6 +229,19 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         shutdown.clone(),
     )));
 
+    let server_stats = match config.reqresp_server {
+        Some(server_config) => Some(
+            server::spawn(
+                network.stream_control(),
+                config.chain.clone(),
+                store.clone(),
+                server_config,
+                shutdown.clone(),
+            )
+            .map_err(|e| NodeError::Network(p2p::NetworkError::Setup(e)))?,
+        ),
+        None => None,
+    };
     let mut produce = None;
     if let Some(sequencer) = config.sequencer.clone() {
         let (tx, rx) = mpsc::channel(PRODUCE_QUEUE);
@@ -254,6 +271,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         events,
         head: head_rx,
         produce,
+        server_stats,
         shutdown,
         tasks,
     })
@@ -337,6 +355,11 @@ impl RunningNode {
             .ok_or(NodeError::NotSequencer)?
             .produce(count, interval, target_tx_bytes)
             .await
+    }
+
+    /// What the payload_by_number server did (`None` when not serving).
+    pub fn server_stats(&self) -> Option<&Arc<ServerStats>> {
+        self.server_stats.as_ref()
     }
 
     /// The producer of a sequencer (`None` for a follower).

@@ -122,6 +122,10 @@ pub struct NodeArgs {
     #[arg(long = "p2p.gossip.mesh.floodpublish", hide = true)]
     pub flood_publish: bool,
 
+    /// Serve payload_by_number requests from the store.
+    #[arg(long = "p2p.sync.req-resp", default_value_t = true, action = clap::ArgAction::Set, env = "OP_NODE_P2P_SYNC_REQ_RESP")]
+    pub serve_req_resp: bool,
+
     /// Blocks kept in the store below the head.
     #[arg(long = "store.retention", default_value_t = DEFAULT_RETENTION_BLOCKS)]
     pub retention: u64,
@@ -186,6 +190,9 @@ impl NodeArgs {
             },
             retention: self.retention,
             sequencer,
+            reqresp_server: self
+                .serve_req_resp
+                .then(crate::p2p::reqresp::server::ServerConfig::default),
         })
     }
 }

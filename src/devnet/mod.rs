@@ -183,7 +183,8 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     };
     std::fs::create_dir_all(&dir).map_err(io)?;
     let rollup = dir.join("rollup.json");
-    std::fs::write(&rollup, devnet_rollup_json(unix_ms() / 1000).to_string()).map_err(io)?;
+    let genesis = devnet_genesis_time(unix_ms() / 1000);
+    std::fs::write(&rollup, devnet_rollup_json(genesis).to_string()).map_err(io)?;
 
     let (events_tx, mut events) = mpsc::channel::<(usize, Value)>(EVENT_QUEUE);
     let mut children = Vec::with_capacity(plan.nodes);
@@ -462,6 +463,17 @@ fn node_key_hex(i: usize) -> String {
     secret[0] = 0x1d;
     secret[24..].copy_from_slice(&(i as u64 + 1).to_be_bytes());
     alloy_primitives::hex::encode(secret)
+}
+
+/// How far before the start the devnet's genesis lies. The devnet produces blocks on request,
+/// faster than its 2 s block time, while payload_by_number servers refuse numbers beyond
+/// `genesis + (now − genesis_time) / block_time` (op-node's range check); a genesis one day back
+/// leaves room for 43,200 blocks. Block timestamps are the wall clock either way.
+pub const DEVNET_GENESIS_AGE_SECS: u64 = 24 * 60 * 60;
+
+/// The devnet genesis time for a run starting at `now`.
+pub fn devnet_genesis_time(now: u64) -> u64 {
+    now.saturating_sub(DEVNET_GENESIS_AGE_SECS)
 }
 
 /// An op-node rollup.json for the devnet chain (id 901, every fork at genesis, genesis `now`).

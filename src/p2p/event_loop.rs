@@ -31,6 +31,8 @@ pub(crate) struct Behaviour {
     gossipsub: Gossipsub,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    /// Raw streams for payload_by_number (served and opened outside this loop).
+    stream: libp2p_stream::Behaviour,
 }
 
 /// A finished validation, on its way back to gossipsub.
@@ -87,6 +89,7 @@ impl EventLoop {
                             .with_agent_version(agent),
                     ),
                     ping: ping::Behaviour::new(ping::Config::new()),
+                    stream: libp2p_stream::Behaviour::new(),
                 })
             })
             .map_err(|e| NetworkError::Setup(e.to_string()))?
@@ -120,6 +123,11 @@ impl EventLoop {
             queue_overflows: Arc::default(),
             dropped_events: Arc::default(),
         })
+    }
+
+    /// A control for request/response streams.
+    pub(crate) fn stream_control(&self) -> libp2p_stream::Control {
+        self.swarm.behaviour().stream.new_control()
     }
 
     /// Runs until the shutdown token is cancelled.

@@ -20,6 +20,7 @@
 mod event_loop;
 pub mod gossip;
 pub mod keys;
+pub mod reqresp;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -150,16 +151,30 @@ pub enum NetworkError {
 }
 
 /// A cheap, cloneable handle to the network. Every call is a bounded command to the event loop.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
     local_peer_id: PeerId,
+    streams: libp2p_stream::Control,
+}
+
+impl std::fmt::Debug for NetworkHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkHandle")
+            .field("local_peer_id", &self.local_peer_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NetworkHandle {
     /// Our peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
+    }
+
+    /// A control to open and accept request/response streams outside the event loop.
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.streams.clone()
     }
 
     async fn request<T>(
@@ -224,11 +239,13 @@ pub async fn spawn(
     let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL);
     let local_peer_id = config.keypair.public().to_peer_id();
     let event_loop = EventLoop::new(config, commands_rx, events_tx, shutdown)?;
+    let streams = event_loop.stream_control();
     let task = tokio::spawn(event_loop.run());
     Ok((
         NetworkHandle {
             commands: commands_tx,
             local_peer_id,
+            streams,
         },
         events_rx,
         task,

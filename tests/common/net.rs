@@ -11,10 +11,12 @@ use op_gossip::p2p::GossipConfig;
 use op_gossip::producer::{Schedule, SequencerConfig};
 use op_gossip::validate::ValidatorConfig;
 
-/// The devnet chain with genesis now (so wall-clock blocks are inside the timestamp window).
+/// The devnet chain as `op-gossip devnet` sets it up: genesis one day ago, so blocks produced on
+/// request (faster than the 2 s block time) stay within the range the chain clock allows, which
+/// the payload_by_number server checks.
 pub fn devnet_now() -> Arc<ChainSpec> {
     let mut chain = op_gossip::chain_config::load_chain("devnet").unwrap();
-    chain.genesis.l2_time = op_gossip::p2p::gossip_now();
+    chain.genesis.l2_time = op_gossip::devnet::devnet_genesis_time(op_gossip::p2p::gossip_now());
     Arc::new(chain)
 }
 
@@ -37,6 +39,7 @@ pub fn config(chain: &Arc<ChainSpec>, i: u8, dir: &std::path::Path, sequencer: b
         gossip: GossipConfig::default(),
         validator: ValidatorConfig::default(),
         retention: 4096,
+        reqresp_server: Some(op_gossip::p2p::reqresp::server::ServerConfig::default()),
         sequencer: sequencer.then(|| SequencerConfig {
             signer: super::dev_signer(),
             schedule: Schedule::OnRequest,

@@ -1,0 +1,132 @@
+//! Asking one peer for one block: the primitive the sync client (gap filling) is built on.
+//!
+//! Opens a stream with op-node's protocol id (falling back to the spec's form if the peer only
+//! speaks that), writes the 8-byte request, half-closes, reads at most 10 MiB of response within
+//! the deadline, decodes it for the block's fork, and checks the number and the block hash.
+//! Every failure is a typed [`RequestError`], which the sync client maps to the peer's score.
+
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use libp2p::PeerId;
+
+use super::{REQUEST_TIMEOUT, RESPONSE_TIMEOUT, STREAM_OPEN_TIMEOUT, protocols};
+use crate::chain::ChainSpec;
+use crate::validate::check_block_hash;
+use crate::wire::ExecutionPayloadEnvelope;
+use crate::wire::reqresp::{
+    MAX_RESPONSE_BYTES, ReqRespError, Response, ResultCode, decode_payload_body, decode_response,
+    encode_request,
+};
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The peer does not have the block (code 1): cancel the range, no penalty.
+    #[error("peer does not have the block")]
+    NotFound,
+    /// Any other error code.
+    #[error("peer answered error code {0}")]
+    ErrorCode(u8),
+    /// No stream could be opened (not connected, or the protocol is not supported).
+    #[error("cannot open a payload_by_number stream: {0}")]
+    Open(String),
+    /// A deadline passed.
+    #[error("timed out {0}")]
+    Timeout(&'static str),
+    /// Reading or writing the stream failed.
+    #[error("stream: {0}")]
+    Io(String),
+    /// The response does not decode.
+    #[error(transparent)]
+    Frame(#[from] ReqRespError),
+    /// The payload is not the block asked for, or its hash does not match.
+    #[error("wrong payload: {0}")]
+    WrongPayload(String),
+}
+
+/// Deadlines of one request (op-node's by default).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeouts {
+    /// Opening the stream.
+    pub open: Duration,
+    /// Writing the request.
+    pub write: Duration,
+    /// Reading the whole response.
+    pub read: Duration,
+}
+
+impl Default for RequestTimeouts {
+    fn default() -> Self {
+        Self {
+            open: STREAM_OPEN_TIMEOUT,
+            write: REQUEST_TIMEOUT,
+            read: RESPONSE_TIMEOUT,
+        }
+    }
+}
+
+/// Requests block `number` from `peer` and verifies what comes back.
+pub async fn request_payload(
+    control: &mut libp2p_stream::Control,
+    chain: &ChainSpec,
+    peer: PeerId,
+    number: u64,
+    timeouts: RequestTimeouts,
+) -> Result<ExecutionPayloadEnvelope, RequestError> {
+    let mut stream = open(control, chain.chain_id, peer, timeouts.open).await?;
+    tokio::time::timeout(timeouts.write, async {
+        stream.write_all(&encode_request(number)).await?;
+        stream.close().await
+    })
+    .await
+    .map_err(|_| RequestError::Timeout("writing the request"))?
+    .map_err(|e| RequestError::Io(e.to_string()))?;
+
+    // One byte past the limit tells "at the limit" from "over it".
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        timeouts.read,
+        (&mut stream)
+            .take(MAX_RESPONSE_BYTES as u64 + 1)
+            .read_to_end(&mut response),
+    )
+    .await
+    .map_err(|_| RequestError::Timeout("reading the response"))?
+    .map_err(|e| RequestError::Io(e.to_string()))?;
+    let (version, body) = match decode_response(&response)? {
+        Response::Payload { version, body } => (version, body),
+        Response::Error(ResultCode::NotFound) => return Err(RequestError::NotFound),
+        Response::Error(code) => return Err(RequestError::ErrorCode(code.byte())),
+    };
+    let fork = chain.block_version_at(chain.timestamp_for_block(number).unwrap_or(0));
+    let envelope = decode_payload_body(version, fork, &body)?;
+    if envelope.payload.block_number != number {
+        return Err(RequestError::WrongPayload(format!(
+            "asked for {number}, got {}",
+            envelope.payload.block_number
+        )));
+    }
+    check_block_hash(&envelope).map_err(|e| RequestError::WrongPayload(e.to_string()))?;
+    Ok(envelope)
+}
+
+async fn open(
+    control: &mut libp2p_stream::Control,
+    chain_id: u64,
+    peer: PeerId,
+    timeout: Duration,
+) -> Result<libp2p::Stream, RequestError> {
+    let mut last = String::new();
+    for protocol in protocols(chain_id) {
+        match tokio::time::timeout(timeout, control.open_stream(peer, protocol)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(p))) => {
+                last = format!("{p} not supported")
+            }
+            Ok(Err(e)) => return Err(RequestError::Open(e.to_string())),
+            Err(_) => return Err(RequestError::Timeout("opening the stream")),
+        }
+    }
+    Err(RequestError::Open(last))
+}

@@ -1,0 +1,249 @@
+//! payload_by_number between real nodes on 127.0.0.1: both protocol ids, op-node's result codes,
+//! rate limiting per peer, slow readers cut off, and peers that do not speak the protocol.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::net::*;
+use futures::{AsyncReadExt, AsyncWriteExt};
+use op_gossip::node::start;
+use op_gossip::p2p::reqresp::client::{RequestError, RequestTimeouts, request_payload};
+use op_gossip::p2p::reqresp::limits::Rate;
+use op_gossip::p2p::reqresp::protocols;
+use op_gossip::p2p::reqresp::server::ServerConfig;
+use op_gossip::wire::reqresp::{Response, decode_payload_body, decode_response, encode_request};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_are_served_under_both_protocol_ids_with_op_node_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let server = start(config(&chain, 0, dir.path(), true)).await.unwrap();
+    let client = start(config(&chain, 1, dir.path(), false)).await.unwrap();
+    connect(&client, &server).await;
+    wait_for_peers(&[&server, &client], 1).await;
+    server
+        .produce(3, Duration::from_millis(20), 50_000)
+        .await
+        .unwrap();
+    server.wait_for_head(3, WAIT).await.unwrap();
+    let mut control = client.network().stream_control();
+
+    // op-node's id (what the client tries first): the block, verified.
+    let got = request_payload(
+        &mut control,
+        &chain,
+        server.peer_id(),
+        2,
+        RequestTimeouts::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        got,
+        server.store().canonical_block(2).unwrap().unwrap().envelope
+    );
+
+    // The spec's id, spoken by a client that knows only that one.
+    let [_, spec_form] = protocols(chain.chain_id);
+    let mut stream = control
+        .open_stream(server.peer_id(), spec_form)
+        .await
+        .unwrap();
+    stream.write_all(&encode_request(3)).await.unwrap();
+    stream.close().await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let Response::Payload { version, body } = decode_response(&raw).unwrap() else {
+        panic!("payload expected")
+    };
+    assert_eq!(version, 1, "op-node sends version 1 for Isthmus blocks");
+    let envelope = decode_payload_body(version, op_gossip::wire::BlockVersion::V4, &body).unwrap();
+    assert_eq!(envelope.payload.block_number, 3);
+
+    // Not stored yet (but possible by the clock): 1, without penalty. Far future: 2.
+    let now = op_gossip::p2p::gossip_now();
+    let possible = chain.target_block_number(now);
+    assert!(possible > 3);
+    let err = request_payload(
+        &mut control,
+        &chain,
+        server.peer_id(),
+        possible,
+        RequestTimeouts::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, RequestError::NotFound), "{err}");
+    let err = request_payload(
+        &mut control,
+        &chain,
+        server.peer_id(),
+        possible + 1000,
+        RequestTimeouts::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, RequestError::ErrorCode(2)), "{err}");
+    let stats = server.server_stats().unwrap();
+    assert_eq!(
+        (
+            stats.served.load(Ordering::Relaxed),
+            stats.not_found.load(Ordering::Relaxed),
+            stats.invalid.load(Ordering::Relaxed)
+        ),
+        (2, 1, 1)
+    );
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hammering_peer_is_limited_while_another_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let mut server_config = config(&chain, 0, dir.path(), true);
+    server_config.reqresp_server = Some(ServerConfig {
+        per_peer: Rate {
+            per_second: 2,
+            burst: 5,
+        },
+        max_throttle: Duration::from_millis(300),
+        ..ServerConfig::default()
+    });
+    let server = start(server_config).await.unwrap();
+    let hammer = start(config(&chain, 1, dir.path(), false)).await.unwrap();
+    let polite = start(config(&chain, 2, dir.path(), false)).await.unwrap();
+    connect(&hammer, &server).await;
+    connect(&polite, &server).await;
+    wait_for_peers(&[&server, &hammer, &polite], 1).await;
+    server
+        .produce(2, Duration::from_millis(20), 1000)
+        .await
+        .unwrap();
+    server.wait_for_head(2, WAIT).await.unwrap();
+
+    // 30 requests at once: the burst of 5 (plus what refills in 300 ms) is served, the rest
+    // waits 300 ms for tokens and gets code 3.
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let mut control = hammer.network().stream_control();
+        let chain = chain.clone();
+        let peer = server.peer_id();
+        tasks.push(tokio::spawn(async move {
+            request_payload(&mut control, &chain, peer, 1, RequestTimeouts::default()).await
+        }));
+    }
+    // Meanwhile the other peer is served at once.
+    let mut control = polite.network().stream_control();
+    let started = std::time::Instant::now();
+    assert!(
+        request_payload(
+            &mut control,
+            &chain,
+            server.peer_id(),
+            2,
+            RequestTimeouts::default()
+        )
+        .await
+        .is_ok()
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let mut ok = 0;
+    let mut limited = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(RequestError::ErrorCode(3)) => limited += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!((5..=7).contains(&ok), "served {ok}");
+    assert_eq!(ok + limited, 30);
+    assert_eq!(
+        server
+            .server_stats()
+            .unwrap()
+            .rate_limited
+            .load(Ordering::Relaxed),
+        limited as u64
+    );
+    for n in [hammer, polite, server] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_is_cut_off_at_the_write_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let mut server_config = config(&chain, 0, dir.path(), true);
+    server_config.reqresp_server = Some(ServerConfig {
+        write_timeout: Duration::from_millis(500),
+        ..ServerConfig::default()
+    });
+    let server = start(server_config).await.unwrap();
+    let client = start(config(&chain, 1, dir.path(), false)).await.unwrap();
+    connect(&client, &server).await;
+    wait_for_peers(&[&server, &client], 1).await;
+    // A block far larger than the stream windows, so the write blocks on a reader that never reads.
+    server
+        .produce(1, Duration::from_millis(10), 4 << 20)
+        .await
+        .unwrap();
+    server.wait_for_head(1, WAIT).await.unwrap();
+    let mut control = client.network().stream_control();
+    let [op_node_form, _] = protocols(chain.chain_id);
+    let mut stream = control
+        .open_stream(server.peer_id(), op_node_form)
+        .await
+        .unwrap();
+    stream.write_all(&encode_request(1)).await.unwrap();
+    stream.close().await.unwrap();
+    let stats = server.server_stats().unwrap().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stats.write_timeouts.load(Ordering::Relaxed) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never gave up on the slow reader"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What the reader gets afterwards is cut short: no valid payload.
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await;
+    assert!(decode_response(&raw).is_err() || raw.len() < 4 << 20);
+    assert_eq!(stats.served.load(Ordering::Relaxed), 0);
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_the_protocol_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let mut no_server = config(&chain, 0, dir.path(), false);
+    no_server.reqresp_server = None;
+    let quiet = start(no_server).await.unwrap();
+    let client = start(config(&chain, 1, dir.path(), false)).await.unwrap();
+    connect(&client, &quiet).await;
+    wait_for_peers(&[&quiet, &client], 1).await;
+    let mut control = client.network().stream_control();
+    let started = std::time::Instant::now();
+    let err = request_payload(
+        &mut control,
+        &chain,
+        quiet.peer_id(),
+        1,
+        RequestTimeouts::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, RequestError::Open(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    client.shutdown().await;
+    quiet.shutdown().await;
+}
