@@ -287,6 +287,37 @@ fn first_transaction_offset_zero_means_no_transactions_like_op_node() {
     bytes.extend_from_slice(&[0, 0, 0, 0, 0xde, 0xad]);
     let p = decode_payload(BlockVersion::V1, &Bytes::from(bytes)).unwrap();
     assert!(p.transactions.is_empty());
+    assert_eq!(
+        p.transactions.total_bytes(),
+        0,
+        "the ignored bytes are not transaction bytes"
+    );
+    // Re-encoding gives a payload that decodes to the same value (what the store relies on).
+    let again = encode_payload(BlockVersion::V1, &p).unwrap();
+    assert_eq!(
+        decode_payload(BlockVersion::V1, &Bytes::from(again)).unwrap(),
+        p
+    );
+}
+
+/// Found by `fuzz/ssz_payload`: a V2 payload whose transaction list starts with a zero offset
+/// followed by junk, then withdrawals. Decoding kept the junk as the (empty) list's bodies, so
+/// re-encoding wrote a withdrawals offset 116 bytes too far and the result no longer decoded.
+#[test]
+fn regression_fuzz_ssz_payload_crash_49b4a4b7() {
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/ssz_payload-crash-49b4a4b7.bin"
+    ))
+    .unwrap();
+    let (&selector, body) = data.split_first().unwrap();
+    let version = BlockVersion::ALL[usize::from(selector % 4)];
+    let payload = decode_payload(version, &Bytes::copy_from_slice(body)).unwrap();
+    let encoded = encode_payload(version, &payload).unwrap();
+    assert_eq!(
+        decode_payload(version, &Bytes::from(encoded)).unwrap(),
+        payload
+    );
 }
 
 #[test]

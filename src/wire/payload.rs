@@ -120,7 +120,8 @@ impl Transactions {
 
     /// Total size of all bodies.
     pub fn total_bytes(&self) -> usize {
-        self.bodies.len()
+        // The last end, not `bodies.len()`: only bytes that belong to a transaction count.
+        self.ends.last().map_or(0, |&end| end as usize)
     }
 
     /// Transaction `i`, or `None` past the end.

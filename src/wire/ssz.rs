@@ -265,6 +265,11 @@ fn decode_transactions(list: &Bytes) -> Result<Transactions, SszError> {
         return Err(SszError::FirstTransactionOffsetOutOfRange { offset: first, len });
     }
     let count = first as usize / OFFSET_BYTES;
+    if count == 0 {
+        // op-node's quirk: the bytes after a zero first offset are ignored. Keep none of them, or
+        // re-encoding (e.g. into the store) would count them as transaction bytes.
+        return Ok(Transactions::default());
+    }
     if count > MAX_TRANSACTIONS_PER_PAYLOAD {
         return Err(SszError::TooManyTransactions { count });
     }
