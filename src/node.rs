@@ -159,6 +159,7 @@ pub struct RunningNode {
     server_stats: Option<Arc<ServerStats>>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    store_thread: std::thread::JoinHandle<()>,
 }
 
 /// A cloneable way to ask a sequencer's producer for blocks.
@@ -221,13 +222,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         store_tx.clone(),
         events.clone(),
     )));
-    tasks.push(tokio::spawn(store_writer(
-        store.clone(),
-        store_rx,
-        head_tx,
-        events.clone(),
-        shutdown.clone(),
-    )));
+    let store_thread = spawn_store_writer(store.clone(), store_rx, head_tx, events.clone())
+        .map_err(|e| {
+            NodeError::Store(StoreError::Db(format!(
+                "cannot start the store writer: {e}"
+            )))
+        })?;
 
     let server_stats = match config.reqresp_server {
         Some(server_config) => Some(
@@ -274,6 +274,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         server_stats,
         shutdown,
         tasks,
+        store_thread,
     })
 }
 
@@ -373,6 +374,9 @@ impl RunningNode {
         for task in self.tasks {
             let _ = task.await;
         }
+        // Every sender is gone now; the writer drains its queue and exits.
+        let writer = self.store_thread;
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     }
 }
 
@@ -428,53 +432,49 @@ async fn forward_network_events(
     }
 }
 
-/// Writes blocks in batches (one durable transaction each) and publishes head changes.
-async fn store_writer(
+/// Nice value of the store writer thread: below the network and validation threads, so that
+/// durable writes (not on the propagation path) yield the CPU to validating and forwarding the
+/// next hop. Measured on the 20-node devnet: with equal priority the writes sit inside every
+/// block's CPU burst and add ~10 ms to p99 publish→accept.
+const STORE_WRITER_NICE: i32 = 10;
+
+/// Starts the store writer on its own OS thread. It writes blocks in batches (one durable
+/// transaction each), publishes head changes, and exits once every sender is gone and the queue
+/// is drained, so a graceful shutdown stores everything already accepted.
+fn spawn_store_writer(
     store: Arc<Store>,
     mut requests: mpsc::Receiver<StoreRequest>,
     head: watch::Sender<Option<BlockRef>>,
     events: broadcast::Sender<NodeEvent>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let first = tokio::select! {
-            biased;
-            r = requests.recv() => r,
-            () = shutdown.cancelled() => None,
-        };
-        let Some(first) = first else { break };
-        let mut batch = vec![first];
-        while batch.len() < STORE_BATCH {
-            match requests.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || {
+            lower_thread_priority(STORE_WRITER_NICE);
+            while let Some(first) = requests.blocking_recv() {
+                let mut batch = vec![first];
+                while batch.len() < STORE_BATCH {
+                    match requests.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                write_batch(&store, batch, &head, &events);
             }
-        }
-        write_batch(&store, batch, &head, &events).await;
-    }
-    // Drain what was already queued, then stop.
-    requests.close();
-    let mut rest = Vec::new();
-    while let Ok(r) = requests.try_recv() {
-        rest.push(r);
-    }
-    if !rest.is_empty() {
-        write_batch(&store, rest, &head, &events).await;
-    }
+        })
 }
 
-async fn write_batch(
-    store: &Arc<Store>,
+fn write_batch(
+    store: &Store,
     batch: Vec<StoreRequest>,
     head: &watch::Sender<Option<BlockRef>>,
     events: &broadcast::Sender<NodeEvent>,
 ) {
-    let store = store.clone();
     let meta: Vec<(BlockRef, BlockSource)> =
         batch.iter().map(|r| (r.block.id(), r.source)).collect();
     let blocks: Vec<StoredBlock> = batch.into_iter().map(|r| r.block).collect();
-    match tokio::task::spawn_blocking(move || store.insert_batch(&blocks)).await {
-        Ok(Ok(new_head)) => {
+    match store.insert_batch(&blocks) {
+        Ok(new_head) => {
             for (id, source) in meta {
                 let _ = events.send(NodeEvent::Stored { id, source });
             }
@@ -486,7 +486,21 @@ async fn write_batch(
                 }
             }
         }
-        Ok(Err(e)) => tracing::error!(error = %e, "failed to store blocks"),
-        Err(e) => tracing::error!(error = %e, "store task failed"),
+        Err(e) => tracing::error!(error = %e, "failed to store blocks"),
     }
+}
+
+/// Raises the calling thread's nice value (Linux: nice is per thread). Best effort: on failure
+/// or elsewhere the thread keeps its priority.
+fn lower_thread_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take plain integers and touch no memory of ours.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, nice) != 0 {
+            tracing::debug!("could not lower the store writer's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }

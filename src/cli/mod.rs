@@ -160,9 +160,17 @@ pub fn init_tracing() {
 /// is a blocking read that only returns on input, so dropping the runtime could hang forever.
 const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Runs `fut` on a fresh multi-threaded runtime, then shuts the runtime down with a bound.
-fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(fut: F) -> Result<(), CliError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// Runs `fut` on a fresh multi-threaded runtime (`worker_threads` async workers, or one per core
+/// when `None`), then shuts the runtime down with a bound.
+fn block_on<F: std::future::Future<Output = Result<(), CliError>>>(
+    worker_threads: Option<usize>,
+    fut: F,
+) -> Result<(), CliError> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
@@ -177,11 +185,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::CheckMessage(args) => check_message::run(&args, cli.unsafe_block_signer),
         Command::Node(args) => {
             init_tracing();
-            block_on(node::run(&args, cli.unsafe_block_signer))
+            block_on(
+                args.worker_threads,
+                node::run(&args, cli.unsafe_block_signer),
+            )
         }
         Command::Devnet(args) => {
             init_tracing();
-            block_on(devnet::run(&args))
+            block_on(None, devnet::run(&args))
         }
     }
 }

