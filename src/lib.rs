@@ -47,6 +47,7 @@ pub mod block_builder;
 pub mod chain;
 pub mod chain_config;
 pub mod cli;
+pub mod clock;
 pub mod devnet;
 pub mod node;
 pub mod p2p;

@@ -9,7 +9,7 @@
 //! wall clock as timestamp (the devnet and tests drive it).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use alloy_primitives::{B256, keccak256};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::block_builder::{BlockSpec, L1Info, build_block};
 use crate::chain::ChainSpec;
+use crate::clock::unix_now;
 use crate::node::{BlockSource, NodeEvent, StoreRequest};
 use crate::p2p::NetworkHandle;
 use crate::store::{BlockRef, StoredBlock};
@@ -203,10 +204,4 @@ fn devnet_l1_origin(timestamp: u64) -> L1Info {
         sequence_number: timestamp % 12,
         ..L1Info::default()
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

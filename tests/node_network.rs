@@ -93,7 +93,7 @@ async fn bad_signatures_and_foreign_signers_stop_at_the_first_hop() {
     wait_for_peers(&[&a, &b, &c], 1).await;
     let (mut b_events, mut c_events) = (b.subscribe(), c.subscribe());
 
-    let now = op_gossip::p2p::gossip_now();
+    let now = op_gossip::clock::unix_now();
     // 1. Signed by a key that is not the sequencer.
     let env = block(&chain, 1, now, 2000);
     let foreign = signed(
@@ -209,7 +209,7 @@ async fn authored_messages_are_rejected_and_foreign_topics_filtered() {
     let mut events = node.subscribe();
     let msg = signed_dev(
         &chain,
-        &block(&chain, 1, op_gossip::p2p::gossip_now(), 1000),
+        &block(&chain, 1, op_gossip::clock::unix_now(), 1000),
     );
     peer.swarm
         .behaviour_mut()
@@ -242,7 +242,7 @@ async fn the_chain_time_producer_builds_block_n_at_genesis_plus_n_block_times() 
     let dir = tempfile::tempdir().unwrap();
     let mut spec = (*devnet_now()).clone();
     spec.block_time = 1;
-    spec.genesis.l2_time = op_gossip::p2p::gossip_now() - 1;
+    spec.genesis.l2_time = op_gossip::clock::unix_now() - 1;
     let chain = std::sync::Arc::new(spec);
     let mut cfg = config(&chain, 0, dir.path(), true);
     cfg.sequencer.as_mut().unwrap().schedule = op_gossip::producer::Schedule::ChainTime;

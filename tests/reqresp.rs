@@ -65,7 +65,7 @@ async fn blocks_are_served_under_both_protocol_ids_with_op_node_codes() {
     assert_eq!(envelope.payload.block_number, 3);
 
     // Not stored yet (but possible by the clock): 1, without penalty. Far future: 2.
-    let now = op_gossip::p2p::gossip_now();
+    let now = op_gossip::clock::unix_now();
     let possible = chain.target_block_number(now);
     assert!(possible > 3);
     let err = request_payload(

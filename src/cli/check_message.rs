@@ -9,7 +9,6 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::{Address, hex};
 use serde_json::{Value, json};
@@ -63,7 +62,7 @@ pub fn run(args: &CheckMessageArgs, signer_override: Option<Address>) -> Result<
     let chain = Arc::new(args.chain.load(signer_override)?);
     let (version, topic) = resolve_topic(&chain, &args.topic)?;
     let data = decode_input(&read_input(&args.input)?);
-    let now = args.now.unwrap_or_else(wall_clock);
+    let now = args.now.unwrap_or_else(crate::clock::unix_now);
 
     let mut accepted: Vec<Address> = chain.unsafe_block_signers.clone();
     if !args.signers.is_empty() {
@@ -228,10 +227,4 @@ pub fn decode_input(raw: &[u8]) -> Vec<u8> {
         return bytes;
     }
     raw.to_vec()
-}
-
-fn wall_clock() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

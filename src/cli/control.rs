@@ -7,13 +7,14 @@
 //! Commands (stdin): `dial {addr}`, `produce {count, interval_ms, block_size}`, `shutdown`.
 //! End of stdin counts as `shutdown`, so a node never outlives its orchestrator.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::clock::unix_millis;
 use crate::node::{NodeEvent, ProducerClient, RunningNode};
 use crate::validate::Verdict;
 
@@ -169,10 +170,10 @@ async fn forward_events(
     loop {
         let line = match events.recv().await {
             Ok(NodeEvent::Accepted { id, at, .. }) => {
-                json!({"event": "accepted", "number": id.number, "hash": id.hash, "at_ms": unix_ms(at)})
+                json!({"event": "accepted", "number": id.number, "hash": id.hash, "at_ms": unix_millis(at)})
             }
             Ok(NodeEvent::Published { id, at }) => {
-                json!({"event": "published", "number": id.number, "hash": id.hash, "at_ms": unix_ms(at)})
+                json!({"event": "published", "number": id.number, "hash": id.hash, "at_ms": unix_millis(at)})
             }
             Ok(NodeEvent::HeadChanged(h)) => {
                 json!({"event": "head", "number": h.number, "hash": h.hash})
@@ -211,9 +212,4 @@ async fn write_lines(mut lines: mpsc::Receiver<String>) {
             return;
         }
     }
-}
-
-fn unix_ms(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -21,6 +21,8 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 use report::{DevnetReport, NodeStats};
+
+use crate::clock::{unix_millis, unix_now};
 
 /// The devnet sequencer key: Anvil/Hardhat account #5, the signer in `chains/devnet.toml`.
 pub const DEVNET_SEQUENCER_KEY: &str =
@@ -178,12 +180,12 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
         None => std::env::temp_dir().join(format!(
             "op-gossip-devnet-{}-{}",
             std::process::id(),
-            unix_ms()
+            unix_millis(SystemTime::now())
         )),
     };
     std::fs::create_dir_all(&dir).map_err(io)?;
     let rollup = dir.join("rollup.json");
-    let genesis = devnet_genesis_time(unix_ms() / 1000);
+    let genesis = devnet_genesis_time(unix_now());
     std::fs::write(&rollup, devnet_rollup_json(genesis).to_string()).map_err(io)?;
 
     let (events_tx, mut events) = mpsc::channel::<(usize, Value)>(EVENT_QUEUE);
@@ -500,10 +502,4 @@ pub fn devnet_rollup_json(genesis_time: u64) -> Value {
         "regolith_time": 0, "canyon_time": 0, "delta_time": 0, "ecotone_time": 0, "fjord_time": 0,
         "granite_time": 0, "holocene_time": 0, "isthmus_time": 0, "jovian_time": 0,
     })
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

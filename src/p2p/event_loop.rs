@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
@@ -23,6 +23,7 @@ use super::{
     STATIC_REDIAL_INTERVAL, VALIDATION_CONCURRENCY, VALIDATION_QUEUE, VALIDATION_TIMEOUT,
     peer_id_of,
 };
+use crate::clock::unix_now;
 use crate::validate::{BlockValidator, Verdict};
 
 /// The protocols every op-gossip node runs.
@@ -355,11 +356,4 @@ fn to_acceptance(verdict: Verdict) -> MessageAcceptance {
         Verdict::Ignore => MessageAcceptance::Ignore,
         Verdict::Reject => MessageAcceptance::Reject,
     }
-}
-
-/// Wall clock in unix seconds (the validator's `now`).
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::validate::{BlockValidator, ValidBlock, Verdict};
 use crate::wire::BlockVersion;
 
-pub use event_loop::{EventLoop, unix_now as gossip_now};
+pub use event_loop::EventLoop;
 pub use gossip::GossipConfig;
 
 /// op-node's per-topic validator timeout (`WithValidatorTimeout(3s)`).

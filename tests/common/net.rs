@@ -16,7 +16,7 @@ use op_gossip::validate::ValidatorConfig;
 /// the payload_by_number server checks.
 pub fn devnet_now() -> Arc<ChainSpec> {
     let mut chain = op_gossip::chain_config::load_chain("devnet").unwrap();
-    chain.genesis.l2_time = op_gossip::devnet::devnet_genesis_time(op_gossip::p2p::gossip_now());
+    chain.genesis.l2_time = op_gossip::devnet::devnet_genesis_time(op_gossip::clock::unix_now());
     Arc::new(chain)
 }
 

@@ -163,7 +163,7 @@ async fn serve_stream(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
         }
     };
     let chain = &shared.chain;
-    let now = crate::p2p::gossip_now();
+    let now = crate::clock::unix_now();
     if number < chain.genesis.l2.number || number > chain.target_block_number(now) {
         shared.stats.invalid.fetch_add(1, Ordering::Relaxed);
         respond_error(&shared, &mut stream, ResultCode::InvalidRequest).await;
