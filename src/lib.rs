@@ -53,5 +53,6 @@ pub mod node;
 pub mod p2p;
 pub mod producer;
 pub mod store;
+pub mod sync;
 pub mod validate;
 pub mod wire;

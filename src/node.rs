@@ -2,10 +2,12 @@
 //! embedded producer; owns shutdown.
 //!
 //! ```text
-//!  p2p::EventLoop ──NetworkEvent──► forward task ──StoreRequest──► store writer ──► Store (redb)
-//!                                      │                              ▲        └─► head (watch)
-//!                                      └──NodeEvent (broadcast)       │
-//!  Producer (sequencer) ──publish──► NetworkHandle   └──StoreRequest──┘
+//!  p2p::EventLoop ──NetworkEvent──► forward task ──StoreOp──► store writer ──► Store (redb)
+//!                                      │                        ▲  ▲       ├─► head (watch)
+//!                                      └──NodeEvent (broadcast) │  │       └─► writes (watch)
+//!  Producer (sequencer) ──publish──► NetworkHandle ──StoreOp────┘  │              │
+//!  sync client (gap filling) ◄───── Store::holes ◄─────────────────┼──────────────┘
+//!        └──payload_by_number──► peers; promoted payloads ──StoreOp┘
 //! ```
 //! Every channel is bounded. Observers (`subscribe`) get a broadcast of [`NodeEvent`]s; a lagging
 //! observer loses events, never the node. Shutdown cancels one token; the store writer drains
@@ -22,10 +24,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::ChainSpec;
+use crate::p2p::peers::app_score::AppScores;
 use crate::p2p::reqresp::server::{self, ServerConfig, ServerStats};
 use crate::p2p::{self, GossipConfig, NetworkConfig, NetworkEvent, NetworkHandle};
 use crate::producer::{ProduceRequest, Producer, SequencerConfig};
 use crate::store::{BlockRef, Store, StoreError, StoredBlock};
+use crate::sync::{self, SyncConfig, SyncContext, SyncStats};
 use crate::validate::{BlockValidator, ValidatorConfig, Verdict};
 
 /// Capacity of the queue into the store writer.
@@ -64,6 +68,8 @@ pub struct NodeConfig {
     pub sequencer: Option<SequencerConfig>,
     /// Serve payload_by_number from the store (`--p2p.sync.req-resp`); `None` = do not serve.
     pub reqresp_server: Option<ServerConfig>,
+    /// Fill gaps with payload_by_number (`--syncmode.req-resp`); `None` = never fetch.
+    pub sync: Option<SyncConfig>,
 }
 
 /// Where a stored block came from.
@@ -73,6 +79,17 @@ pub enum BlockSource {
     Gossip(PeerId),
     /// Built by this node's producer.
     Local,
+    /// Fetched by the sync client from this peer (trusted through its child's parent hash).
+    ReqResp(PeerId),
+}
+
+/// What the store writer is asked to do.
+#[derive(Debug)]
+pub enum StoreOp {
+    /// Store a block.
+    Insert(Box<StoreRequest>),
+    /// Move the head to this stored block (a hole too long to fill).
+    Reanchor(BlockRef),
 }
 
 /// A block on its way into the store.
@@ -157,6 +174,8 @@ pub struct RunningNode {
     head: watch::Receiver<Option<BlockRef>>,
     produce: Option<ProducerClient>,
     server_stats: Option<Arc<ServerStats>>,
+    sync_stats: Option<Arc<SyncStats>>,
+    app_scores: Arc<AppScores>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     store_thread: std::thread::JoinHandle<()>,
@@ -196,12 +215,23 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         &config.data_dir.join(STORE_FILE),
         config.retention,
     )?);
+    let genesis = BlockRef {
+        number: config.chain.genesis.l2.number,
+        hash: config.chain.genesis.l2.hash,
+    };
+    if config.sync.is_some() && store.anchor_if_empty(genesis)? {
+        // A fresh store starts at genesis so the sync client fetches the chain from there; a
+        // chain already longer than the fill limit makes the head jump to the first block seen.
+        tracing::info!(number = genesis.number, "empty store anchored at genesis");
+    }
     let initial_head = store.head()?;
     let validator = Arc::new(BlockValidator::new(config.chain.clone(), config.validator));
     let shutdown = CancellationToken::new();
     let (events, _) = broadcast::channel(EVENT_BROADCAST);
     let (head_tx, head_rx) = watch::channel(initial_head);
     let (store_tx, store_rx) = mpsc::channel(STORE_QUEUE);
+    let (writes_tx, writes_rx) = watch::channel(0u64);
+    let app_scores = Arc::new(AppScores::new());
 
     let (network, net_events, net_task) = p2p::spawn(
         NetworkConfig {
@@ -222,7 +252,15 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         store_tx.clone(),
         events.clone(),
     )));
-    let store_thread = spawn_store_writer(store.clone(), store_rx, head_tx, events.clone())
+    let store_thread = spawn_store_writer(
+        store.clone(),
+        store_rx,
+        StoreOutputs {
+            head: head_tx,
+            writes: writes_tx,
+            events: events.clone(),
+        },
+    )
         .map_err(|e| {
             NodeError::Store(StoreError::Db(format!(
                 "cannot start the store writer: {e}"
@@ -242,14 +280,34 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         ),
         None => None,
     };
+    let sync_stats = match config.sync.clone() {
+        Some(sync_config) => {
+            let (stats, task) = sync::spawn(
+                SyncContext {
+                    chain: config.chain.clone(),
+                    config: sync_config,
+                    network: network.clone(),
+                    store: store.clone(),
+                    store_tx: store_tx.clone(),
+                    store_writes: writes_rx,
+                    static_peers: config
+                        .static_peers
+                        .iter()
+                        .filter_map(p2p::peer_id_of)
+                        .collect(),
+                    scores: app_scores.clone(),
+                },
+                shutdown.clone(),
+            );
+            tasks.push(task);
+            Some(stats)
+        }
+        None => None,
+    };
     let mut produce = None;
     if let Some(sequencer) = config.sequencer.clone() {
         let (tx, rx) = mpsc::channel(PRODUCE_QUEUE);
         produce = Some(ProducerClient(tx));
-        let genesis = BlockRef {
-            number: config.chain.genesis.l2.number,
-            hash: config.chain.genesis.l2.hash,
-        };
         tracing::info!(signer = %sequencer.signer.address(), schedule = ?sequencer.schedule, "sequencing");
         let producer = Producer {
             chain: config.chain.clone(),
@@ -272,6 +330,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         head: head_rx,
         produce,
         server_stats,
+        sync_stats,
+        app_scores,
         shutdown,
         tasks,
         store_thread,
@@ -363,6 +423,16 @@ impl RunningNode {
         self.server_stats.as_ref()
     }
 
+    /// What the sync client did (`None` when gap filling is off).
+    pub fn sync_stats(&self) -> Option<&Arc<SyncStats>> {
+        self.sync_stats.as_ref()
+    }
+
+    /// The application scores (req/resp outcomes) of the peers.
+    pub fn app_scores(&self) -> &Arc<AppScores> {
+        &self.app_scores
+    }
+
     /// The producer of a sequencer (`None` for a follower).
     pub fn producer(&self) -> Option<ProducerClient> {
         self.produce.clone()
@@ -382,7 +452,7 @@ impl RunningNode {
 
 async fn forward_network_events(
     mut net_events: mpsc::Receiver<NetworkEvent>,
-    store_tx: mpsc::Sender<StoreRequest>,
+    store_tx: mpsc::Sender<StoreOp>,
     events: broadcast::Sender<NodeEvent>,
 ) {
     while let Some(event) = net_events.recv().await {
@@ -422,7 +492,7 @@ async fn forward_network_events(
                     source: BlockSource::Gossip(from),
                     at: accepted_at,
                 };
-                if store_tx.send(request).await.is_err() {
+                if store_tx.send(StoreOp::Insert(Box::new(request))).await.is_err() {
                     return;
                 }
                 continue;
@@ -438,55 +508,85 @@ async fn forward_network_events(
 /// block's CPU burst and add ~10 ms to p99 publish→accept.
 const STORE_WRITER_NICE: i32 = 10;
 
+/// Where the store writer reports.
+struct StoreOutputs {
+    head: watch::Sender<Option<BlockRef>>,
+    /// Counts write batches (the sync client re-plans on every tick).
+    writes: watch::Sender<u64>,
+    events: broadcast::Sender<NodeEvent>,
+}
+
 /// Starts the store writer on its own OS thread. It writes blocks in batches (one durable
 /// transaction each), publishes head changes, and exits once every sender is gone and the queue
 /// is drained, so a graceful shutdown stores everything already accepted.
 fn spawn_store_writer(
     store: Arc<Store>,
-    mut requests: mpsc::Receiver<StoreRequest>,
-    head: watch::Sender<Option<BlockRef>>,
-    events: broadcast::Sender<NodeEvent>,
+    mut ops: mpsc::Receiver<StoreOp>,
+    out: StoreOutputs,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || {
             lower_thread_priority(STORE_WRITER_NICE);
-            while let Some(first) = requests.blocking_recv() {
-                let mut batch = vec![first];
+            let mut pending = None;
+            loop {
+                let first = match pending.take() {
+                    Some(op) => op,
+                    None => match ops.blocking_recv() {
+                        Some(op) => op,
+                        None => break,
+                    },
+                };
+                let mut batch = match first {
+                    StoreOp::Insert(r) => vec![*r],
+                    StoreOp::Reanchor(to) => {
+                        match store.reanchor(to) {
+                            Ok(Some(head)) => publish_head(Some(head), &out),
+                            Ok(None) => tracing::warn!(number = to.number, "reanchor target not stored"),
+                            Err(e) => tracing::error!(error = %e, "failed to move the head"),
+                        }
+                        out.writes.send_modify(|n| *n = n.wrapping_add(1));
+                        continue;
+                    }
+                };
                 while batch.len() < STORE_BATCH {
-                    match requests.try_recv() {
-                        Ok(r) => batch.push(r),
+                    match ops.try_recv() {
+                        Ok(StoreOp::Insert(r)) => batch.push(*r),
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
                         Err(_) => break,
                     }
                 }
-                write_batch(&store, batch, &head, &events);
+                write_batch(&store, batch, &out);
             }
         })
 }
 
-fn write_batch(
-    store: &Store,
-    batch: Vec<StoreRequest>,
-    head: &watch::Sender<Option<BlockRef>>,
-    events: &broadcast::Sender<NodeEvent>,
-) {
+fn write_batch(store: &Store, batch: Vec<StoreRequest>, out: &StoreOutputs) {
     let meta: Vec<(BlockRef, BlockSource)> =
         batch.iter().map(|r| (r.block.id(), r.source)).collect();
     let blocks: Vec<StoredBlock> = batch.into_iter().map(|r| r.block).collect();
     match store.insert_batch(&blocks) {
         Ok(new_head) => {
             for (id, source) in meta {
-                let _ = events.send(NodeEvent::Stored { id, source });
+                let _ = out.events.send(NodeEvent::Stored { id, source });
             }
-            if new_head != *head.borrow() {
-                head.send_replace(new_head);
-                if let Some(h) = new_head {
-                    tracing::debug!(number = h.number, hash = %h.hash, "new unsafe head");
-                    let _ = events.send(NodeEvent::HeadChanged(h));
-                }
-            }
+            publish_head(new_head, out);
         }
         Err(e) => tracing::error!(error = %e, "failed to store blocks"),
+    }
+    out.writes.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+fn publish_head(new_head: Option<BlockRef>, out: &StoreOutputs) {
+    if new_head != *out.head.borrow() {
+        out.head.send_replace(new_head);
+        if let Some(h) = new_head {
+            tracing::debug!(number = h.number, hash = %h.hash, "new unsafe head");
+            let _ = out.events.send(NodeEvent::HeadChanged(h));
+        }
     }
 }
 

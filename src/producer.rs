@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::block_builder::{BlockSpec, L1Info, build_block};
 use crate::chain::ChainSpec;
 use crate::clock::unix_now;
-use crate::node::{BlockSource, NodeEvent, StoreRequest};
+use crate::node::{BlockSource, NodeEvent, StoreOp, StoreRequest};
 use crate::p2p::NetworkHandle;
 use crate::store::{BlockRef, StoredBlock};
 use crate::validate::BlockValidator;
@@ -67,7 +67,7 @@ pub(crate) struct Producer {
     pub config: SequencerConfig,
     pub validator: Arc<BlockValidator>,
     pub network: NetworkHandle,
-    pub store_tx: mpsc::Sender<StoreRequest>,
+    pub store_tx: mpsc::Sender<StoreOp>,
     pub events: broadcast::Sender<NodeEvent>,
     pub requests: mpsc::Receiver<ProduceRequest>,
     pub shutdown: CancellationToken,
@@ -181,11 +181,11 @@ impl Producer {
         tracing::debug!(number, hash = %id.hash, "published block");
         self.last = id;
         self.store_tx
-            .send(StoreRequest {
+            .send(StoreOp::Insert(Box::new(StoreRequest {
                 block: StoredBlock { version, envelope },
                 source: BlockSource::Local,
                 at: published_at,
-            })
+            })))
             .await
             .map_err(|_| "store closed".to_owned())
     }

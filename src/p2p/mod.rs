@@ -20,6 +20,7 @@
 mod event_loop;
 pub mod gossip;
 pub mod keys;
+pub mod peers;
 pub mod reqresp;
 
 use std::net::IpAddr;

@@ -1,0 +1,208 @@
+//! The application score of each peer: op-node's req/resp counters ("light" level,
+//! `shared/spec/op-p2p.md` §7.1), fed by the sync client's outcomes and (issue 5) pushed into
+//! gossipsub as P5, where the ban monitor reads the total.
+//!
+//! `score = 0.5·valid − 1·errors − 20·rejected`, each counter capped, every counter multiplied
+//! by the decay once per slot for connected peers and zeroed below 0.01. Sans-IO: time comes in
+//! as "a slot passed" calls, so tests drive it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use libp2p::PeerId;
+
+/// Weight of a valid response (op-node `ValidResponseWeight`).
+pub const VALID_RESPONSE_WEIGHT: f64 = 0.5;
+/// Cap of the valid-response counter (op-node `ValidResponseCap`): at most +5.
+pub const VALID_RESPONSE_CAP: f64 = 10.0;
+/// Weight of an error response (op-node `ErrorResponseWeight`).
+pub const ERROR_RESPONSE_WEIGHT: f64 = -1.0;
+/// Cap of the error counter (op-node `ErrorResponseCap`): at most −9, which stays above the
+/// gossip threshold −10, so errors alone never cut a peer off gossip.
+pub const ERROR_RESPONSE_CAP: f64 = 9.0;
+/// Weight of a rejected payload (op-node `RejectedPayloadWeight`).
+pub const REJECTED_PAYLOAD_WEIGHT: f64 = -20.0;
+/// Cap of the rejected counter (op-node `RejectedPayloadCap`): 5 rejections reach the ban
+/// threshold −100.
+pub const REJECTED_PAYLOAD_CAP: f64 = 20.0;
+/// Per-slot decay (op-node `ScoreDecay(10 epochs)` with 32-slot epochs: 0.01^(1/320)).
+pub const DECAY_PER_SLOT: f64 = 0.926_119;
+/// Counters below this after decaying are set to 0 (op-node `DecayToZero`).
+pub const DECAY_TO_ZERO: f64 = 0.01;
+/// Peers tracked at most. A new peer beyond it evicts the peer whose score is closest to zero,
+/// so a flood of fresh peer ids can neither grow the table nor wash out a penalised peer.
+pub const MAX_TRACKED_PEERS: usize = 4096;
+
+/// What a req/resp exchange with a peer amounted to (op-node's `onValidResponse`,
+/// `onResponseError`, `onRejectedPayload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReqRespOutcome {
+    /// A payload of the number asked for, with a correct hash.
+    ValidResponse,
+    /// An error code other than "not found", a failed stream, a timeout, or a payload that does
+    /// not decode or whose number or hash is wrong.
+    ErrorResponse,
+    /// A payload that proved not to be on the chain (it never linked to a trusted block).
+    RejectedPayload,
+}
+
+/// One peer's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReqRespCounters {
+    /// Valid responses (≤ [`VALID_RESPONSE_CAP`]).
+    pub valid_responses: f64,
+    /// Error responses (≤ [`ERROR_RESPONSE_CAP`]).
+    pub error_responses: f64,
+    /// Rejected payloads (≤ [`REJECTED_PAYLOAD_CAP`]).
+    pub rejected_payloads: f64,
+}
+
+impl ReqRespCounters {
+    /// The application score these counters give.
+    pub fn score(&self) -> f64 {
+        VALID_RESPONSE_WEIGHT * self.valid_responses
+            + ERROR_RESPONSE_WEIGHT * self.error_responses
+            + REJECTED_PAYLOAD_WEIGHT * self.rejected_payloads
+    }
+
+    fn record(&mut self, outcome: ReqRespOutcome) {
+        let (counter, cap) = match outcome {
+            ReqRespOutcome::ValidResponse => (&mut self.valid_responses, VALID_RESPONSE_CAP),
+            ReqRespOutcome::ErrorResponse => (&mut self.error_responses, ERROR_RESPONSE_CAP),
+            ReqRespOutcome::RejectedPayload => {
+                (&mut self.rejected_payloads, REJECTED_PAYLOAD_CAP)
+            }
+        };
+        *counter = (*counter + 1.0).min(cap);
+    }
+
+    fn decay(&mut self) {
+        for counter in [
+            &mut self.valid_responses,
+            &mut self.error_responses,
+            &mut self.rejected_payloads,
+        ] {
+            *counter *= DECAY_PER_SLOT;
+            if *counter < DECAY_TO_ZERO {
+                *counter = 0.0;
+            }
+        }
+    }
+
+    fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The application scores of all peers. Shared (`Arc`) between the sync client that records
+/// outcomes and the readers (score push, admin RPC, tests); each call holds the lock briefly.
+#[derive(Debug, Default)]
+pub struct AppScores {
+    peers: Mutex<HashMap<PeerId, ReqRespCounters>>,
+}
+
+impl AppScores {
+    /// An empty book.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one outcome for `peer`.
+    pub fn record(&self, peer: PeerId, outcome: ReqRespOutcome) {
+        let mut peers = self.lock();
+        if !peers.contains_key(&peer) && peers.len() >= MAX_TRACKED_PEERS {
+            // Linear over ≤ MAX_TRACKED_PEERS, only when a new peer arrives at a full table.
+            if let Some(victim) = peers
+                .iter()
+                .min_by(|a, b| a.1.score().abs().total_cmp(&b.1.score().abs()))
+                .map(|(p, _)| *p)
+            {
+                peers.remove(&victim);
+            }
+        }
+        peers.entry(peer).or_default().record(outcome);
+    }
+
+    /// One slot passed: decays the counters of `connected` peers (op-node decays only those),
+    /// and forgets peers whose counters all reached zero.
+    pub fn decay_slot<'a>(&self, connected: impl IntoIterator<Item = &'a PeerId>) {
+        let mut peers = self.lock();
+        for peer in connected {
+            if let Some(counters) = peers.get_mut(peer) {
+                counters.decay();
+                if counters.is_zero() {
+                    peers.remove(peer);
+                }
+            }
+        }
+    }
+
+    /// The counters of `peer` (zero when unknown).
+    pub fn counters(&self, peer: &PeerId) -> ReqRespCounters {
+        self.lock().get(peer).copied().unwrap_or_default()
+    }
+
+    /// The application score of `peer` (0 when unknown).
+    pub fn score(&self, peer: &PeerId) -> f64 {
+        self.counters(peer).score()
+    }
+
+    /// Every tracked peer with its counters.
+    pub fn snapshot(&self) -> Vec<(PeerId, ReqRespCounters)> {
+        self.lock().iter().map(|(p, c)| (*p, *c)).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, ReqRespCounters>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_caps_and_decay_follow_op_node() {
+        let book = AppScores::new();
+        let peer = PeerId::random();
+        for _ in 0..30 {
+            book.record(peer, ReqRespOutcome::ValidResponse);
+        }
+        assert_eq!(book.score(&peer), 5.0, "valid responses cap at +5");
+        for _ in 0..30 {
+            book.record(peer, ReqRespOutcome::ErrorResponse);
+        }
+        assert_eq!(book.score(&peer), 5.0 - 9.0, "errors cap at −9");
+        for _ in 0..5 {
+            book.record(peer, ReqRespOutcome::RejectedPayload);
+        }
+        assert_eq!(book.score(&peer), 5.0 - 9.0 - 100.0, "5 rejections reach −100");
+
+        book.decay_slot([&peer]);
+        let c = book.counters(&peer);
+        assert!((c.rejected_payloads - 5.0 * DECAY_PER_SLOT).abs() < 1e-9);
+        // A disconnected peer does not decay.
+        let other = PeerId::random();
+        book.record(other, ReqRespOutcome::ErrorResponse);
+        book.decay_slot([&peer]);
+        assert_eq!(book.counters(&other).error_responses, 1.0);
+        // Enough slots bring everything to zero and the peer is forgotten.
+        for _ in 0..200 {
+            book.decay_slot([&peer]);
+        }
+        assert_eq!(book.score(&peer), 0.0);
+        assert!(book.snapshot().iter().all(|(p, _)| *p != peer));
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_score_closest_to_zero() {
+        let book = AppScores::new();
+        let bad = PeerId::random();
+        book.record(bad, ReqRespOutcome::RejectedPayload);
+        for _ in 0..MAX_TRACKED_PEERS + 10 {
+            book.record(PeerId::random(), ReqRespOutcome::ValidResponse);
+        }
+        assert_eq!(book.snapshot().len(), MAX_TRACKED_PEERS);
+        assert_eq!(book.score(&bad), -20.0, "the penalised peer is kept");
+    }
+}

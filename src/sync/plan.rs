@@ -1,0 +1,399 @@
+//! The sans-IO heart of gap filling: which numbers to ask for, what to make of each answer, and
+//! when a fetched payload may enter the store (op-node's trusted walk-back, spec §6.3).
+//!
+//! ```text
+//!  Store::holes ──on_holes──► queue (highest first) ──next_request──► peer worker ──► peer
+//!                                                                      │ answer
+//!  Store ◄── SyncAction::Store ◄── promote ◄── quarantine ◄──on_response┘
+//!  AppScores ◄── SyncAction::Score (valid / error / rejected)
+//! ```
+//!
+//! Trust: a block stored from gossip was signed by the sequencer, so the parent hash it claims
+//! is trusted. A fetched payload (unsigned, anyone could make one with a self-consistent hash)
+//! waits in the quarantine until its hash is trusted, then is promoted: handed to the store and
+//! its own parent hash becomes trusted, which may promote the payload below it. Payloads that
+//! can no longer be on the chain (another hash was promoted at their number, or they fall out of
+//! the quarantine untrusted) count as rejected for the peer that sent them.
+//!
+//! Bounds: queue ≤ `max_gap` numbers; quarantine ≤ [`QUARANTINE_CAPACITY`] payloads; trusted set
+//! ≤ [`TRUSTED_CAPACITY`] hashes; promoted-but-not-yet-stored ≤ `max_gap` numbers.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use alloy_primitives::B256;
+use libp2p::PeerId;
+
+use crate::p2p::peers::app_score::ReqRespOutcome;
+use crate::p2p::reqresp::client::RequestError;
+use crate::store::{BlockRef, Holes, StoredBlock};
+
+/// Fetched payloads waiting for trust (op-node's quarantine LRU: 100).
+pub const QUARANTINE_CAPACITY: usize = 100;
+/// Hashes known to be on the chain (op-node's trusted-hash LRU: 10,000).
+pub const TRUSTED_CAPACITY: usize = 10_000;
+/// A promoted payload not seen in the store after this long is asked for again (its write was
+/// lost or it never linked).
+const PROMOTED_EXPIRY: Duration = Duration::from_secs(30);
+
+/// Settings of the plan.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanConfig {
+    /// Longest hole that is filled; the head jumps over a longer one ([`SyncAction::Reanchor`]).
+    pub max_gap: u64,
+    /// After a "not found" cancels the plan, how long to wait before planning again (op-node
+    /// re-checks its unsafe queue every two block times).
+    pub replan_after_not_found: Duration,
+}
+
+/// What the I/O side must do.
+#[derive(Debug)]
+pub enum SyncAction {
+    /// Store this trusted payload (fetched from `from`).
+    Store {
+        /// The payload.
+        block: Box<StoredBlock>,
+        /// The peer that sent it.
+        from: PeerId,
+    },
+    /// Record an outcome in the peer's application score.
+    Score {
+        /// The peer.
+        peer: PeerId,
+        /// What its answer amounted to.
+        outcome: ReqRespOutcome,
+    },
+    /// The hole below this stored block is longer than `max_gap` (or the chain re-organised
+    /// under the head): move the head to it instead of filling.
+    Reanchor(BlockRef),
+}
+
+/// Counters of what the plan did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanStats {
+    /// Payloads promoted into the store.
+    pub promoted: u64,
+    /// Valid responses.
+    pub valid: u64,
+    /// Failed requests (error codes, transport, decoding, wrong number or hash).
+    pub errors: u64,
+    /// "Not found" answers (each cancels the plan without penalty).
+    pub not_found: u64,
+    /// Payloads rejected (never linked to the chain).
+    pub rejected: u64,
+    /// Times the head jumped over a hole.
+    pub reanchored: u64,
+}
+
+struct Quarantined {
+    block: StoredBlock,
+    from: PeerId,
+    arrival: u64,
+}
+
+/// The plan. One owner (the sync task); workers go through it for every request and answer.
+pub struct SyncPlan {
+    config: PlanConfig,
+    head: u64,
+    queue: BTreeSet<u64>,
+    in_flight: HashSet<u64>,
+    /// Number → hash handed to the store, not yet below the head.
+    promoted: BTreeMap<u64, (B256, Instant)>,
+    quarantine: HashMap<B256, Quarantined>,
+    arrivals: u64,
+    trusted: HashSet<B256>,
+    trusted_order: VecDeque<B256>,
+    paused_until: Option<Instant>,
+    /// Numbers stored above the head at the edges of the holes: never asked for.
+    stored_above: HashSet<u64>,
+    stats: PlanStats,
+}
+
+impl SyncPlan {
+    /// An empty plan.
+    pub fn new(config: PlanConfig) -> Self {
+        Self {
+            config,
+            head: 0,
+            queue: BTreeSet::new(),
+            in_flight: HashSet::new(),
+            promoted: BTreeMap::new(),
+            quarantine: HashMap::new(),
+            arrivals: 0,
+            trusted: HashSet::new(),
+            trusted_order: VecDeque::new(),
+            paused_until: None,
+            stored_above: HashSet::new(),
+            stats: PlanStats::default(),
+        }
+    }
+
+    /// What the plan did so far.
+    pub fn stats(&self) -> PlanStats {
+        self.stats
+    }
+
+    /// Numbers waiting for a request.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// True when there is nothing to fetch and nothing in flight.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Re-plans from the store's view of what lies above the head.
+    pub fn on_holes(&mut self, view: &Holes, now: Instant) -> Vec<SyncAction> {
+        let mut actions = Vec::new();
+        let Some(head) = view.head else {
+            return actions;
+        };
+        self.set_head(head.number, now);
+        self.stored_above = view
+            .holes
+            .iter()
+            .flat_map(|h| [h.after, h.before])
+            .collect();
+        if let Some(next) = view.unlinked_next {
+            self.stats.reanchored += 1;
+            actions.push(SyncAction::Reanchor(next.id));
+            return actions;
+        }
+        if self.paused_until.is_some_and(|until| now < until) {
+            return actions;
+        }
+        self.paused_until = None;
+        let mut budget = self.config.max_gap.saturating_sub(self.queue.len() as u64);
+        for hole in &view.holes {
+            if hole.len() > self.config.max_gap {
+                if let Some(above) = hole.above.first() {
+                    self.stats.reanchored += 1;
+                    actions.push(SyncAction::Reanchor(above.id));
+                }
+                // Holes above the new head are planned once the store has moved it.
+                break;
+            }
+            for link in &hole.above {
+                self.trust(link.parent);
+            }
+            for number in (hole.after.saturating_add(1)..hole.before).rev() {
+                if budget == 0 {
+                    return actions;
+                }
+                if self.in_flight.contains(&number)
+                    || self.promoted.contains_key(&number)
+                    || self.queue.contains(&number)
+                {
+                    continue;
+                }
+                if self.promote_quarantined_at(number, &mut actions, now) {
+                    continue;
+                }
+                self.queue.insert(number);
+                budget -= 1;
+            }
+        }
+        actions
+    }
+
+    /// The next number to ask for (highest first: the walk-back promotes from the top, so the
+    /// quarantine stays small), now counted as in flight.
+    pub fn next_request(&mut self) -> Option<u64> {
+        let number = self.queue.pop_last()?;
+        self.in_flight.insert(number);
+        Some(number)
+    }
+
+    /// Takes a request back unasked (its worker stopped).
+    pub fn return_request(&mut self, number: u64) {
+        if self.in_flight.remove(&number) && number > self.head {
+            self.queue.insert(number);
+        }
+    }
+
+    /// Judges `peer`'s answer for `number`.
+    pub fn on_response(
+        &mut self,
+        peer: PeerId,
+        number: u64,
+        answer: Result<StoredBlock, RequestError>,
+        now: Instant,
+    ) -> Vec<SyncAction> {
+        let mut actions = Vec::new();
+        self.in_flight.remove(&number);
+        let block = match answer {
+            Ok(block) => block,
+            Err(RequestError::NotFound) => {
+                // op-node: "not found" cancels the range, without penalty. Planning resumes
+                // after a pause, when the peers may have the block.
+                self.stats.not_found += 1;
+                self.queue.clear();
+                self.paused_until = Some(now + self.config.replan_after_not_found);
+                return actions;
+            }
+            Err(_) => {
+                self.stats.errors += 1;
+                actions.push(SyncAction::Score {
+                    peer,
+                    outcome: ReqRespOutcome::ErrorResponse,
+                });
+                // Retried by whichever worker is ready next; this peer's worker backs off.
+                if number > self.head && !self.promoted.contains_key(&number) {
+                    self.queue.insert(number);
+                }
+                return actions;
+            }
+        };
+        self.stats.valid += 1;
+        actions.push(SyncAction::Score {
+            peer,
+            outcome: ReqRespOutcome::ValidResponse,
+        });
+        let hash = block.envelope.payload.block_hash;
+        if number <= self.head {
+            return actions;
+        }
+        if let Some((promoted, _)) = self.promoted.get(&number) {
+            if *promoted != hash {
+                self.reject(peer, &mut actions);
+            }
+            return actions;
+        }
+        self.arrivals += 1;
+        self.quarantine.insert(
+            hash,
+            Quarantined {
+                block,
+                from: peer,
+                arrival: self.arrivals,
+            },
+        );
+        if self.trusted.contains(&hash) {
+            self.promote(hash, &mut actions, now);
+        }
+        self.evict_overflow(&mut actions);
+        actions
+    }
+
+    fn set_head(&mut self, head: u64, now: Instant) {
+        self.head = head;
+        self.queue = self.queue.split_off(&head.saturating_add(1));
+        self.promoted = self.promoted.split_off(&head.saturating_add(1));
+        self.promoted
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < PROMOTED_EXPIRY);
+        self.quarantine
+            .retain(|_, q| q.block.envelope.payload.block_number > head);
+    }
+
+    fn trust(&mut self, hash: B256) {
+        if self.trusted.insert(hash) {
+            self.trusted_order.push_back(hash);
+            if self.trusted_order.len() > TRUSTED_CAPACITY
+                && let Some(old) = self.trusted_order.pop_front()
+            {
+                self.trusted.remove(&old);
+            }
+        }
+    }
+
+    /// Promotes a trusted payload already quarantined at `number`, if there is one.
+    fn promote_quarantined_at(
+        &mut self,
+        number: u64,
+        actions: &mut Vec<SyncAction>,
+        now: Instant,
+    ) -> bool {
+        let found = self
+            .quarantine
+            .iter()
+            .find(|(h, q)| q.block.envelope.payload.block_number == number && self.trusted.contains(*h))
+            .map(|(h, _)| *h);
+        match found {
+            Some(hash) => {
+                self.promote(hash, actions, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Promotes `hash` from the quarantine, then its parent, and so on down while they are
+    /// quarantined. At each promoted number, other payloads are rejected; the number below is
+    /// asked for again when no payload there matches (its answer was wrong or never came).
+    fn promote(&mut self, mut hash: B256, actions: &mut Vec<SyncAction>, now: Instant) {
+        while let Some(entry) = self.quarantine.remove(&hash) {
+            let payload = &entry.block.envelope.payload;
+            let number = payload.block_number;
+            let parent = payload.parent_hash;
+            self.trust(parent);
+            self.promoted.insert(number, (hash, now));
+            self.queue.remove(&number);
+            self.stats.promoted += 1;
+            actions.push(SyncAction::Store {
+                block: Box::new(entry.block),
+                from: entry.from,
+            });
+            let losers: Vec<B256> = self
+                .quarantine
+                .iter()
+                .filter(|(_, q)| q.block.envelope.payload.block_number == number)
+                .map(|(h, _)| *h)
+                .collect();
+            for loser in losers {
+                if let Some(q) = self.quarantine.remove(&loser) {
+                    self.reject(q.from, actions);
+                }
+            }
+            let Some(below) = number.checked_sub(1).filter(|b| *b > self.head) else {
+                return;
+            };
+            if !self.quarantine.contains_key(&parent) {
+                let wrong: Vec<B256> = self
+                    .quarantine
+                    .iter()
+                    .filter(|(_, q)| q.block.envelope.payload.block_number == below)
+                    .map(|(h, _)| *h)
+                    .collect();
+                for h in wrong {
+                    if let Some(q) = self.quarantine.remove(&h) {
+                        self.reject(q.from, actions);
+                    }
+                }
+                if !self.in_flight.contains(&below)
+                    && !self.promoted.contains_key(&below)
+                    && !self.stored_above.contains(&below)
+                {
+                    self.queue.insert(below);
+                }
+            }
+            hash = parent;
+        }
+    }
+
+    /// Drops the oldest untrusted payloads beyond the capacity; each counts as rejected.
+    fn evict_overflow(&mut self, actions: &mut Vec<SyncAction>) {
+        while self.quarantine.len() > QUARANTINE_CAPACITY {
+            // Linear over ≤ QUARANTINE_CAPACITY + 1 entries, only on overflow.
+            let Some(oldest) = self
+                .quarantine
+                .iter()
+                .min_by_key(|(_, q)| q.arrival)
+                .map(|(h, _)| *h)
+            else {
+                return;
+            };
+            if let Some(q) = self.quarantine.remove(&oldest) {
+                self.reject(q.from, actions);
+            }
+        }
+    }
+
+    fn reject(&mut self, peer: PeerId, actions: &mut Vec<SyncAction>) {
+        self.stats.rejected += 1;
+        actions.push(SyncAction::Score {
+            peer,
+            outcome: ReqRespOutcome::RejectedPayload,
+        });
+    }
+}
