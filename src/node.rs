@@ -70,6 +70,8 @@ pub struct NodeConfig {
     pub reqresp_server: Option<ServerConfig>,
     /// Fill gaps with payload_by_number (`--syncmode.req-resp`); `None` = never fetch.
     pub sync: Option<SyncConfig>,
+    /// Fraction of gossip deliveries lost on purpose (devnet `--drop`); 0 for a real node.
+    pub lose_gossip_fraction: f64,
 }
 
 /// Where a stored block came from.
@@ -242,6 +244,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             gossip: config.gossip,
             validator: validator.clone(),
             agent_version: format!("op-gossip/{}", env!("CARGO_PKG_VERSION")),
+            lose_gossip_fraction: config.lose_gossip_fraction,
         },
         shutdown.clone(),
     )
@@ -261,11 +264,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             events: events.clone(),
         },
     )
-        .map_err(|e| {
-            NodeError::Store(StoreError::Db(format!(
-                "cannot start the store writer: {e}"
-            )))
-        })?;
+    .map_err(|e| {
+        NodeError::Store(StoreError::Db(format!(
+            "cannot start the store writer: {e}"
+        )))
+    })?;
 
     let server_stats = match config.reqresp_server {
         Some(server_config) => Some(
@@ -492,7 +495,11 @@ async fn forward_network_events(
                     source: BlockSource::Gossip(from),
                     at: accepted_at,
                 };
-                if store_tx.send(StoreOp::Insert(Box::new(request))).await.is_err() {
+                if store_tx
+                    .send(StoreOp::Insert(Box::new(request)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 continue;
@@ -542,7 +549,9 @@ fn spawn_store_writer(
                     StoreOp::Reanchor(to) => {
                         match store.reanchor(to) {
                             Ok(Some(head)) => publish_head(Some(head), &out),
-                            Ok(None) => tracing::warn!(number = to.number, "reanchor target not stored"),
+                            Ok(None) => {
+                                tracing::warn!(number = to.number, "reanchor target not stored")
+                            }
                             Err(e) => tracing::error!(error = %e, "failed to move the head"),
                         }
                         out.writes.send_modify(|n| *n = n.wrapping_add(1));

@@ -25,8 +25,8 @@ use crate::p2p::keys::{keypair_from_hex, load_or_create};
 use crate::p2p::reqresp::limits::Rate;
 use crate::p2p::reqresp::server::ServerConfig;
 use crate::producer::{Schedule, SequencerConfig};
-use crate::sync::SyncConfig;
 use crate::store::DEFAULT_RETENTION_BLOCKS;
+use crate::sync::SyncConfig;
 use crate::validate::ValidatorConfig;
 use crate::wire::signature::BlockSigner;
 
@@ -158,6 +158,11 @@ pub struct NodeArgs {
     #[arg(long = "p2p.sync.peer-burst", value_name = "N", default_value_t = crate::p2p::reqresp::server::PEER_RATE.burst, value_parser = clap::value_parser!(u32).range(1..))]
     pub sync_peer_burst: u32,
 
+    /// Lose this fraction of gossip deliveries on purpose (0..1), to exercise gap filling
+    /// (`op-gossip devnet --drop` sets it on followers). Never set it on a real node.
+    #[arg(long = "test.lose-gossip", value_name = "FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
+    pub lose_gossip: f64,
+
     /// Blocks kept in the store below the head.
     #[arg(long = "store.retention", default_value_t = DEFAULT_RETENTION_BLOCKS)]
     pub retention: u64,
@@ -248,7 +253,16 @@ impl NodeArgs {
                 max_gap: self.sync_max_gap.clamp(1, self.retention.max(1)),
                 ..SyncConfig::for_block_time(block_time)
             }),
+            lose_gossip_fraction: self.lose_gossip,
         })
+    }
+}
+
+/// A fraction in 0..=1.
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1")),
     }
 }
 

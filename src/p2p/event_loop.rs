@@ -62,6 +62,43 @@ pub struct EventLoop {
     pub(crate) queue_overflows: Arc<AtomicU64>,
     /// Events dropped because the consumer lagged.
     pub(crate) dropped_events: Arc<AtomicU64>,
+    /// Simulated loss of gossip deliveries (devnet `--drop`); 0 in production.
+    lose_gossip: LossSimulation,
+}
+
+/// Loses a fixed fraction of gossip deliveries, as a lossy network would (devnet and tests: the
+/// sync client must fill the holes). The choice hashes our peer id with the message id, so it is
+/// reproducible and different nodes lose different blocks. A lost message is IGNOREd unvalidated;
+/// gossipsub's duplicate cache then drops every other copy, so the block never arrives here.
+#[derive(Debug, Clone, Copy)]
+struct LossSimulation {
+    /// Messages whose hash falls below this are lost (fraction × 2^64).
+    threshold: u64,
+    salt: u64,
+}
+
+impl LossSimulation {
+    fn new(fraction: f64, local: &PeerId) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        local.hash(&mut hasher);
+        Self {
+            // `as` saturates: 1.0 maps to u64::MAX (lose everything), NaN to 0.
+            threshold: (fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64,
+            salt: hasher.finish(),
+        }
+    }
+
+    fn loses(&self, message_id: &MessageId) -> bool {
+        use std::hash::{Hash, Hasher};
+        if self.threshold == 0 {
+            return false;
+        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.salt.hash(&mut hasher);
+        message_id.0.hash(&mut hasher);
+        hasher.finish() < self.threshold
+    }
 }
 
 impl EventLoop {
@@ -73,6 +110,7 @@ impl EventLoop {
     ) -> Result<Self, NetworkError> {
         let chain = config.validator.chain().clone();
         let gossip_config = config.gossip;
+        let local_peer_id = config.keypair.public().to_peer_id();
         let agent = config.agent_version.clone();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
@@ -123,6 +161,7 @@ impl EventLoop {
             shutdown,
             queue_overflows: Arc::default(),
             dropped_events: Arc::default(),
+            lose_gossip: LossSimulation::new(config.lose_gossip_fraction, &local_peer_id),
         })
     }
 
@@ -280,6 +319,14 @@ impl EventLoop {
                 .report_message_validation_result(&message_id, &source, MessageAcceptance::Reject);
             return;
         };
+        if self.lose_gossip.loses(&message_id) {
+            tracing::trace!(%source, "gossip delivery lost (simulated)");
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&message_id, &source, MessageAcceptance::Ignore);
+            return;
+        }
         let Ok(slot) = self.queue.clone().try_acquire_owned() else {
             self.queue_overflows.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%source, "validation queue full; ignoring message");

@@ -71,6 +71,8 @@ pub struct NetworkConfig {
     pub validator: Arc<BlockValidator>,
     /// Identify agent version.
     pub agent_version: String,
+    /// Fraction of gossip deliveries to lose on purpose (devnet `--drop`; 0 for a real node).
+    pub lose_gossip_fraction: f64,
 }
 
 /// Events the network reports. Sent on a bounded channel.

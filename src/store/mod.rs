@@ -337,6 +337,34 @@ impl Store {
         value.map(|v| decode_block(v.value(), number)).transpose()
     }
 
+    /// The block to serve for `number`: the canonical one, or else the only block stored at
+    /// that number (it arrived above a hole the head has not crossed yet; every stored block was
+    /// accepted from gossip or linked to one, and the asking client checks the hash chain).
+    /// `None` when there is none, or several and none canonical.
+    pub fn block_by_number(&self, number: u64) -> Result<Option<StoredBlock>, StoreError> {
+        if let Some(block) = self.canonical_block(number)? {
+            return Ok(Some(block));
+        }
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(BLOCKS).map_err(db_err)?;
+        let start = number.to_be_bytes();
+        let mut found = None;
+        let range = match number.checked_add(1).map(u64::to_be_bytes) {
+            Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
+            None => table.range::<&[u8]>(start.as_slice()..),
+        }
+        .map_err(db_err)?;
+        // At most two entries are read: a second block at the number makes the answer ambiguous.
+        for entry in range.take(2) {
+            let (_, v) = entry.map_err(db_err)?;
+            if found.is_some() {
+                return Ok(None);
+            }
+            found = Some(decode_block(v.value(), number)?);
+        }
+        Ok(found)
+    }
+
     /// A block by number and hash (canonical or not).
     pub fn block(&self, id: BlockRef) -> Result<Option<StoredBlock>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
@@ -433,7 +461,11 @@ impl Hole {
 fn stored_parent_hash(value: &[u8]) -> Option<B256> {
     let (&version_byte, body) = value.split_first()?;
     let version = BlockVersion::from_topic_index(version_byte)?;
-    let skip = if version.has_parent_beacon_root() { 32 } else { 0 };
+    let skip = if version.has_parent_beacon_root() {
+        32
+    } else {
+        0
+    };
     body.get(skip..skip + 32).map(B256::from_slice)
 }
 

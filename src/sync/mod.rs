@@ -124,7 +124,8 @@ impl SyncStats {
         for action in actions {
             if let SyncAction::Store { .. } = action {
                 self.fetched.fetch_add(1, Ordering::Relaxed);
-                self.last_fetched_ms.store(unix_millis(std::time::SystemTime::now()), Ordering::Relaxed);
+                self.last_fetched_ms
+                    .store(unix_millis(std::time::SystemTime::now()), Ordering::Relaxed);
             }
         }
     }
@@ -321,6 +322,7 @@ async fn reconcile_workers(
         }
         keep
     });
+    shared.plan().set_peer_count(eligible.len());
     for peer in eligible {
         workers.entry(peer).or_insert_with(|| {
             let token = shutdown.child_token();
@@ -340,7 +342,7 @@ async fn worker(shared: Arc<Shared>, peer: PeerId, stop: CancellationToken) {
         // Wait for work, then for tokens (op-node: global limiter, then the peer's).
         loop {
             let notified = shared.work.notified();
-            if shared.plan().queued() > 0 {
+            if shared.plan().has_work_for(&peer) {
                 break;
             }
             tokio::select! {
@@ -356,7 +358,7 @@ async fn worker(shared: Arc<Shared>, peer: PeerId, stop: CancellationToken) {
                 limiter.until_ready().await;
             } => {}
         }
-        let Some(number) = shared.plan().next_request() else {
+        let Some(number) = shared.plan().next_request(&peer) else {
             continue;
         };
         let _ = shared.stats.first_request_ms.compare_exchange(

@@ -16,7 +16,8 @@
 //! the quarantine untrusted) count as rejected for the peer that sent them.
 //!
 //! Bounds: queue ≤ `max_gap` numbers; quarantine ≤ [`QUARANTINE_CAPACITY`] payloads; trusted set
-//! ≤ [`TRUSTED_CAPACITY`] hashes; promoted-but-not-yet-stored ≤ `max_gap` numbers.
+//! ≤ [`TRUSTED_CAPACITY`] hashes; promoted-but-not-yet-stored and expected hashes: one entry per
+//! number above the head, at most `max_gap` plus the holes' edges.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ use crate::store::{BlockRef, Holes, StoredBlock};
 pub const QUARANTINE_CAPACITY: usize = 100;
 /// Hashes known to be on the chain (op-node's trusted-hash LRU: 10,000).
 pub const TRUSTED_CAPACITY: usize = 10_000;
+/// Queue entries looked at when picking a number for a peer (skipping those it lacks).
+const NOT_FOUND_SCAN: usize = 64;
 /// A promoted payload not seen in the store after this long is asked for again (its write was
 /// lost or it never linked).
 const PROMOTED_EXPIRY: Duration = Duration::from_secs(30);
@@ -99,11 +102,17 @@ pub struct SyncPlan {
     in_flight: HashSet<u64>,
     /// Number → hash handed to the store, not yet below the head.
     promoted: BTreeMap<u64, (B256, Instant)>,
+    /// Number → the only hash it can have (the parent claimed by a trusted block above it).
+    expected: BTreeMap<u64, B256>,
     quarantine: HashMap<B256, Quarantined>,
     arrivals: u64,
     trusted: HashSet<B256>,
     trusted_order: VecDeque<B256>,
     paused_until: Option<Instant>,
+    /// Number → peers that answered "not found" for it (not asked for it again).
+    not_found: HashMap<u64, HashSet<PeerId>>,
+    /// Peers that can be asked (a number all of them lack cancels the plan).
+    peers: usize,
     /// Numbers stored above the head at the edges of the holes: never asked for.
     stored_above: HashSet<u64>,
     stats: PlanStats,
@@ -118,12 +127,15 @@ impl SyncPlan {
             queue: BTreeSet::new(),
             in_flight: HashSet::new(),
             promoted: BTreeMap::new(),
+            expected: BTreeMap::new(),
             quarantine: HashMap::new(),
             arrivals: 0,
             trusted: HashSet::new(),
             trusted_order: VecDeque::new(),
             paused_until: None,
             stored_above: HashSet::new(),
+            not_found: HashMap::new(),
+            peers: 0,
             stats: PlanStats::default(),
         }
     }
@@ -177,6 +189,10 @@ impl SyncPlan {
             for link in &hole.above {
                 self.trust(link.parent);
             }
+            if let [only] = hole.above.as_slice() {
+                self.expected
+                    .insert(hole.before.saturating_sub(1), only.parent);
+            }
             for number in (hole.after.saturating_add(1)..hole.before).rev() {
                 if budget == 0 {
                     return actions;
@@ -197,12 +213,38 @@ impl SyncPlan {
         actions
     }
 
-    /// The next number to ask for (highest first: the walk-back promotes from the top, so the
-    /// quarantine stays small), now counted as in flight.
-    pub fn next_request(&mut self) -> Option<u64> {
-        let number = self.queue.pop_last()?;
+    /// How many peers can be asked.
+    pub fn set_peer_count(&mut self, peers: usize) {
+        self.peers = peers;
+    }
+
+    /// The next number to ask `peer` for (highest first: the walk-back promotes from the top,
+    /// so the quarantine stays small), now counted as in flight. Numbers the peer said it does
+    /// not have are left for others.
+    pub fn next_request(&mut self, peer: &PeerId) -> Option<u64> {
+        let number = self.next_for(peer)?;
+        self.queue.remove(&number);
         self.in_flight.insert(number);
         Some(number)
+    }
+
+    /// True when something in the queue may be asked of `peer`.
+    pub fn has_work_for(&self, peer: &PeerId) -> bool {
+        self.next_for(peer).is_some()
+    }
+
+    fn next_for(&self, peer: &PeerId) -> Option<u64> {
+        self.queue
+            .iter()
+            .rev()
+            // Bounded scan: a peer that lacks this many of the top numbers waits for the rest.
+            .take(NOT_FOUND_SCAN)
+            .find(|n| {
+                self.not_found
+                    .get(n)
+                    .is_none_or(|peers| !peers.contains(peer))
+            })
+            .copied()
     }
 
     /// Takes a request back unasked (its worker stopped).
@@ -225,11 +267,19 @@ impl SyncPlan {
         let block = match answer {
             Ok(block) => block,
             Err(RequestError::NotFound) => {
-                // op-node: "not found" cancels the range, without penalty. Planning resumes
-                // after a pause, when the peers may have the block.
+                // No penalty. The number goes to the other peers; once every peer lacks it the
+                // whole plan is cancelled (op-node cancels the range at the first "not found")
+                // and resumes after a pause, when the peers may have it.
                 self.stats.not_found += 1;
-                self.queue.clear();
-                self.paused_until = Some(now + self.config.replan_after_not_found);
+                let lacking = self.not_found.entry(number).or_default();
+                lacking.insert(peer);
+                if lacking.len() >= self.peers.max(1) {
+                    self.queue.clear();
+                    self.not_found.clear();
+                    self.paused_until = Some(now + self.config.replan_after_not_found);
+                } else if number > self.head {
+                    self.queue.insert(number);
+                }
                 return actions;
             }
             Err(_) => {
@@ -260,6 +310,12 @@ impl SyncPlan {
             }
             return actions;
         }
+        if self.expected.get(&number).is_some_and(|e| *e != hash) {
+            // The chain above says otherwise: this payload can never link. Ask someone else.
+            self.reject(peer, &mut actions);
+            self.queue.insert(number);
+            return actions;
+        }
         self.arrivals += 1;
         self.quarantine.insert(
             hash,
@@ -280,6 +336,8 @@ impl SyncPlan {
         self.head = head;
         self.queue = self.queue.split_off(&head.saturating_add(1));
         self.promoted = self.promoted.split_off(&head.saturating_add(1));
+        self.expected = self.expected.split_off(&head.saturating_add(1));
+        self.not_found.retain(|n, _| *n > head);
         self.promoted
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < PROMOTED_EXPIRY);
         self.quarantine
@@ -307,7 +365,9 @@ impl SyncPlan {
         let found = self
             .quarantine
             .iter()
-            .find(|(h, q)| q.block.envelope.payload.block_number == number && self.trusted.contains(*h))
+            .find(|(h, q)| {
+                q.block.envelope.payload.block_number == number && self.trusted.contains(*h)
+            })
             .map(|(h, _)| *h);
         match found {
             Some(hash) => {
@@ -327,6 +387,9 @@ impl SyncPlan {
             let number = payload.block_number;
             let parent = payload.parent_hash;
             self.trust(parent);
+            if let Some(below) = number.checked_sub(1) {
+                self.expected.insert(below, parent);
+            }
             self.promoted.insert(number, (hash, now));
             self.queue.remove(&number);
             self.stats.promoted += 1;

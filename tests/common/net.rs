@@ -40,7 +40,10 @@ pub fn config(chain: &Arc<ChainSpec>, i: u8, dir: &std::path::Path, sequencer: b
         validator: ValidatorConfig::default(),
         retention: 4096,
         reqresp_server: Some(op_gossip::p2p::reqresp::server::ServerConfig::default()),
-        sync: Some(op_gossip::sync::SyncConfig::for_block_time(chain.block_time)),
+        sync: Some(op_gossip::sync::SyncConfig::for_block_time(
+            chain.block_time,
+        )),
+        lose_gossip_fraction: 0.0,
         sequencer: sequencer.then(|| SequencerConfig {
             signer: super::dev_signer(),
             schedule: Schedule::OnRequest,

@@ -69,9 +69,7 @@ impl ReqRespCounters {
         let (counter, cap) = match outcome {
             ReqRespOutcome::ValidResponse => (&mut self.valid_responses, VALID_RESPONSE_CAP),
             ReqRespOutcome::ErrorResponse => (&mut self.error_responses, ERROR_RESPONSE_CAP),
-            ReqRespOutcome::RejectedPayload => {
-                (&mut self.rejected_payloads, REJECTED_PAYLOAD_CAP)
-            }
+            ReqRespOutcome::RejectedPayload => (&mut self.rejected_payloads, REJECTED_PAYLOAD_CAP),
         };
         *counter = (*counter + 1.0).min(cap);
     }
@@ -176,7 +174,11 @@ mod tests {
         for _ in 0..5 {
             book.record(peer, ReqRespOutcome::RejectedPayload);
         }
-        assert_eq!(book.score(&peer), 5.0 - 9.0 - 100.0, "5 rejections reach −100");
+        assert_eq!(
+            book.score(&peer),
+            5.0 - 9.0 - 100.0,
+            "5 rejections reach −100"
+        );
 
         book.decay_slot([&peer]);
         let c = book.counters(&peer);

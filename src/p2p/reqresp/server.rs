@@ -4,8 +4,9 @@
 //! Per stream: a free place among `max_streams` concurrent streams (else code 3 at once) → the
 //! 8-byte request within `read_timeout` → range check (before genesis or beyond the block the
 //! chain clock allows: code 2) → one global and one per-peer token, waiting at most
-//! `max_throttle` (else code 3) → the canonical block (none: code 1) → the response written
-//! within `write_timeout` (a slow reader is cut off) → close. Every outcome is counted.
+//! `max_throttle` (else code 3) → the canonical block, or else the only one stored at that
+//! number (none: code 1) → the response written within `write_timeout` (a slow reader is cut
+//! off) → close. Every outcome is counted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -176,7 +177,7 @@ async fn serve_stream(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
         return;
     }
     let store = shared.store.clone();
-    let block = tokio::task::spawn_blocking(move || store.canonical_block(number)).await;
+    let block = tokio::task::spawn_blocking(move || store.block_by_number(number)).await;
     let frame = match block {
         Ok(Ok(Some(block))) => match encode_envelope(block.version, &block.envelope) {
             Ok(body) => encode_success(response_version_for(block.version), &body),
