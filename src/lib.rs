@@ -14,6 +14,14 @@
 //!  node forward task ──► store writer (batches → one durable redb transaction) ──► head (watch)
 //!                              ▲
 //!  producer (sequencer) ───────┘ and ──publish──► NetworkHandle
+//!
+//!  store writer ──"wrote" (watch)──► sync coordinator ──Store::holes──► sync::plan::SyncPlan
+//!                                       one worker per peer: global + peer limiter → request
+//!  payload_by_number (p2p::reqresp::client) ──► plan: quarantine → promote along parent
+//!  hashes from a trusted (gossip-signed) block ──► store writer; outcomes ──► AppScores
+//!
+//!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 64 streams, global + per-peer
+//!  limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
 //! ```
 //!
 //! ## Gossip in, byte by byte

@@ -103,7 +103,10 @@ async fn follower_data_survives_sigkill_and_sigterm_is_graceful() {
 
     let mut follower = NodeProcess::start(&rollup, &datadir);
     let listening = follower.wait_for("listening", |_| true);
-    assert_eq!(listening["head"], Value::Null, "fresh store");
+    assert_eq!(
+        listening["head"], 0,
+        "a fresh store starts at the genesis anchor"
+    );
     follower.send(serde_json::json!({"cmd": "dial", "addr": seq_addr}));
     follower.wait_for("peers", |e| e["count"].as_u64() >= Some(1));
     tokio::time::sleep(2 * op_gossip::p2p::gossip::HEARTBEAT).await;
@@ -188,11 +191,63 @@ fn devnet_command_delivers_every_block_and_writes_its_report() {
 }
 
 #[test]
+fn devnet_late_joiner_and_lost_gossip_are_filled_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_op-gossip"))
+        .args([
+            "devnet",
+            "--nodes",
+            "4",
+            "--blocks",
+            "60",
+            "--block-time",
+            "50ms",
+            "--block-size",
+            "1KiB",
+            "--late-joiner",
+            "40",
+            "--drop",
+            "0.1",
+        ])
+        .arg("--report")
+        .arg(&report)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["all_stored"], true);
+    assert_eq!(r["late_joiner_after"], 40);
+    assert_eq!(r["drop_fraction"], 0.1);
+    let nodes = r["per_node"].as_array().unwrap();
+    for node in nodes.iter().skip(1) {
+        assert_eq!(node["head"], 60);
+        assert_eq!(node["has_all_blocks"], true);
+    }
+    // The late joiner missed the first 40 blocks entirely and fetched them.
+    let late = &nodes[3];
+    assert!(late["received"].as_u64().unwrap() <= 20, "{late}");
+    let sync = &late["sync"];
+    assert!(sync["fetched"].as_u64().unwrap() >= 40, "{sync}");
+    assert!(sync["catch_up_secs"].as_f64().unwrap() > 0.0, "{sync}");
+    assert!(sync["fetch_rate_per_sec"].as_f64().unwrap() > 0.0, "{sync}");
+    assert_eq!(sync["rate_bound_per_sec"], 12.0, "3 peers × 4/s: {sync}");
+}
+
+#[test]
 fn devnet_usage_errors_exit_2() {
     for args in [
         ["--nodes", "1"],
         ["--topology", "star"],
         ["--block-time", "0s"],
+        ["--late-joiner", "0"],
+        ["--drop", "1.5"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_op-gossip"))
             .arg("devnet")

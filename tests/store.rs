@@ -123,3 +123,70 @@ fn a_file_that_is_not_a_store_is_an_error_not_a_panic() {
     .unwrap();
     assert!(Store::open(&path, 100).is_err());
 }
+
+#[test]
+fn holes_anchor_reanchor_and_serving_blocks_above_a_hole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.redb"), 1000).unwrap();
+    let genesis = BlockRef {
+        number: 0,
+        hash: B256::ZERO,
+    };
+    assert!(store.anchor_if_empty(genesis).unwrap());
+    assert!(!store.anchor_if_empty(genesis).unwrap(), "only once");
+    assert_eq!(store.head().unwrap(), Some(genesis));
+    assert!(store.holes(100).unwrap().holes.is_empty());
+
+    let blocks = chain_of(B256::ZERO, 1, 10, 0);
+    // Stored: 1, 2, 5, 6, 9. Holes: 3..=4 and 7..=8.
+    let pick = |ns: &[u64]| -> Vec<StoredBlock> {
+        ns.iter().map(|n| blocks[*n as usize - 1].clone()).collect()
+    };
+    store.insert_batch(&pick(&[1, 2, 5, 6, 9])).unwrap();
+    assert_eq!(store.head().unwrap(), Some(id(&blocks[1])));
+    let view = store.holes(100).unwrap();
+    let spans: Vec<(u64, u64)> = view.holes.iter().map(|h| (h.after, h.before)).collect();
+    assert_eq!(spans, vec![(2, 5), (6, 9)]);
+    assert_eq!(view.holes[0].len(), 2);
+    assert_eq!(view.holes[0].above[0].id, id(&blocks[4]));
+    assert_eq!(
+        view.holes[0].above[0].parent, blocks[3].envelope.payload.block_hash,
+        "the trusted end of the hole is block 5's parent"
+    );
+    assert_eq!(store.holes(1).unwrap().holes.len(), 1, "scan bounded");
+
+    // Above a hole, the only block at a number is served even though it is not canonical.
+    assert_eq!(store.canonical_block(5).unwrap(), None);
+    assert_eq!(store.block_by_number(5).unwrap(), Some(blocks[4].clone()));
+    assert_eq!(store.block_by_number(4).unwrap(), None);
+
+    // Filling the first hole moves the head up to 6; the jump then skips the second.
+    store.insert_batch(&pick(&[3, 4])).unwrap();
+    assert_eq!(store.head().unwrap(), Some(id(&blocks[5])));
+    assert_eq!(
+        store.reanchor(id(&blocks[8])).unwrap(),
+        Some(id(&blocks[8]))
+    );
+    assert_eq!(store.head().unwrap(), Some(id(&blocks[8])));
+    assert_eq!(
+        store.reanchor(id(&blocks[9])).unwrap(),
+        None,
+        "a block that is not stored cannot be the head"
+    );
+    assert!(store.holes(100).unwrap().holes.is_empty());
+    // The chain continues from the new head.
+    store.insert_batch(&pick(&[10])).unwrap();
+    assert_eq!(store.head().unwrap(), Some(id(&blocks[9])));
+}
+
+#[test]
+fn a_block_at_head_plus_one_that_does_not_link_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.redb"), 1000).unwrap();
+    let ours = chain_of(B256::ZERO, 1, 3, 0);
+    let theirs = chain_of(B256::repeat_byte(9), 4, 2, 1);
+    store.insert_batch(&ours).unwrap();
+    store.insert_batch(&theirs).unwrap();
+    let view = store.holes(100).unwrap();
+    assert_eq!(view.unlinked_next.map(|l| l.id), Some(id(&theirs[0])));
+}

@@ -1,5 +1,5 @@
-//! Gap filling between real nodes on 127.0.0.1: a late joiner catches up from several peers,
-//! holes from lost gossip are filled, misbehaving peers are penalised while the client moves
+//! Gap filling between real nodes on 127.0.0.1: a late joiner catches up from several peers, a
+//! restarted follower fills what it missed, holes from lost gossip are filled, misbehaving peers are penalised while the client moves
 //! on, and `onlyreqtostatic` keeps requests to static peers.
 
 mod common;
@@ -194,6 +194,40 @@ async fn holes_from_lost_gossip_are_filled_and_the_head_stays_contiguous() {
     for n in followers {
         n.shutdown().await;
     }
+    seq.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_fills_what_it_missed_while_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let seq = start(fast(config(&chain, 0, dir.path(), true)))
+        .await
+        .unwrap();
+    let follower = start(fast(config(&chain, 1, dir.path(), false)))
+        .await
+        .unwrap();
+    connect(&follower, &seq).await;
+    wait_for_peers(&[&seq, &follower], 1).await;
+    seq.produce(20, Duration::from_millis(10), 0).await.unwrap();
+    assert_eq!(follower.wait_for_head(20, WAIT).await.unwrap().number, 20);
+    follower.shutdown().await;
+
+    seq.produce(80, Duration::from_millis(5), 0).await.unwrap();
+    let follower = start(fast(config(&chain, 1, dir.path(), false)))
+        .await
+        .unwrap();
+    assert_eq!(
+        follower.head().unwrap().number,
+        20,
+        "resumes from its store"
+    );
+    connect(&follower, &seq).await;
+    wait_for_peers(&[&follower], 1).await;
+    seq.produce(1, Duration::from_millis(10), 0).await.unwrap();
+    assert_eq!(follower.wait_for_head(101, WAIT).await, seq.head());
+    assert_contiguous(&follower);
+    follower.shutdown().await;
     seq.shutdown().await;
 }
 

@@ -2,8 +2,9 @@
 //! to drive its child nodes: one JSON object per line each way.
 //!
 //! Events (stdout): `listening {addr, head}`, `peers {count}`, `accepted {number, hash, at_ms}`,
-//! `published {number, hash, at_ms}`, `head {number, hash}`, `judged {verdict, reason}` (non-ACCEPT
-//! only), `produced {ok, error}`, `lagged {missed}`, `exit {peak_rss_kib}`.
+//! `published {number, hash, at_ms}`, `fetched {number, at_ms}` (stored from payload_by_number),
+//! `head {number, hash, at_ms}`, `judged {verdict, reason}` (non-ACCEPT only), `produced {ok,
+//! error}`, `lagged {missed}`, `exit {peak_rss_kib, sync}` (`sync`: the sync client's counters).
 //! Commands (stdin): `dial {addr}`, `produce {count, interval_ms, block_size}`, `shutdown`.
 //! End of stdin counts as `shutdown`, so a node never outlives its orchestrator.
 
@@ -15,8 +16,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::clock::unix_millis;
-use crate::node::{NodeEvent, ProducerClient, RunningNode};
+use crate::node::{BlockSource, NodeEvent, ProducerClient, RunningNode};
+use crate::sync::SyncStats;
 use crate::validate::Verdict;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
 
 /// Lines waiting to be written to stdout.
 const OUTPUT_QUEUE: usize = 1024;
@@ -70,10 +74,24 @@ pub fn serve(node: &RunningNode) -> oneshot::Receiver<()> {
     stop_rx
 }
 
-/// Writes the final `exit` line with the process's peak resident memory.
-pub async fn report_exit(enabled: bool) {
+/// Writes the final `exit` line with the process's peak resident memory and the sync client's
+/// counters.
+pub async fn report_exit(enabled: bool, sync: Option<&SyncStats>) {
     if enabled {
-        let line = json!({"event": "exit", "peak_rss_kib": peak_rss_kib()}).to_string();
+        let sync = sync.map(|s| {
+            let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            json!({
+                "requests": get(&s.requests),
+                "fetched": get(&s.fetched),
+                "errors": get(&s.errors),
+                "not_found": get(&s.not_found),
+                "rejected": get(&s.rejected),
+                "first_request_ms": get(&s.first_request_ms),
+                "last_fetched_ms": get(&s.last_fetched_ms),
+            })
+        });
+        let line =
+            json!({"event": "exit", "peak_rss_kib": peak_rss_kib(), "sync": sync}).to_string();
         let mut out = tokio::io::stdout();
         let _ = out.write_all(format!("{line}\n").as_bytes()).await;
         let _ = out.flush().await;
@@ -176,7 +194,13 @@ async fn forward_events(
                 json!({"event": "published", "number": id.number, "hash": id.hash, "at_ms": unix_millis(at)})
             }
             Ok(NodeEvent::HeadChanged(h)) => {
-                json!({"event": "head", "number": h.number, "hash": h.hash})
+                json!({"event": "head", "number": h.number, "hash": h.hash, "at_ms": unix_millis(SystemTime::now())})
+            }
+            Ok(NodeEvent::Stored {
+                id,
+                source: BlockSource::ReqResp(_),
+            }) => {
+                json!({"event": "fetched", "number": id.number, "at_ms": unix_millis(SystemTime::now())})
             }
             Ok(NodeEvent::Validated {
                 verdict, reason, ..

@@ -1,5 +1,6 @@
 //! `op-gossip devnet`: the README's main command. Flags → [`crate::devnet::DevnetPlan`], then the
-//! run, the report file, a summary on stdout, and a non-zero exit if any follower missed a block.
+//! run, the report file, a summary on stdout, and a non-zero exit if any follower ends without a
+//! block (from gossip, or from payload_by_number in the `--late-joiner` and `--drop` scenarios).
 
 use std::path::PathBuf;
 
@@ -35,6 +36,13 @@ pub struct DevnetArgs {
     /// Keep node data and logs in this directory (default: a temporary directory, removed).
     #[arg(long, value_name = "DIR")]
     pub datadir: Option<PathBuf>,
+    /// The last follower starts after this many blocks and must catch up through
+    /// payload_by_number.
+    #[arg(long = "late-joiner", value_name = "K")]
+    pub late_joiner: Option<u64>,
+    /// Followers lose this fraction (0..1) of gossip deliveries and must fill the holes.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0, value_parser = super::node::parse_fraction)]
+    pub drop: f64,
 }
 
 /// Runs the devnet.
@@ -45,6 +53,14 @@ pub async fn run(args: &DevnetArgs) -> Result<(), CliError> {
     super::node::check_block_size(args.block_size)?;
     if args.block_time.is_zero() {
         return Err(CliError::Usage("--block-time must be positive".into()));
+    }
+    if let Some(k) = args.late_joiner
+        && (k == 0 || k >= args.blocks || args.nodes < 3)
+    {
+        return Err(CliError::Usage(format!(
+            "--late-joiner {k} needs 0 < k < --blocks ({}) and at least 3 nodes",
+            args.blocks
+        )));
     }
     let binary = std::env::current_exe()
         .map_err(|e| CliError::Runtime(format!("cannot find own binary: {e}")))?;
@@ -58,6 +74,8 @@ pub async fn run(args: &DevnetArgs) -> Result<(), CliError> {
         data_dir: args.datadir.clone(),
         binary,
         progress: true,
+        late_joiner: args.late_joiner,
+        drop: args.drop,
     };
     eprintln!(
         "devnet: {} nodes ({} topology), {} blocks of {} bytes every {:?}",
@@ -82,18 +100,35 @@ pub async fn run(args: &DevnetArgs) -> Result<(), CliError> {
         report.latency_ms.max,
         report.max_peak_rss_mib
     );
-    for n in report
-        .per_node
-        .iter()
-        .skip(1)
-        .filter(|n| n.received < report.published)
-    {
-        println!(
-            "node {} received {}/{} (head {:?})",
-            n.node, n.received, report.published, n.head
-        );
+    for n in report.per_node.iter().skip(1) {
+        if n.received < report.published {
+            println!(
+                "node {} received {}/{} from gossip (head {:?}, all blocks stored: {})",
+                n.node, n.received, report.published, n.head, n.has_all_blocks
+            );
+        }
+        if let Some(sync) = &n.sync {
+            println!(
+                "node {} fetched {} blocks by payload_by_number at {:.1}/s ({:.0}% of the {:.1}/s the limits allow with {} peers){}",
+                n.node,
+                sync.fetched,
+                sync.fetch_rate_per_sec,
+                100.0 * sync.fraction_of_bound,
+                sync.rate_bound_with_burst_per_sec,
+                sync.peers,
+                sync.catch_up_secs
+                    .map(|s| format!(", caught up in {s:.1} s"))
+                    .unwrap_or_default()
+            );
+        }
     }
-    if report.all_delivered {
+    // Gossip loss is the point of the scenarios; every block must still end up stored.
+    let complete = if args.late_joiner.is_some() || args.drop > 0.0 {
+        report.all_stored
+    } else {
+        report.all_delivered
+    };
+    if complete {
         Ok(())
     } else {
         Err(CliError::Runtime("some followers missed blocks".into()))

@@ -328,8 +328,9 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
         () = shutdown_signal() => tracing::info!("signal received, shutting down"),
         () = stop_requested => tracing::info!("shutdown requested"),
     }
+    let sync = node.sync_stats().cloned();
     node.shutdown().await;
-    super::control::report_exit(args.control.is_some()).await;
+    super::control::report_exit(args.control.is_some(), sync.as_deref()).await;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-use report::{DevnetReport, NodeStats};
+use report::{DevnetReport, NodeStats, RunFacts};
 
 use crate::clock::{unix_millis, unix_now};
 
@@ -154,6 +154,10 @@ pub struct DevnetPlan {
     pub binary: PathBuf,
     /// Live progress on stderr.
     pub progress: bool,
+    /// `--late-joiner k`: the last follower starts after the first k blocks and must catch up.
+    pub late_joiner: Option<u64>,
+    /// `--drop f`: followers lose this fraction of gossip deliveries and must fill the holes.
+    pub drop: f64,
 }
 
 /// Why the devnet could not run.
@@ -189,37 +193,50 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     std::fs::write(&rollup, devnet_rollup_json(genesis).to_string()).map_err(io)?;
 
     let (events_tx, mut events) = mpsc::channel::<(usize, Value)>(EVENT_QUEUE);
-    let mut children = Vec::with_capacity(plan.nodes);
-    for i in 0..plan.nodes {
-        children.push(spawn_node(plan, &dir, &rollup, i, events_tx.clone()).await?);
-    }
-    drop(events_tx);
     let mut stats: Vec<NodeStats> = (0..plan.nodes).map(|_| NodeStats::default()).collect();
+    let edges = plan.topology.edges(plan.nodes, plan.seed);
+    // The late joiner (the last follower) starts after the first phase of production.
+    let late = plan.late_joiner.map(|_| plan.nodes - 1);
+    let first_phase: Vec<usize> = (0..plan.nodes).filter(|i| Some(*i) != late).collect();
+    let mut children: Vec<Option<ChildNode>> = (0..plan.nodes).map(|_| None).collect();
+    for &i in &first_phase {
+        children[i] = Some(spawn_node(plan, &dir, &rollup, i, events_tx.clone()).await?);
+    }
+    join(&mut events, &mut stats, &mut children, &edges, &first_phase).await?;
 
-    // 1. Every node reports its address.
-    let deadline = Instant::now() + START_TIMEOUT;
-    while stats.iter().any(|s| s.listening.is_none()) {
-        next_event(&mut events, &mut stats, deadline, "nodes to start").await?;
-    }
-    // 2. Dial the topology and wait until every node has a peer, then let meshes form.
-    for (i, j) in plan.topology.edges(plan.nodes, plan.seed) {
-        let addr = stats[j].listening.clone().unwrap_or_default();
-        send(&mut children[i], json!({"cmd": "dial", "addr": addr})).await?;
-    }
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    while stats.iter().any(|s| s.peers == 0) {
-        next_event(&mut events, &mut stats, deadline, "nodes to connect").await?;
-    }
-    let settle = Instant::now() + MESH_SETTLE;
-    while Instant::now() < settle {
-        let _ = next_event(&mut events, &mut stats, settle, "").await;
-    }
     // 3. Produce and collect.
     let started = Instant::now();
     let interval_ms = plan.block_time.as_millis() as u64;
-    send(&mut children[0], json!({"cmd": "produce", "count": plan.blocks, "interval_ms": interval_ms, "block_size": plan.block_size})).await?;
-    let production = plan.block_time * u32::try_from(plan.blocks).unwrap_or(u32::MAX);
-    let deadline = Instant::now() + production + GRACE;
+    let mut remaining = plan.blocks;
+    if let (Some(k), Some(late)) = (plan.late_joiner, late) {
+        produce(&mut children, k, interval_ms, plan.block_size).await?;
+        let deadline =
+            Instant::now() + plan.block_time * u32::try_from(k).unwrap_or(u32::MAX) + GRACE;
+        while !stats[0].produced.as_ref().is_some_and(|r| r.is_ok())
+            || stats[0].published.len() as u64 != k
+        {
+            if let Some(Err(e)) = &stats[0].produced {
+                return Err(DevnetError::Io(format!("sequencer failed to produce: {e}")));
+            }
+            next_event(
+                &mut events,
+                &mut stats,
+                deadline,
+                "the late joiner's head start",
+            )
+            .await?;
+        }
+        stats[0].produced = None;
+        remaining = plan.blocks - k;
+        children[late] = Some(spawn_node(plan, &dir, &rollup, late, events_tx.clone()).await?);
+        join(&mut events, &mut stats, &mut children, &edges, &[late]).await?;
+    }
+    drop(events_tx);
+    produce(&mut children, remaining, interval_ms, plan.block_size).await?;
+    let production = plan.block_time * u32::try_from(remaining).unwrap_or(u32::MAX);
+    // Catching up from payload_by_number takes (missed blocks / the 20/s client limit) more.
+    let catch_up = Duration::from_secs(plan.late_joiner.unwrap_or(0) / 10);
+    let deadline = Instant::now() + production + catch_up + GRACE;
     let mut last_progress = Instant::now();
     loop {
         // The `produced` line can overtake the last `published` line (two writers on the child's
@@ -231,12 +248,10 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
         let done = failed
             || sequencer.produced.is_some()
                 && all_published
-                && stats.iter().skip(1).all(|s| {
-                    stats[0]
-                        .published
-                        .keys()
-                        .all(|n| s.accepted.contains_key(n))
-                });
+                && stats
+                    .iter()
+                    .skip(1)
+                    .all(|s| stats[0].published.keys().all(|n| s.has(*n)));
         if done || Instant::now() >= deadline {
             break;
         }
@@ -255,7 +270,7 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
         }
     }
     // 4. Stop everything and read peak memory.
-    for child in &mut children {
+    for child in children.iter_mut().flatten() {
         let _ = send(child, json!({"cmd": "shutdown"})).await;
     }
     let deadline = Instant::now() + EXIT_TIMEOUT;
@@ -267,7 +282,7 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
             break;
         }
     }
-    for child in &mut children {
+    for child in children.iter_mut().flatten() {
         let _ = tokio::time::timeout(Duration::from_secs(2), child.process.wait()).await;
         let _ = child.process.start_kill();
     }
@@ -280,11 +295,74 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     Ok(report::build(
         &stats,
         plan.topology.to_string(),
-        plan.blocks,
-        interval_ms,
-        plan.block_size,
-        duration_secs,
+        RunFacts {
+            blocks: plan.blocks,
+            block_time_ms: interval_ms,
+            block_size_bytes: plan.block_size,
+            duration_secs,
+            late_joiner_after: plan.late_joiner,
+            drop_fraction: plan.drop,
+            global_rate: crate::sync::DEFAULT_CLIENT_GLOBAL_RATE,
+            peer_rate: crate::sync::DEFAULT_CLIENT_PEER_RATE,
+        },
     ))
+}
+
+/// Waits for `nodes` to report their addresses, dials every topology edge that touches them
+/// (from whichever end is running), waits until each has a peer, and lets the meshes form.
+async fn join(
+    events: &mut mpsc::Receiver<(usize, Value)>,
+    stats: &mut [NodeStats],
+    children: &mut [Option<ChildNode>],
+    edges: &[(usize, usize)],
+    nodes: &[usize],
+) -> Result<(), DevnetError> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while nodes.iter().any(|&i| stats[i].listening.is_none()) {
+        next_event(events, stats, deadline, "nodes to start").await?;
+    }
+    for &(i, j) in edges {
+        if !nodes.contains(&i) && !nodes.contains(&j) {
+            continue;
+        }
+        // Both ends must be running; the one that just started dials if the other cannot.
+        let (dialer, target) = match (&children[i], &children[j]) {
+            (Some(_), Some(_)) if nodes.contains(&i) => (i, j),
+            (Some(_), Some(_)) => (j, i),
+            _ => continue,
+        };
+        let addr = stats[target].listening.clone().unwrap_or_default();
+        if let Some(child) = children[dialer].as_mut() {
+            send(child, json!({"cmd": "dial", "addr": addr})).await?;
+        }
+    }
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    while nodes.iter().any(|&i| stats[i].peers == 0) {
+        next_event(events, stats, deadline, "nodes to connect").await?;
+    }
+    let settle = Instant::now() + MESH_SETTLE;
+    while Instant::now() < settle {
+        let _ = next_event(events, stats, settle, "").await;
+    }
+    Ok(())
+}
+
+/// Asks the sequencer (node 0) for `count` blocks.
+async fn produce(
+    children: &mut [Option<ChildNode>],
+    count: u64,
+    interval_ms: u64,
+    block_size: usize,
+) -> Result<(), DevnetError> {
+    let sequencer = children
+        .first_mut()
+        .and_then(Option::as_mut)
+        .ok_or_else(|| DevnetError::Io("the sequencer is not running".into()))?;
+    send(
+        sequencer,
+        json!({"cmd": "produce", "count": count, "interval_ms": interval_ms, "block_size": block_size}),
+    )
+    .await
 }
 
 fn progress_interval() -> Duration {
@@ -346,7 +424,18 @@ fn apply(s: &mut NodeStats, event: &Value) {
             s.peer_id = addr.rsplit('/').next().unwrap_or_default().to_owned();
             s.listening = Some(addr);
         }
-        Some("peers") => s.peers = u("count").unwrap_or(0) as usize,
+        Some("peers") => {
+            s.peers = u("count").unwrap_or(0) as usize;
+            s.max_peers = s.max_peers.max(s.peers);
+            if s.peers > 0 && s.joined_ms.is_none() {
+                s.joined_ms = Some(unix_millis(SystemTime::now()));
+            }
+        }
+        Some("fetched") => {
+            if let (Some(n), Some(at)) = (u("number"), u("at_ms")) {
+                s.fetched.entry(n).or_insert(at);
+            }
+        }
         Some("accepted") => {
             if let (Some(n), Some(at)) = (u("number"), u("at_ms")) {
                 s.accepted.entry(n).or_insert(at);
@@ -357,7 +446,12 @@ fn apply(s: &mut NodeStats, event: &Value) {
                 s.published.insert(n, at);
             }
         }
-        Some("head") => s.head = u("number"),
+        Some("head") => {
+            s.head = u("number");
+            if let (Some(n), Some(at)) = (u("number"), u("at_ms")) {
+                s.head_at.push((n, at));
+            }
+        }
         Some("judged") => match event.get("verdict").and_then(Value::as_str) {
             Some("reject") => s.rejected += 1,
             _ => s.ignored += 1,
@@ -373,6 +467,9 @@ fn apply(s: &mut NodeStats, event: &Value) {
         }
         Some("exit") => {
             s.peak_rss_kib = u("peak_rss_kib");
+            s.sync = event
+                .get("sync")
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
             s.exited = true;
         }
         _ => {}
@@ -428,6 +525,8 @@ async fn spawn_node(
             DEVNET_SEQUENCER_KEY,
             "--sequencer.on-request",
         ]);
+    } else if plan.drop > 0.0 {
+        cmd.arg("--test.lose-gossip").arg(plan.drop.to_string());
     }
     cmd.env(
         "RUST_LOG",

@@ -1,4 +1,6 @@
-//! The devnet report: per-node delivery, publish→accept latency and peak memory.
+//! The devnet report: per-node delivery, publish→accept latency, peak memory, and what gap
+//! filling did (blocks fetched by payload_by_number, catch-up time, fetch rate next to the bound
+//! the rate limits allow).
 //!
 //! Built by the orchestrator ([`super::Devnet`]) from the events its child nodes print, written
 //! as JSON with `--report`, summarised on stdout.
@@ -67,6 +69,59 @@ pub struct NodeReport {
     pub ignored: u64,
     /// Peak resident memory of the node process.
     pub peak_rss_mib: f64,
+    /// Every published block is stored (from gossip or payload_by_number).
+    pub has_all_blocks: bool,
+    /// Gap filling, for nodes that fetched anything.
+    pub sync: Option<SyncReport>,
+}
+
+/// What one node's sync client did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    /// Blocks stored from payload_by_number.
+    pub fetched: u64,
+    /// Requests sent.
+    pub requests: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// "Not found" answers.
+    pub not_found: u64,
+    /// Payloads rejected (never linked).
+    pub rejected: u64,
+    /// Late joiner: seconds from its first connection until its head reached the chain it
+    /// missed.
+    pub catch_up_secs: Option<f64>,
+    /// `fetched` over the time from the first request to the last fetched block.
+    pub fetch_rate_per_sec: f64,
+    /// The sustained rate the client limits allow with this node's peers:
+    /// min(global rate, peers × per-peer rate).
+    pub rate_bound_per_sec: f64,
+    /// The best average rate for `fetched` blocks: the first min(global burst, peers × peer
+    /// burst) requests go at once, the rest at the sustained bound.
+    pub rate_bound_with_burst_per_sec: f64,
+    /// `fetch_rate_per_sec / rate_bound_with_burst_per_sec`.
+    pub fraction_of_bound: f64,
+    /// Most peers the node had (the bound's peer count).
+    pub peers: usize,
+}
+
+/// The sync counters a node prints at exit.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+pub struct SyncExit {
+    /// Requests sent.
+    pub requests: u64,
+    /// Blocks stored from payload_by_number.
+    pub fetched: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// "Not found" answers.
+    pub not_found: u64,
+    /// Payloads rejected.
+    pub rejected: u64,
+    /// Unix ms of the first request (0: none).
+    pub first_request_ms: u64,
+    /// Unix ms of the last fetched block (0: none).
+    pub last_fetched_ms: u64,
 }
 
 /// The whole run.
@@ -86,8 +141,14 @@ pub struct DevnetReport {
     pub block_size_bytes: usize,
     /// Seconds from the first publish to the end of collection.
     pub duration_secs: f64,
-    /// True when every follower accepted every published block.
+    /// True when every follower accepted every published block from gossip.
     pub all_delivered: bool,
+    /// True when every follower stored every published block (gossip or payload_by_number).
+    pub all_stored: bool,
+    /// `--late-joiner`: blocks produced before the last follower started.
+    pub late_joiner_after: Option<u64>,
+    /// `--drop`: fraction of gossip deliveries each follower lost on purpose.
+    pub drop_fraction: f64,
     /// Latency over all followers.
     pub latency_ms: Latency,
     /// Largest peak RSS of any node.
@@ -105,6 +166,8 @@ pub struct NodeStats {
     pub listening: Option<String>,
     /// Connected peers, last reported.
     pub peers: usize,
+    /// Most peers connected at once.
+    pub max_peers: usize,
     /// number → accept time (unix ms), first accept only.
     pub accepted: HashMap<u64, u64>,
     /// number → publish time (unix ms), sequencer only.
@@ -121,17 +184,48 @@ pub struct NodeStats {
     pub produced: Option<Result<(), String>>,
     /// The node reported its exit.
     pub exited: bool,
+    /// number → time (unix ms) it was stored from payload_by_number.
+    pub fetched: HashMap<u64, u64>,
+    /// Unix ms of the first `peers` event with a peer (the node joined the network).
+    pub joined_ms: Option<u64>,
+    /// Unix ms of each head change, by head number.
+    pub head_at: Vec<(u64, u64)>,
+    /// Sync counters from the exit line.
+    pub sync: Option<SyncExit>,
+}
+
+impl NodeStats {
+    /// Whether the node has block `number`, from gossip or payload_by_number.
+    pub fn has(&self, number: u64) -> bool {
+        self.accepted.contains_key(&number) || self.fetched.contains_key(&number)
+    }
+}
+
+/// Scenario and limits the report needs besides the collected stats.
+#[derive(Debug, Clone, Copy)]
+pub struct RunFacts {
+    /// Blocks requested.
+    pub blocks: u64,
+    /// Milliseconds between blocks.
+    pub block_time_ms: u64,
+    /// Transaction bytes per block.
+    pub block_size_bytes: usize,
+    /// Seconds from the first publish to the end of collection.
+    pub duration_secs: f64,
+    /// `--late-joiner`.
+    pub late_joiner_after: Option<u64>,
+    /// `--drop`.
+    pub drop_fraction: f64,
+    /// Client limits of every node.
+    pub global_rate: crate::p2p::reqresp::limits::Rate,
+    /// See `global_rate`.
+    pub peer_rate: crate::p2p::reqresp::limits::Rate,
 }
 
 /// Builds the report from the collected stats (index 0 is the sequencer).
-pub fn build(
-    stats: &[NodeStats],
-    topology: String,
-    blocks: u64,
-    block_time_ms: u64,
-    block_size_bytes: usize,
-    duration_secs: f64,
-) -> DevnetReport {
+pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetReport {
+    let blocks = facts.blocks;
+    let last = stats.len().saturating_sub(1);
     let published = stats.first().map(|s| &s.published);
     let published_count = published.map_or(0, |p| p.len() as u64);
     let mut all_latencies = Vec::new();
@@ -150,9 +244,13 @@ pub fn build(
                 rejected: s.rejected,
                 ignored: s.ignored,
                 peak_rss_mib: mib,
+                has_all_blocks: true,
+                sync: None,
             });
             continue;
         }
+        let late = facts.late_joiner_after.filter(|_| i == last);
+        let sync = sync_report(s, late, &facts);
         let mut latencies = Vec::new();
         let mut received = 0;
         for (number, published_at) in published.into_iter().flatten() {
@@ -177,6 +275,8 @@ pub fn build(
             rejected: s.rejected,
             ignored: s.ignored,
             peak_rss_mib: mib,
+            has_all_blocks: published.into_iter().flatten().all(|(n, _)| s.has(*n)),
+            sync,
         });
     }
     let all_delivered = published_count == blocks
@@ -184,19 +284,79 @@ pub fn build(
             .iter()
             .skip(1)
             .all(|n| n.received == published_count);
+    let all_stored = published_count == blocks && per_node.iter().skip(1).all(|n| n.has_all_blocks);
     DevnetReport {
         nodes: stats.len(),
         topology,
         blocks,
         published: published_count,
-        block_time_ms,
-        block_size_bytes,
-        duration_secs,
+        block_time_ms: facts.block_time_ms,
+        block_size_bytes: facts.block_size_bytes,
+        duration_secs: facts.duration_secs,
         all_delivered,
+        all_stored,
+        late_joiner_after: facts.late_joiner_after,
+        drop_fraction: facts.drop_fraction,
         latency_ms: Latency::of(&all_latencies),
         max_peak_rss_mib: per_node.iter().map(|n| n.peak_rss_mib).fold(0.0, f64::max),
         per_node,
     }
+}
+
+/// The sync part of a follower's report; `None` when it fetched nothing.
+fn sync_report(
+    s: &NodeStats,
+    late_joiner_after: Option<u64>,
+    facts: &RunFacts,
+) -> Option<SyncReport> {
+    let exit = s.sync.unwrap_or_default();
+    let fetched = exit.fetched.max(s.fetched.len() as u64);
+    if fetched == 0 {
+        return None;
+    }
+    let span_secs = exit.last_fetched_ms.saturating_sub(exit.first_request_ms) as f64 / 1000.0;
+    let catch_up_secs = late_joiner_after.and_then(|k| {
+        let joined = s.joined_ms?;
+        let reached = s.head_at.iter().find(|(n, _)| *n >= k).map(|(_, at)| *at)?;
+        Some(reached.saturating_sub(joined) as f64 / 1000.0)
+    });
+    let peers = s.max_peers as f64;
+    let bound = (f64::from(facts.peer_rate.per_second) * peers)
+        .min(f64::from(facts.global_rate.per_second));
+    let burst = (f64::from(facts.peer_rate.burst) * peers).min(f64::from(facts.global_rate.burst));
+    let min_secs = (fetched as f64 - burst).max(0.0) / bound.max(f64::MIN_POSITIVE);
+    let bound_with_burst = if min_secs > 0.0 {
+        fetched as f64 / min_secs
+    } else {
+        f64::INFINITY
+    };
+    let rate = if span_secs > 0.0 {
+        fetched as f64 / span_secs
+    } else {
+        0.0
+    };
+    Some(SyncReport {
+        fetched,
+        requests: exit.requests,
+        errors: exit.errors,
+        not_found: exit.not_found,
+        rejected: exit.rejected,
+        catch_up_secs,
+        fetch_rate_per_sec: rate,
+        rate_bound_per_sec: bound,
+        // JSON has no infinity: a gap within the burst has no meaningful bound, report 0.
+        rate_bound_with_burst_per_sec: if bound_with_burst.is_finite() {
+            bound_with_burst
+        } else {
+            0.0
+        },
+        fraction_of_bound: if bound_with_burst.is_finite() {
+            rate / bound_with_burst
+        } else {
+            0.0
+        },
+        peers: s.max_peers,
+    })
 }
 
 #[cfg(test)]
