@@ -24,7 +24,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::ChainSpec;
+use crate::p2p::BanConfig;
+use crate::p2p::gate::GateStats;
 use crate::p2p::peers::app_score::AppScores;
+use crate::p2p::peers::bans::BanList;
 use crate::p2p::reqresp::server::{self, ServerConfig, ServerStats};
 use crate::p2p::{self, GossipConfig, NetworkConfig, NetworkEvent, NetworkHandle};
 use crate::producer::{ProduceRequest, Producer, SequencerConfig};
@@ -72,6 +75,10 @@ pub struct NodeConfig {
     pub sync: Option<SyncConfig>,
     /// Fraction of gossip deliveries lost on purpose (devnet `--drop`); 0 for a real node.
     pub lose_gossip_fraction: f64,
+    /// `--p2p.scoring`.
+    pub scoring: p2p::scoring::ScoringLevel,
+    /// `--p2p.ban.*`.
+    pub ban: BanConfig,
 }
 
 /// Where a stored block came from.
@@ -114,6 +121,15 @@ pub enum NodeEvent {
     PeerConnected(PeerId),
     /// A peer disconnected.
     PeerDisconnected(PeerId),
+    /// A peer was banned for its score.
+    PeerBanned {
+        /// The peer.
+        peer: PeerId,
+        /// Its score when banned.
+        score: f64,
+        /// Ban expiry (unix seconds).
+        until: u64,
+    },
     /// A gossip message was judged.
     Validated {
         /// Forwarding peer.
@@ -178,6 +194,8 @@ pub struct RunningNode {
     server_stats: Option<Arc<ServerStats>>,
     sync_stats: Option<Arc<SyncStats>>,
     app_scores: Arc<AppScores>,
+    bans: Arc<BanList>,
+    gate_stats: Arc<GateStats>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     store_thread: std::thread::JoinHandle<()>,
@@ -234,6 +252,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let (store_tx, store_rx) = mpsc::channel(STORE_QUEUE);
     let (writes_tx, writes_rx) = watch::channel(0u64);
     let app_scores = Arc::new(AppScores::new());
+    let bans = Arc::new(BanList::load(store.clone(), crate::clock::unix_now()));
+    let gate_stats = Arc::new(GateStats::default());
 
     let (network, net_events, net_task) = p2p::spawn(
         NetworkConfig {
@@ -245,6 +265,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             validator: validator.clone(),
             agent_version: format!("op-gossip/{}", env!("CARGO_PKG_VERSION")),
             lose_gossip_fraction: config.lose_gossip_fraction,
+            scoring: config.scoring,
+            app_scores: app_scores.clone(),
+            bans: bans.clone(),
+            gate_stats: gate_stats.clone(),
+            ban: config.ban,
         },
         shutdown.clone(),
     )
@@ -273,7 +298,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let server_stats = match config.reqresp_server {
         Some(server_config) => Some(
             server::spawn(
-                network.stream_control(),
+                network.inbound_streams(),
                 config.chain.clone(),
                 store.clone(),
                 server_config,
@@ -335,6 +360,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         server_stats,
         sync_stats,
         app_scores,
+        bans,
+        gate_stats,
         shutdown,
         tasks,
         store_thread,
@@ -436,6 +463,16 @@ impl RunningNode {
         &self.app_scores
     }
 
+    /// The ban book.
+    pub fn bans(&self) -> &Arc<BanList> {
+        &self.bans
+    }
+
+    /// What the connection gate allowed and refused.
+    pub fn gate_stats(&self) -> &Arc<GateStats> {
+        &self.gate_stats
+    }
+
     /// The producer of a sequencer (`None` for a follower).
     pub fn producer(&self) -> Option<ProducerClient> {
         self.produce.clone()
@@ -463,6 +500,9 @@ async fn forward_network_events(
             NetworkEvent::Listening(addr) => NodeEvent::Listening(addr),
             NetworkEvent::PeerConnected(p) => NodeEvent::PeerConnected(p),
             NetworkEvent::PeerDisconnected(p) => NodeEvent::PeerDisconnected(p),
+            NetworkEvent::PeerBanned { peer, score, until } => {
+                NodeEvent::PeerBanned { peer, score, until }
+            }
             NetworkEvent::MessageValidated {
                 from,
                 verdict,

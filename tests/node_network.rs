@@ -99,9 +99,13 @@ async fn verdicts_for(
 async fn bad_signatures_and_foreign_signers_stop_at_the_first_hop() {
     let dir = tempfile::tempdir().unwrap();
     let chain = devnet_now();
-    // A (publisher) - B - C: B is the first hop, C must never see the bad blocks.
+    // A (publisher) - B - C: B is the first hop, C must never see the bad blocks. B runs
+    // without peer scoring: this test is about verdicts and forwarding; with scoring B bans A
+    // for the first invalid block and ignores the rest (tests/bans.rs).
     let a = start(config(&chain, 0, dir.path(), false)).await.unwrap();
-    let b = start(config(&chain, 1, dir.path(), false)).await.unwrap();
+    let mut b_config = config(&chain, 1, dir.path(), false);
+    b_config.scoring = op_gossip::p2p::scoring::ScoringLevel::None;
+    let b = start(b_config).await.unwrap();
     let c = start(config(&chain, 2, dir.path(), false)).await.unwrap();
     connect(&b, &a).await;
     connect(&c, &b).await;

@@ -227,7 +227,8 @@ fn devnet_late_joiner_and_lost_gossip_are_filled_and_reported() {
     assert_eq!(r["drop_fraction"], 0.1);
     let nodes = r["per_node"].as_array().unwrap();
     for node in nodes.iter().skip(1) {
-        assert_eq!(node["head"], 60);
+        // At least 60: tail blocks follow if a follower lost the last ones.
+        assert!(node["head"].as_u64().unwrap() >= 60, "{node}");
         assert_eq!(node["has_all_blocks"], true);
     }
     // The late joiner missed the first 40 blocks entirely and fetched them.

@@ -41,7 +41,7 @@ fn fast(mut config: NodeConfig) -> NodeConfig {
     config
 }
 
-/// Counts, per peer, the blocks a node stored from req/resp, until `done` says stop.
+/// Counts, per peer, the blocks a node stored from req/resp, until its head reaches `head`.
 async fn fetched_by_peer(
     events: &mut broadcast::Receiver<NodeEvent>,
     node: &RunningNode,

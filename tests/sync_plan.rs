@@ -10,7 +10,7 @@ use alloy_primitives::B256;
 use libp2p::PeerId;
 use op_gossip::block_builder::{BlockSpec, L1Info, build_block};
 use op_gossip::chain::ChainSpec;
-use op_gossip::p2p::peers::app_score::ReqRespOutcome;
+use op_gossip::p2p::peers::app_score::PeerOutcome;
 use op_gossip::p2p::reqresp::client::RequestError;
 use op_gossip::store::{BlockLink, BlockRef, Hole, Holes, StoredBlock};
 use op_gossip::sync::plan::{PlanConfig, QUARANTINE_CAPACITY, SyncAction, SyncPlan};
@@ -94,7 +94,7 @@ fn stored(actions: &[SyncAction]) -> Vec<u64> {
         .collect()
 }
 
-fn scores(actions: &[SyncAction]) -> Vec<(PeerId, ReqRespOutcome)> {
+fn scores(actions: &[SyncAction]) -> Vec<(PeerId, PeerOutcome)> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -118,7 +118,7 @@ fn walks_back_from_the_trusted_block_and_promotes_in_chain_order() {
     // 3 arrives before 4 and 5: it waits in the quarantine.
     let a = plan.on_response(peer, 3, Ok(at(&blocks, 3)), now);
     assert!(stored(&a).is_empty());
-    assert_eq!(scores(&a), vec![(peer, ReqRespOutcome::ValidResponse)]);
+    assert_eq!(scores(&a), vec![(peer, PeerOutcome::ValidResponse)]);
     // 5 links to the trusted block 6: promoted. 4 then promotes itself and 3.
     assert_eq!(
         stored(&plan.on_response(peer, 5, Ok(at(&blocks, 5)), now)),
@@ -156,8 +156,8 @@ fn a_payload_that_cannot_link_is_rejected_and_asked_again_elsewhere() {
     assert_eq!(
         scores(&a),
         vec![
-            (liar, ReqRespOutcome::ValidResponse),
-            (liar, ReqRespOutcome::RejectedPayload)
+            (liar, PeerOutcome::ValidResponse),
+            (liar, PeerOutcome::RejectedPayload)
         ]
     );
     assert!(stored(&a).is_empty());
@@ -168,7 +168,7 @@ fn a_payload_that_cannot_link_is_rejected_and_asked_again_elsewhere() {
     assert!(stored(&plan.on_response(liar, 4, Ok(at(&fake, 4)), now)).is_empty());
     let a = plan.on_response(honest, 5, Ok(at(&good, 5)), now);
     assert_eq!(stored(&a), vec![5]);
-    assert!(scores(&a).contains(&(liar, ReqRespOutcome::RejectedPayload)));
+    assert!(scores(&a).contains(&(liar, PeerOutcome::RejectedPayload)));
     assert_eq!(plan.next_request(&liar), Some(4));
     assert_eq!(plan.stats().rejected, 2);
 }
@@ -188,7 +188,7 @@ fn errors_are_retried_and_not_found_pauses_planning() {
         Err(RequestError::Timeout("reading the response")),
         now,
     );
-    assert_eq!(scores(&a), vec![(peer, ReqRespOutcome::ErrorResponse)]);
+    assert_eq!(scores(&a), vec![(peer, PeerOutcome::ErrorResponse)]);
     assert_eq!(plan.next_request(&peer), Some(9), "retried");
 
     // Not found: no score; the peer is not asked for 9 again, the other peer is.
@@ -238,7 +238,7 @@ fn the_quarantine_is_bounded_and_overflow_counts_as_rejected() {
         let a = plan.on_response(peer, number, Ok(at(&blocks, number)), now);
         rejected += scores(&a)
             .iter()
-            .filter(|(_, o)| *o == ReqRespOutcome::RejectedPayload)
+            .filter(|(_, o)| *o == PeerOutcome::RejectedPayload)
             .count();
     }
     assert_eq!(rejected, (top - 2) as usize - QUARANTINE_CAPACITY);

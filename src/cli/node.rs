@@ -158,6 +158,27 @@ pub struct NodeArgs {
     #[arg(long = "p2p.sync.peer-burst", value_name = "N", default_value_t = crate::p2p::reqresp::server::PEER_RATE.burst, value_parser = clap::value_parser!(u32).range(1..))]
     pub sync_peer_burst: u32,
 
+    /// Gossipsub peer scoring: light (op-node's parameters) or none.
+    #[arg(
+        long = "p2p.scoring",
+        value_name = "LEVEL",
+        default_value = "light",
+        env = "OP_NODE_P2P_SCORING"
+    )]
+    pub scoring: crate::p2p::scoring::ScoringLevel,
+
+    /// Ban peers whose score falls below --p2p.ban.threshold (static peers are exempt).
+    #[arg(long = "p2p.ban.peers", default_value_t = true, action = clap::ArgAction::Set, env = "OP_NODE_P2P_PEER_BANNING")]
+    pub ban_peers: bool,
+
+    /// Score below which a peer is banned.
+    #[arg(long = "p2p.ban.threshold", default_value_t = crate::p2p::DEFAULT_BAN_THRESHOLD, allow_negative_numbers = true, env = "OP_NODE_P2P_PEER_BANNING_THRESHOLD")]
+    pub ban_threshold: f64,
+
+    /// How long a ban lasts (e.g. 1h, 30m).
+    #[arg(long = "p2p.ban.duration", default_value = "1h", value_parser = super::parse_duration, env = "OP_NODE_P2P_PEER_BANNING_DURATION")]
+    pub ban_duration: std::time::Duration,
+
     /// Lose this fraction of gossip deliveries on purpose (0..1), to exercise gap filling
     /// (`op-gossip devnet --drop` sets it on followers). Never set it on a real node.
     #[arg(long = "test.lose-gossip", value_name = "FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
@@ -254,6 +275,12 @@ impl NodeArgs {
                 ..SyncConfig::for_block_time(block_time)
             }),
             lose_gossip_fraction: self.lose_gossip,
+            scoring: self.scoring,
+            ban: crate::p2p::BanConfig {
+                enabled: self.ban_peers,
+                threshold: self.ban_threshold,
+                duration: self.ban_duration,
+            },
         })
     }
 }

@@ -37,6 +37,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const MESH_SETTLE: Duration = Duration::from_secs(2);
 /// Collection continues this long after the last block is published, for stragglers.
 const GRACE: Duration = Duration::from_secs(15);
+/// `--drop`: at most this many tail blocks after the requested ones (each is lost with the drop
+/// probability, so 10 leave a trailing hole with probability drop^10).
+const MAX_TAIL_BLOCKS: u32 = 10;
+/// `--drop`: time between tail blocks (room for the holes below to be filled first).
+const TAIL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long nodes get to exit after `shutdown` before they are killed.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Child events buffered for the orchestrator.
@@ -238,6 +243,8 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     let catch_up = Duration::from_secs(plan.late_joiner.unwrap_or(0) / 10);
     let deadline = Instant::now() + production + catch_up + GRACE;
     let mut last_progress = Instant::now();
+    let mut tail_sent = 0;
+    let mut last_tail = Instant::now();
     loop {
         // The `produced` line can overtake the last `published` line (two writers on the child's
         // stdout), so completion also needs every requested block seen as published; a failed
@@ -248,12 +255,29 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
         let done = failed
             || sequencer.produced.is_some()
                 && all_published
-                && stats
-                    .iter()
-                    .skip(1)
-                    .all(|s| stats[0].published.keys().all(|n| s.has(*n)));
+                && stats.iter().skip(1).all(|s| {
+                    stats[0]
+                        .published
+                        .keys()
+                        .filter(|n| **n <= plan.blocks)
+                        .all(|n| s.has(*n))
+                });
         if done || Instant::now() >= deadline {
             break;
+        }
+        // A follower that lost the last blocks has nothing signed above them to trust a fetch
+        // on: publish a tail block now and then, as a live chain would.
+        let produced_ok = matches!(stats[0].produced, Some(Ok(())));
+        if plan.drop > 0.0
+            && produced_ok
+            && all_published
+            && tail_sent < MAX_TAIL_BLOCKS
+            && last_tail.elapsed() >= TAIL_INTERVAL
+        {
+            stats[0].produced = None;
+            produce(&mut children, 1, interval_ms, plan.block_size).await?;
+            tail_sent += 1;
+            last_tail = Instant::now();
         }
         let tick = (Instant::now() + Duration::from_millis(250)).min(deadline);
         let _ = next_event(&mut events, &mut stats, tick, "").await;

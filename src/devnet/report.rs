@@ -133,8 +133,11 @@ pub struct DevnetReport {
     pub topology: String,
     /// Blocks requested.
     pub blocks: u64,
-    /// Blocks the sequencer published.
+    /// Requested blocks the sequencer published.
     pub published: u64,
+    /// Blocks published after the requested ones so that a follower which lost the last ones
+    /// hears of them (`--drop`: a hole at the tip has no signed block above it to be trusted).
+    pub tail_blocks: u64,
     /// Milliseconds between blocks.
     pub block_time_ms: u64,
     /// Transaction bytes per block.
@@ -226,8 +229,23 @@ pub struct RunFacts {
 pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetReport {
     let blocks = facts.blocks;
     let last = stats.len().saturating_sub(1);
-    let published = stats.first().map(|s| &s.published);
-    let published_count = published.map_or(0, |p| p.len() as u64);
+    // The requested blocks; tail blocks (published after them to close trailing holes in the
+    // `--drop` scenario) are counted apart.
+    let requested: HashMap<u64, u64> = stats
+        .first()
+        .map(|s| {
+            s.published
+                .iter()
+                .filter(|(n, _)| **n <= blocks)
+                .map(|(n, at)| (*n, *at))
+                .collect()
+        })
+        .unwrap_or_default();
+    let tail_blocks = stats.first().map_or(0, |s| {
+        s.published.len().saturating_sub(requested.len()) as u64
+    });
+    let published = Some(&requested);
+    let published_count = requested.len() as u64;
     let mut all_latencies = Vec::new();
     let mut per_node = Vec::new();
     for (i, s) in stats.iter().enumerate() {
@@ -290,6 +308,7 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
         topology,
         blocks,
         published: published_count,
+        tail_blocks,
         block_time_ms: facts.block_time_ms,
         block_size_bytes: facts.block_size_bytes,
         duration_secs: facts.duration_secs,

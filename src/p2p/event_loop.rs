@@ -8,16 +8,22 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
+
+use super::BanConfig;
+use super::gate::Gate;
+use super::peers::app_score::{AppScores, PeerOutcome};
+use super::peers::bans::BanList;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, ping, tcp, yamux};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::gossip::{self, Gossipsub};
+use super::reqresp::inbound::{self, InboundStreams};
 use super::{
     Command, IDLE_CONNECTION_TIMEOUT, NetworkConfig, NetworkError, NetworkEvent,
     STATIC_REDIAL_INTERVAL, VALIDATION_CONCURRENCY, VALIDATION_QUEUE, VALIDATION_TIMEOUT,
@@ -29,11 +35,15 @@ use crate::validate::{BlockValidator, Verdict};
 /// The protocols every op-gossip node runs.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// First, so a banned peer is refused before any other protocol sees the connection.
+    gate: Gate,
     gossipsub: Gossipsub,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
-    /// Raw streams for payload_by_number (served and opened outside this loop).
+    /// Raw streams for payload_by_number, opened outside this loop.
     stream: libp2p_stream::Behaviour,
+    /// Inbound payload_by_number streams, served outside this loop (see [`inbound`]).
+    inbound: inbound::Behaviour,
 }
 
 /// A finished validation, on its way back to gossipsub.
@@ -46,6 +56,7 @@ struct Judged {
 /// Owns the swarm and runs until shutdown.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
+    inbound_streams: InboundStreams,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     judged_tx: mpsc::Sender<Judged>,
@@ -64,7 +75,22 @@ pub struct EventLoop {
     pub(crate) dropped_events: Arc<AtomicU64>,
     /// Simulated loss of gossip deliveries (devnet `--drop`); 0 in production.
     lose_gossip: LossSimulation,
+    /// Application scores, pushed into gossipsub every [`APP_SCORE_PUSH`].
+    app_scores: Arc<AppScores>,
+    /// Static peers: never banned by the monitor.
+    static_ids: HashSet<PeerId>,
+    bans: Arc<BanList>,
+    ban: BanConfig,
+    /// Round-robin position of the ban monitor among the connected peers.
+    monitor_cursor: usize,
 }
+
+/// op-node's `PeerMonitor` checks one connected peer per second.
+const BAN_MONITOR_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often application scores are copied into gossipsub (its score is read by the ban
+/// monitor about as often).
+const APP_SCORE_PUSH: Duration = Duration::from_secs(1);
 
 /// Loses a fixed fraction of gossip deliveries, as a lossy network would (devnet and tests: the
 /// sync client must fill the holes). The choice hashes our peer id with the message id, so it is
@@ -111,7 +137,16 @@ impl EventLoop {
         let chain = config.validator.chain().clone();
         let gossip_config = config.gossip;
         let local_peer_id = config.keypair.public().to_peer_id();
+        let scoring = config.scoring;
+        let bans = config.bans.clone();
+        let gate_stats = config.gate_stats.clone();
+        let static_ids: HashSet<PeerId> = config
+            .static_peers
+            .iter()
+            .filter_map(super::peer_id_of)
+            .collect();
         let agent = config.agent_version.clone();
+        let inbound_streams = InboundStreams::default();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
             .with_tcp(
@@ -122,13 +157,15 @@ impl EventLoop {
             .map_err(|e| NetworkError::Setup(e.to_string()))?
             .with_behaviour(|key| {
                 Ok(Behaviour {
-                    gossipsub: gossip::build(&chain, &gossip_config)?,
+                    gate: Gate::new(bans.clone(), gate_stats),
+                    gossipsub: gossip::build(&chain, &gossip_config, scoring)?,
                     identify: identify::Behaviour::new(
                         identify::Config::new("/opstack/identify/1".into(), key.public())
                             .with_agent_version(agent),
                     ),
                     ping: ping::Behaviour::new(ping::Config::new()),
                     stream: libp2p_stream::Behaviour::new(),
+                    inbound: inbound::Behaviour::new(inbound_streams.clone()),
                 })
             })
             .map_err(|e| NetworkError::Setup(e.to_string()))?
@@ -149,6 +186,7 @@ impl EventLoop {
         let (judged_tx, judged_rx) = mpsc::channel(VALIDATION_QUEUE);
         Ok(Self {
             swarm,
+            inbound_streams,
             commands,
             events,
             judged_tx,
@@ -162,6 +200,11 @@ impl EventLoop {
             queue_overflows: Arc::default(),
             dropped_events: Arc::default(),
             lose_gossip: LossSimulation::new(config.lose_gossip_fraction, &local_peer_id),
+            app_scores: config.app_scores,
+            static_ids,
+            bans: config.bans,
+            ban: config.ban,
+            monitor_cursor: 0,
         })
     }
 
@@ -170,11 +213,20 @@ impl EventLoop {
         self.swarm.behaviour().stream.new_control()
     }
 
+    /// Where inbound request/response streams are accepted.
+    pub(crate) fn inbound_streams(&self) -> InboundStreams {
+        self.inbound_streams.clone()
+    }
+
     /// Runs until the shutdown token is cancelled.
     pub async fn run(mut self) {
         self.dial_static_peers();
         let mut redial = tokio::time::interval(STATIC_REDIAL_INTERVAL);
         redial.tick().await; // the first tick is immediate; the start-up dial already ran
+        let mut push_scores = tokio::time::interval(APP_SCORE_PUSH);
+        push_scores.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut monitor = tokio::time::interval(BAN_MONITOR_INTERVAL);
+        monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -185,6 +237,8 @@ impl EventLoop {
                 }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = redial.tick() => self.dial_static_peers(),
+                _ = push_scores.tick() => self.push_app_scores(),
+                _ = monitor.tick() => self.check_one_peer(),
             }
         }
         tracing::debug!("network event loop stopped");
@@ -193,6 +247,47 @@ impl EventLoop {
     fn emit(&self, event: NetworkEvent) {
         if self.events.try_send(event).is_err() {
             self.dropped_events.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Copies every connected peer's application score into gossipsub (a no-op without
+    /// scoring).
+    fn push_app_scores(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        for peer in peers {
+            gossipsub.set_application_score(&peer, self.app_scores.score(&peer));
+        }
+    }
+
+    /// op-node's ban monitor: one connected peer per tick, round robin; a non-static peer whose
+    /// gossipsub score (application score included) is below the threshold is banned and
+    /// disconnected. Without scoring, scores stay unknown and nobody is banned.
+    fn check_one_peer(&mut self) {
+        if !self.ban.enabled {
+            return;
+        }
+        let mut peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        if peers.is_empty() {
+            return;
+        }
+        peers.sort_unstable();
+        self.monitor_cursor = (self.monitor_cursor + 1) % peers.len();
+        let Some(peer) = peers.get(self.monitor_cursor).copied() else {
+            return;
+        };
+        if self.static_ids.contains(&peer) {
+            return;
+        }
+        let Some(score) = self.swarm.behaviour().gossipsub.peer_score(&peer) else {
+            return;
+        };
+        if score < self.ban.threshold {
+            let until = unix_now().saturating_add(self.ban.duration.as_secs());
+            tracing::warn!(%peer, score, until, "banning peer: score below threshold");
+            self.bans.ban(peer, until);
+            let _ = self.swarm.disconnect_peer_id(peer);
+            self.emit(NetworkEvent::PeerBanned { peer, score, until });
         }
     }
 
@@ -340,6 +435,7 @@ impl EventLoop {
         let running = self.running.clone();
         let judged = self.judged_tx.clone();
         let events = self.events.clone();
+        let app_scores = self.app_scores.clone();
         let data = message.data;
         tokio::spawn(async move {
             let _slot = slot;
@@ -369,6 +465,10 @@ impl EventLoop {
             };
             if let Some(Err(e)) = &result {
                 tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
+            }
+            if verdict == Verdict::Reject {
+                // Gossipsub only forwards ACCEPTed messages: the forwarder is to blame.
+                app_scores.record(source, PeerOutcome::InvalidBlock);
             }
             let _ = judged
                 .send(Judged {

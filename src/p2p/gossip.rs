@@ -10,6 +10,7 @@ use libp2p::gossipsub::{
     WhitelistSubscriptionFilter,
 };
 
+use super::scoring::{self, ScoringLevel};
 use crate::chain::ChainSpec;
 use crate::wire::MAX_GOSSIP_SIZE_BYTES;
 use crate::wire::message_id::message_id;
@@ -65,8 +66,13 @@ pub type Gossipsub =
     gossipsub::Behaviour<gossipsub::IdentityTransform, WhitelistSubscriptionFilter>;
 
 /// Builds gossipsub: anonymous messages only (author, seqno or signature → rejected by gossipsub
-/// itself), op-node's message id, validation by the application, PX off, a 10 MiB cap.
-pub fn build(chain: &ChainSpec, config: &GossipConfig) -> Result<Gossipsub, String> {
+/// itself), op-node's message id, validation by the application, PX off, a 10 MiB cap, and
+/// op-node's peer scoring at `scoring`.
+pub fn build(
+    chain: &ChainSpec,
+    config: &GossipConfig,
+    scoring: ScoringLevel,
+) -> Result<Gossipsub, String> {
     let gossip_config = ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
         .validate_messages()
@@ -94,6 +100,14 @@ pub fn build(chain: &ChainSpec, config: &GossipConfig) -> Result<Gossipsub, Stri
         WhitelistSubscriptionFilter(allowed),
     )
     .map_err(|e| format!("gossipsub: {e}"))?;
+    if scoring == ScoringLevel::Light {
+        behaviour
+            .with_peer_score(
+                scoring::light_params(chain.block_time),
+                scoring::thresholds(),
+            )
+            .map_err(|e| format!("gossipsub peer scoring: {e}"))?;
+    }
     for topic in topics(chain) {
         behaviour
             .subscribe(&topic)

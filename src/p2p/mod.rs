@@ -18,10 +18,12 @@
 //! Reference: `shared/spec/op-p2p.md` §4, §7.4.
 
 mod event_loop;
+pub mod gate;
 pub mod gossip;
 pub mod keys;
 pub mod peers;
 pub mod reqresp;
+pub mod scoring;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -73,6 +75,42 @@ pub struct NetworkConfig {
     pub agent_version: String,
     /// Fraction of gossip deliveries to lose on purpose (devnet `--drop`; 0 for a real node).
     pub lose_gossip_fraction: f64,
+    /// `--p2p.scoring`.
+    pub scoring: scoring::ScoringLevel,
+    /// Application scores: pushed into gossipsub, and charged for REJECTed blocks.
+    pub app_scores: Arc<peers::app_score::AppScores>,
+    /// The ban book the gate reads and the monitor writes.
+    pub bans: Arc<peers::bans::BanList>,
+    /// Gate counters.
+    pub gate_stats: Arc<gate::GateStats>,
+    /// When peers are banned.
+    pub ban: BanConfig,
+}
+
+/// op-node `--p2p.ban.peers`: ban peers whose score fell below the threshold.
+pub const DEFAULT_BAN_THRESHOLD: f64 = -100.0;
+/// op-node `--p2p.ban.duration`.
+pub const DEFAULT_BAN_DURATION: Duration = Duration::from_secs(60 * 60);
+
+/// Ban monitor settings (spec §7.2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BanConfig {
+    /// `--p2p.ban.peers`.
+    pub enabled: bool,
+    /// `--p2p.ban.threshold`: scores strictly below it are banned.
+    pub threshold: f64,
+    /// `--p2p.ban.duration`.
+    pub duration: Duration,
+}
+
+impl Default for BanConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: DEFAULT_BAN_THRESHOLD,
+            duration: DEFAULT_BAN_DURATION,
+        }
+    }
 }
 
 /// Events the network reports. Sent on a bounded channel.
@@ -102,6 +140,15 @@ pub enum NetworkEvent {
     PeerConnected(PeerId),
     /// The last connection to a peer closed.
     PeerDisconnected(PeerId),
+    /// The monitor banned a peer whose score fell below the threshold.
+    PeerBanned {
+        /// The peer.
+        peer: PeerId,
+        /// Its gossipsub score when banned.
+        score: f64,
+        /// Ban expiry (unix seconds).
+        until: u64,
+    },
 }
 
 /// Commands into the event loop.
@@ -159,6 +206,7 @@ pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
     local_peer_id: PeerId,
     streams: libp2p_stream::Control,
+    inbound: reqresp::inbound::InboundStreams,
 }
 
 impl std::fmt::Debug for NetworkHandle {
@@ -178,6 +226,11 @@ impl NetworkHandle {
     /// A control to open and accept request/response streams outside the event loop.
     pub fn stream_control(&self) -> libp2p_stream::Control {
         self.streams.clone()
+    }
+
+    /// Where request/response streams are accepted (without libp2p-stream's lossy hand-off).
+    pub fn inbound_streams(&self) -> reqresp::inbound::InboundStreams {
+        self.inbound.clone()
     }
 
     async fn request<T>(
@@ -243,12 +296,14 @@ pub async fn spawn(
     let local_peer_id = config.keypair.public().to_peer_id();
     let event_loop = EventLoop::new(config, commands_rx, events_tx, shutdown)?;
     let streams = event_loop.stream_control();
+    let inbound = event_loop.inbound_streams();
     let task = tokio::spawn(event_loop.run());
     Ok((
         NetworkHandle {
             commands: commands_tx,
             local_peer_id,
             streams,
+            inbound,
         },
         events_rx,
         task,

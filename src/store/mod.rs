@@ -13,6 +13,8 @@
 //!
 //! Retention: blocks more than `retention` below the head are pruned on every write.
 
+mod peers;
+
 use std::path::Path;
 
 use alloy_primitives::{B256, Bytes};
@@ -112,6 +114,7 @@ impl Store {
             txn.open_table(BLOCKS).map_err(db_err)?;
             txn.open_table(CANONICAL).map_err(db_err)?;
             txn.open_table(META).map_err(db_err)?;
+            txn.open_table(peers::PEER_BANS).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use alloy_primitives::B256;
 use libp2p::PeerId;
 
-use crate::p2p::peers::app_score::ReqRespOutcome;
+use crate::p2p::peers::app_score::PeerOutcome;
 use crate::p2p::reqresp::client::RequestError;
 use crate::store::{BlockRef, Holes, StoredBlock};
 
@@ -64,7 +64,7 @@ pub enum SyncAction {
         /// The peer.
         peer: PeerId,
         /// What its answer amounted to.
-        outcome: ReqRespOutcome,
+        outcome: PeerOutcome,
     },
     /// The hole below this stored block is longer than `max_gap` (or the chain re-organised
     /// under the head): move the head to it instead of filling.
@@ -286,7 +286,7 @@ impl SyncPlan {
                 self.stats.errors += 1;
                 actions.push(SyncAction::Score {
                     peer,
-                    outcome: ReqRespOutcome::ErrorResponse,
+                    outcome: PeerOutcome::ErrorResponse,
                 });
                 // Retried by whichever worker is ready next; this peer's worker backs off.
                 if number > self.head && !self.promoted.contains_key(&number) {
@@ -298,7 +298,7 @@ impl SyncPlan {
         self.stats.valid += 1;
         actions.push(SyncAction::Score {
             peer,
-            outcome: ReqRespOutcome::ValidResponse,
+            outcome: PeerOutcome::ValidResponse,
         });
         let hash = block.envelope.payload.block_hash;
         if number <= self.head {
@@ -456,7 +456,7 @@ impl SyncPlan {
         self.stats.rejected += 1;
         actions.push(SyncAction::Score {
             peer,
-            outcome: ReqRespOutcome::RejectedPayload,
+            outcome: PeerOutcome::RejectedPayload,
         });
     }
 }

@@ -1,10 +1,10 @@
 //! The application score of each peer: op-node's req/resp counters ("light" level,
-//! `shared/spec/op-p2p.md` §7.1), fed by the sync client's outcomes and (issue 5) pushed into
-//! gossipsub as P5, where the ban monitor reads the total.
+//! `shared/spec/op-p2p.md` §7.1), fed by the sync client's outcomes, plus our invalid-block
+//! counter (project decision 5), pushed into gossipsub as P5 by the event loop.
 //!
-//! `score = 0.5·valid − 1·errors − 20·rejected`, each counter capped, every counter multiplied
-//! by the decay once per slot for connected peers and zeroed below 0.01. Sans-IO: time comes in
-//! as "a slot passed" calls, so tests drive it.
+//! `score = 0.5·valid − 1·errors − 20·rejected − 20·invalid_blocks`, each counter capped, every
+//! counter multiplied by the decay once per slot for connected peers and zeroed below 0.01.
+//! Sans-IO: time comes in as "a slot passed" calls, so tests drive it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,6 +25,16 @@ pub const REJECTED_PAYLOAD_WEIGHT: f64 = -20.0;
 /// Cap of the rejected counter (op-node `RejectedPayloadCap`): 5 rejections reach the ban
 /// threshold −100.
 pub const REJECTED_PAYLOAD_CAP: f64 = 20.0;
+/// Weight of a gossip block this peer forwarded and we REJECTed (ours, project decision 5:
+/// op-node's light scoring has no topic terms, so an invalid-block spammer would go unpunished).
+/// The value is op-node's former `InvalidMessageDeliveriesWeight` (−140.4475, removed with its
+/// topic parameters in v1.13.4). One invalid block must take the peer below the ban threshold
+/// (−100) at once: below the graylist threshold (−40) gossipsub ignores the peer's messages, so
+/// a smaller weight would leave it graylisted but never banned. Gossipsub forwards only ACCEPTed
+/// messages and op-node judges blocks as we do, so an honest peer never forwards one.
+pub const INVALID_BLOCK_WEIGHT: f64 = -140.4475;
+/// Cap of the invalid-block counter.
+pub const INVALID_BLOCK_CAP: f64 = 20.0;
 /// Per-slot decay (op-node `ScoreDecay(10 epochs)` with 32-slot epochs: 0.01^(1/320)).
 pub const DECAY_PER_SLOT: f64 = 0.926_119;
 /// Counters below this after decaying are set to 0 (op-node `DecayToZero`).
@@ -33,10 +43,10 @@ pub const DECAY_TO_ZERO: f64 = 0.01;
 /// so a flood of fresh peer ids can neither grow the table nor wash out a penalised peer.
 pub const MAX_TRACKED_PEERS: usize = 4096;
 
-/// What a req/resp exchange with a peer amounted to (op-node's `onValidResponse`,
-/// `onResponseError`, `onRejectedPayload`).
+/// What a peer did that counts for its application score: req/resp outcomes (op-node's
+/// `onValidResponse`, `onResponseError`, `onRejectedPayload`) and invalid gossip blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReqRespOutcome {
+pub enum PeerOutcome {
     /// A payload of the number asked for, with a correct hash.
     ValidResponse,
     /// An error code other than "not found", a failed stream, a timeout, or a payload that does
@@ -44,32 +54,38 @@ pub enum ReqRespOutcome {
     ErrorResponse,
     /// A payload that proved not to be on the chain (it never linked to a trusted block).
     RejectedPayload,
+    /// A gossip block we REJECTed (bad signature, bad hash, wrong fork fields...).
+    InvalidBlock,
 }
 
 /// One peer's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ReqRespCounters {
+pub struct AppCounters {
     /// Valid responses (≤ [`VALID_RESPONSE_CAP`]).
     pub valid_responses: f64,
     /// Error responses (≤ [`ERROR_RESPONSE_CAP`]).
     pub error_responses: f64,
     /// Rejected payloads (≤ [`REJECTED_PAYLOAD_CAP`]).
     pub rejected_payloads: f64,
+    /// REJECTed gossip blocks (≤ [`INVALID_BLOCK_CAP`]).
+    pub invalid_blocks: f64,
 }
 
-impl ReqRespCounters {
+impl AppCounters {
     /// The application score these counters give.
     pub fn score(&self) -> f64 {
         VALID_RESPONSE_WEIGHT * self.valid_responses
             + ERROR_RESPONSE_WEIGHT * self.error_responses
             + REJECTED_PAYLOAD_WEIGHT * self.rejected_payloads
+            + INVALID_BLOCK_WEIGHT * self.invalid_blocks
     }
 
-    fn record(&mut self, outcome: ReqRespOutcome) {
+    fn record(&mut self, outcome: PeerOutcome) {
         let (counter, cap) = match outcome {
-            ReqRespOutcome::ValidResponse => (&mut self.valid_responses, VALID_RESPONSE_CAP),
-            ReqRespOutcome::ErrorResponse => (&mut self.error_responses, ERROR_RESPONSE_CAP),
-            ReqRespOutcome::RejectedPayload => (&mut self.rejected_payloads, REJECTED_PAYLOAD_CAP),
+            PeerOutcome::ValidResponse => (&mut self.valid_responses, VALID_RESPONSE_CAP),
+            PeerOutcome::ErrorResponse => (&mut self.error_responses, ERROR_RESPONSE_CAP),
+            PeerOutcome::RejectedPayload => (&mut self.rejected_payloads, REJECTED_PAYLOAD_CAP),
+            PeerOutcome::InvalidBlock => (&mut self.invalid_blocks, INVALID_BLOCK_CAP),
         };
         *counter = (*counter + 1.0).min(cap);
     }
@@ -79,6 +95,7 @@ impl ReqRespCounters {
             &mut self.valid_responses,
             &mut self.error_responses,
             &mut self.rejected_payloads,
+            &mut self.invalid_blocks,
         ] {
             *counter *= DECAY_PER_SLOT;
             if *counter < DECAY_TO_ZERO {
@@ -96,7 +113,7 @@ impl ReqRespCounters {
 /// outcomes and the readers (score push, admin RPC, tests); each call holds the lock briefly.
 #[derive(Debug, Default)]
 pub struct AppScores {
-    peers: Mutex<HashMap<PeerId, ReqRespCounters>>,
+    peers: Mutex<HashMap<PeerId, AppCounters>>,
 }
 
 impl AppScores {
@@ -106,7 +123,7 @@ impl AppScores {
     }
 
     /// Records one outcome for `peer`.
-    pub fn record(&self, peer: PeerId, outcome: ReqRespOutcome) {
+    pub fn record(&self, peer: PeerId, outcome: PeerOutcome) {
         let mut peers = self.lock();
         if !peers.contains_key(&peer) && peers.len() >= MAX_TRACKED_PEERS {
             // Linear over ≤ MAX_TRACKED_PEERS, only when a new peer arrives at a full table.
@@ -136,7 +153,7 @@ impl AppScores {
     }
 
     /// The counters of `peer` (zero when unknown).
-    pub fn counters(&self, peer: &PeerId) -> ReqRespCounters {
+    pub fn counters(&self, peer: &PeerId) -> AppCounters {
         self.lock().get(peer).copied().unwrap_or_default()
     }
 
@@ -146,11 +163,11 @@ impl AppScores {
     }
 
     /// Every tracked peer with its counters.
-    pub fn snapshot(&self) -> Vec<(PeerId, ReqRespCounters)> {
+    pub fn snapshot(&self) -> Vec<(PeerId, AppCounters)> {
         self.lock().iter().map(|(p, c)| (*p, *c)).collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, ReqRespCounters>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, AppCounters>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -164,15 +181,15 @@ mod tests {
         let book = AppScores::new();
         let peer = PeerId::random();
         for _ in 0..30 {
-            book.record(peer, ReqRespOutcome::ValidResponse);
+            book.record(peer, PeerOutcome::ValidResponse);
         }
         assert_eq!(book.score(&peer), 5.0, "valid responses cap at +5");
         for _ in 0..30 {
-            book.record(peer, ReqRespOutcome::ErrorResponse);
+            book.record(peer, PeerOutcome::ErrorResponse);
         }
         assert_eq!(book.score(&peer), 5.0 - 9.0, "errors cap at −9");
         for _ in 0..5 {
-            book.record(peer, ReqRespOutcome::RejectedPayload);
+            book.record(peer, PeerOutcome::RejectedPayload);
         }
         assert_eq!(
             book.score(&peer),
@@ -185,7 +202,7 @@ mod tests {
         assert!((c.rejected_payloads - 5.0 * DECAY_PER_SLOT).abs() < 1e-9);
         // A disconnected peer does not decay.
         let other = PeerId::random();
-        book.record(other, ReqRespOutcome::ErrorResponse);
+        book.record(other, PeerOutcome::ErrorResponse);
         book.decay_slot([&peer]);
         assert_eq!(book.counters(&other).error_responses, 1.0);
         // Enough slots bring everything to zero and the peer is forgotten.
@@ -200,9 +217,9 @@ mod tests {
     fn a_full_table_evicts_the_score_closest_to_zero() {
         let book = AppScores::new();
         let bad = PeerId::random();
-        book.record(bad, ReqRespOutcome::RejectedPayload);
+        book.record(bad, PeerOutcome::RejectedPayload);
         for _ in 0..MAX_TRACKED_PEERS + 10 {
-            book.record(PeerId::random(), ReqRespOutcome::ValidResponse);
+            book.record(PeerId::random(), PeerOutcome::ValidResponse);
         }
         assert_eq!(book.snapshot().len(), MAX_TRACKED_PEERS);
         assert_eq!(book.score(&bad), -20.0, "the penalised peer is kept");

@@ -2,3 +2,4 @@
 //! req/resp outcomes). Bans, gating and the gossipsub score push build on this (issue 5).
 
 pub mod app_score;
+pub mod bans;

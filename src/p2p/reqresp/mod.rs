@@ -1,11 +1,13 @@
 //! `payload_by_number` request/response over libp2p streams: the server that answers from the
 //! store, and the client primitive that asks one peer for one block.
 //!
-//! Streams are accepted and opened through a `libp2p_stream::Control`, outside the swarm task, so
+//! Streams are opened through a `libp2p_stream::Control` and accepted through [`inbound`] (which,
+//! unlike libp2p-stream, does not drop streams that arrive in a burst), outside the swarm task, so
 //! serving a block never touches the event loop. One request per stream (op-node's framing,
 //! [`crate::wire::reqresp`]). Reference: `shared/spec/op-p2p.md` §6.
 
 pub mod client;
+pub mod inbound;
 pub mod limits;
 pub mod server;
 

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt};
 use governor::DefaultDirectRateLimiter;
 use libp2p::{PeerId, Stream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::inbound::InboundStreams;
 use super::limits::{PeerLimiters, Rate, acquire};
 use super::{MAX_THROTTLE_DELAY, REQUEST_TIMEOUT, RESPONSE_TIMEOUT, protocols};
 use crate::chain::ChainSpec;
@@ -109,7 +110,7 @@ struct Shared {
 
 /// Starts serving on both protocol ids; returns the counters. Stops with `shutdown`.
 pub fn spawn(
-    mut control: libp2p_stream::Control,
+    inbound: InboundStreams,
     chain: Arc<ChainSpec>,
     store: Arc<Store>,
     config: ServerConfig,
@@ -126,7 +127,7 @@ pub fn spawn(
         stats: stats.clone(),
     });
     for protocol in protocols(chain.chain_id) {
-        let mut incoming = control
+        let mut incoming = inbound
             .accept(protocol.clone())
             .map_err(|e| format!("cannot serve {protocol}: {e}"))?;
         let shared = shared.clone();
@@ -135,7 +136,7 @@ pub fn spawn(
             loop {
                 let next = tokio::select! {
                     () = shutdown.cancelled() => return,
-                    next = incoming.next() => next,
+                    next = incoming.recv() => next,
                 };
                 let Some((peer, stream)) = next else { return };
                 // Never wait here: incoming streams must keep being polled.

@@ -1,0 +1,189 @@
+//! Scores, bans and the connection gate between real nodes on 127.0.0.1: a peer that forwards
+//! an invalid block is banned and disconnected, cannot reconnect until the ban expires, stays
+//! banned across a restart, and a static peer is never banned.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::net::*;
+use common::*;
+use op_gossip::node::{NodeConfig, NodeEvent, RunningNode, start};
+use op_gossip::p2p::BanConfig;
+use op_gossip::wire::BlockVersion;
+use tokio::sync::broadcast;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Publishes from `from` a block signed by a key that is not the sequencer's.
+async fn publish_invalid(from: &RunningNode, number: u64) {
+    let chain = op_gossip::chain_config::load_chain("devnet").unwrap();
+    let env = block(&chain, number, op_gossip::clock::unix_now(), 500);
+    let data = signed(&chain, BlockVersion::V4, &env, &other_signer());
+    from.network()
+        .publish(BlockVersion::V4, data)
+        .await
+        .unwrap();
+}
+
+async fn banned_event(events: &mut broadcast::Receiver<NodeEvent>) -> Option<(f64, u64)> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::PeerBanned { score, until, .. }) => return Some((score, until)),
+                Err(broadcast::error::RecvError::Closed) => return None,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn victim_config(
+    chain: &std::sync::Arc<op_gossip::chain::ChainSpec>,
+    dir: &std::path::Path,
+    ban: Duration,
+) -> NodeConfig {
+    let mut cfg = config(chain, 0, dir, false);
+    cfg.ban = BanConfig {
+        duration: ban,
+        ..BanConfig::default()
+    };
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_block_gets_its_forwarder_banned_across_restarts_until_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let victim = start(victim_config(&chain, dir.path(), Duration::from_secs(6)))
+        .await
+        .unwrap();
+    let adversary = start(config(&chain, 1, dir.path(), false)).await.unwrap();
+    let mut events = victim.subscribe();
+    connect(&adversary, &victim).await;
+    wait_for_peers(&[&victim, &adversary], 1).await;
+
+    publish_invalid(&adversary, 1).await;
+    let (score, until) = banned_event(&mut events).await.expect("banned");
+    assert!(score < -100.0, "one invalid block is enough: {score}");
+    let peer = adversary.peer_id();
+    assert!(
+        victim
+            .bans()
+            .banned_until(&peer, op_gossip::clock::unix_now())
+            .is_some()
+    );
+    // One invalid block, possibly decayed by a slot (×0.926) since.
+    assert!(victim.app_scores().counters(&peer).invalid_blocks > 0.9);
+    // Disconnected, and a new dial is refused by the gate.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !victim
+            .network()
+            .connected_peers()
+            .await
+            .unwrap()
+            .contains(&peer)
+    );
+    let _ = adversary
+        .network()
+        .dial(victim.dial_address().await.unwrap())
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !victim
+            .network()
+            .connected_peers()
+            .await
+            .unwrap()
+            .contains(&peer)
+    );
+    assert!(victim.gate_stats().accepts_refused.load(Ordering::Relaxed) >= 1);
+
+    // The ban survives a restart.
+    let addr_dir = dir.path().to_owned();
+    victim.shutdown().await;
+    let victim = start(victim_config(&chain, &addr_dir, Duration::from_secs(6)))
+        .await
+        .unwrap();
+    assert_eq!(
+        victim
+            .bans()
+            .banned_until(&peer, op_gossip::clock::unix_now()),
+        Some(until),
+        "restored from the store"
+    );
+    let _ = adversary
+        .network()
+        .dial(victim.dial_address().await.unwrap())
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !victim
+            .network()
+            .connected_peers()
+            .await
+            .unwrap()
+            .contains(&peer)
+    );
+
+    // Once the ban expires the peer may connect again.
+    let now = op_gossip::clock::unix_now();
+    tokio::time::sleep(Duration::from_secs(until.saturating_sub(now) + 1)).await;
+    connect(&adversary, &victim).await;
+    wait_for_peers(&[&victim], 1).await;
+    assert!(
+        victim
+            .network()
+            .connected_peers()
+            .await
+            .unwrap()
+            .contains(&peer)
+    );
+    assert!(
+        victim
+            .bans()
+            .banned_until(&peer, op_gossip::clock::unix_now())
+            .is_none()
+    );
+    adversary.shutdown().await;
+    victim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_peer_is_never_banned() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let adversary = start(config(&chain, 1, dir.path(), false)).await.unwrap();
+    let mut cfg = victim_config(&chain, dir.path(), Duration::from_secs(3600));
+    cfg.static_peers = vec![adversary.dial_address().await.unwrap()];
+    let victim = start(cfg).await.unwrap();
+    wait_for_peers(&[&victim, &adversary], 1).await;
+    publish_invalid(&adversary, 1).await;
+    // Its score sinks below the threshold, yet the monitor (one peer a second) leaves it alone.
+    let peer = adversary.peer_id();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while victim.app_scores().score(&peer) > -100.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the invalid block was not judged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(victim.bans().list(op_gossip::clock::unix_now()).is_empty());
+    assert!(
+        victim
+            .network()
+            .connected_peers()
+            .await
+            .unwrap()
+            .contains(&peer)
+    );
+    adversary.shutdown().await;
+    victim.shutdown().await;
+}
