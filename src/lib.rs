@@ -20,6 +20,10 @@
 //!  payload_by_number (p2p::reqresp::client) ──► plan: quarantine → promote along parent
 //!  hashes from a trusted (gossip-signed) block ──► store writer; outcomes ──► AppScores
 //!
+//!  connection ──► p2p::gate (banned peer refused) ──► gossipsub (op-node light scoring;
+//!  AppScores pushed in every second) ─ ban monitor: one peer a second, score < threshold and
+//!  not static ──► p2p::peers::bans (persisted in the store) + disconnect
+//!
 //!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 64 streams, global + per-peer
 //!  limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
 //! ```
