@@ -134,7 +134,7 @@ async fn a_late_joiner_catches_up_500_blocks_from_3_peers() {
         "requests spread over the three peers: {by_peer:?}"
     );
     let stats = late.sync_stats().unwrap();
-    assert_eq!(stats.rejected.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(stats.snapshot().rejected, 0);
     for n in [late, b, a, seq] {
         n.shutdown().await;
     }
@@ -181,11 +181,7 @@ async fn holes_from_lost_gossip_are_filled_and_the_head_stays_contiguous() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_contiguous(node);
-        let fetched = node
-            .sync_stats()
-            .unwrap()
-            .fetched
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let fetched = node.sync_stats().unwrap().snapshot().fetched;
         assert!(
             fetched > 0,
             "a fifth of the gossip was lost, so blocks were fetched"

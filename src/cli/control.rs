@@ -19,7 +19,6 @@ use crate::clock::unix_millis;
 use crate::node::{BlockSource, NodeEvent, ProducerClient, RunningNode};
 use crate::sync::SyncStats;
 use crate::validate::Verdict;
-use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 /// Lines waiting to be written to stdout.
@@ -78,18 +77,7 @@ pub fn serve(node: &RunningNode) -> oneshot::Receiver<()> {
 /// counters.
 pub async fn report_exit(enabled: bool, sync: Option<&SyncStats>) {
     if enabled {
-        let sync = sync.map(|s| {
-            let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-            json!({
-                "requests": get(&s.requests),
-                "fetched": get(&s.fetched),
-                "errors": get(&s.errors),
-                "not_found": get(&s.not_found),
-                "rejected": get(&s.rejected),
-                "first_request_ms": get(&s.first_request_ms),
-                "last_fetched_ms": get(&s.last_fetched_ms),
-            })
-        });
+        let sync = sync.map(SyncStats::snapshot);
         let line =
             json!({"event": "exit", "peak_rss_kib": peak_rss_kib(), "sync": sync}).to_string();
         let mut out = tokio::io::stdout();

@@ -105,25 +105,6 @@ pub struct SyncReport {
     pub peers: usize,
 }
 
-/// The sync counters a node prints at exit.
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
-pub struct SyncExit {
-    /// Requests sent.
-    pub requests: u64,
-    /// Blocks stored from payload_by_number.
-    pub fetched: u64,
-    /// Failed requests.
-    pub errors: u64,
-    /// "Not found" answers.
-    pub not_found: u64,
-    /// Payloads rejected.
-    pub rejected: u64,
-    /// Unix ms of the first request (0: none).
-    pub first_request_ms: u64,
-    /// Unix ms of the last fetched block (0: none).
-    pub last_fetched_ms: u64,
-}
-
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct DevnetReport {
@@ -194,7 +175,7 @@ pub struct NodeStats {
     /// Unix ms of each head change, by head number.
     pub head_at: Vec<(u64, u64)>,
     /// Sync counters from the exit line.
-    pub sync: Option<SyncExit>,
+    pub sync: Option<crate::sync::SyncCounters>,
 }
 
 impl NodeStats {
@@ -244,7 +225,6 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
     let tail_blocks = stats.first().map_or(0, |s| {
         s.published.len().saturating_sub(requested.len()) as u64
     });
-    let published = Some(&requested);
     let published_count = requested.len() as u64;
     let mut all_latencies = Vec::new();
     let mut per_node = Vec::new();
@@ -271,7 +251,7 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
         let sync = sync_report(s, late, &facts);
         let mut latencies = Vec::new();
         let mut received = 0;
-        for (number, published_at) in published.into_iter().flatten() {
+        for (number, published_at) in &requested {
             if let Some(accepted_at) = s.accepted.get(number) {
                 received += 1;
                 latencies.push(accepted_at.saturating_sub(*published_at));
@@ -293,7 +273,7 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
             rejected: s.rejected,
             ignored: s.ignored,
             peak_rss_mib: mib,
-            has_all_blocks: published.into_iter().flatten().all(|(n, _)| s.has(*n)),
+            has_all_blocks: requested.keys().all(|n| s.has(*n)),
             sync,
         });
     }

@@ -53,20 +53,23 @@ impl Gate {
         Self { bans, stats }
     }
 
-    fn check(&self, peer: PeerId, inbound: bool) -> Result<(), ConnectionDenied> {
-        let (allowed, refused) = if inbound {
-            (&self.stats.accepts_allowed, &self.stats.accepts_refused)
-        } else {
-            (&self.stats.dials_allowed, &self.stats.dials_refused)
-        };
+    /// Refuses a banned peer, counting the refusal and (when `allowed` is given) the admission.
+    fn check(
+        &self,
+        peer: PeerId,
+        allowed: Option<&AtomicU64>,
+        refused: &AtomicU64,
+    ) -> Result<(), ConnectionDenied> {
         match self.bans.banned_until(&peer, unix_now()) {
             Some(until) => {
                 refused.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%peer, inbound, "connection refused: banned");
+                tracing::debug!(%peer, "connection refused: banned");
                 Err(ConnectionDenied::new(Banned { peer, until }))
             }
             None => {
-                allowed.fetch_add(1, Ordering::Relaxed);
+                if let Some(allowed) = allowed {
+                    allowed.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(())
             }
         }
@@ -84,7 +87,8 @@ impl NetworkBehaviour for Gate {
         _: &Multiaddr,
         _: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.check(peer, true)?;
+        let stats = &self.stats;
+        self.check(peer, Some(&stats.accepts_allowed), &stats.accepts_refused)?;
         Ok(dummy::ConnectionHandler)
     }
 
@@ -96,7 +100,8 @@ impl NetworkBehaviour for Gate {
         _: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
         if let Some(peer) = peer {
-            self.check(peer, false)?;
+            let stats = &self.stats;
+            self.check(peer, Some(&stats.dials_allowed), &stats.dials_refused)?;
         }
         Ok(Vec::new())
     }
@@ -109,14 +114,10 @@ impl NetworkBehaviour for Gate {
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        // A dial by address only learns the peer id here.
-        match self.bans.banned_until(&peer, unix_now()) {
-            Some(until) => {
-                self.stats.dials_refused.fetch_add(1, Ordering::Relaxed);
-                Err(ConnectionDenied::new(Banned { peer, until }))
-            }
-            None => Ok(dummy::ConnectionHandler),
-        }
+        // A dial by address only learns the peer id here; its admission was counted when the
+        // dial started.
+        self.check(peer, None, &self.stats.dials_refused)?;
+        Ok(dummy::ConnectionHandler)
     }
 
     fn on_swarm_event(&mut self, _: FromSwarm) {}

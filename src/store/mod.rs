@@ -127,8 +127,7 @@ impl Store {
     pub fn head(&self) -> Result<Option<BlockRef>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
-        let value = meta.get(HEAD_KEY).map_err(db_err)?;
-        value.map(|v| decode_ref(v.value())).transpose()
+        read_head(&meta)
     }
 
     /// Stores a batch of blocks in one durable transaction and moves the head as far as they
@@ -139,10 +138,7 @@ impl Store {
             let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
             let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
             let mut meta = txn.open_table(META).map_err(db_err)?;
-            let mut head = match meta.get(HEAD_KEY).map_err(db_err)? {
-                Some(v) => Some(decode_ref(v.value())?),
-                None => None,
-            };
+            let mut head = read_head(&meta)?;
             for block in blocks {
                 let id = block.id();
                 let mut value = Vec::with_capacity(1 + 1024);
@@ -162,14 +158,8 @@ impl Store {
                 }
             }
             // Extend the head along stored children, possibly several (a gap just closed).
-            while let Some(current) = head {
-                let Some(next) = child_of(&table, current)? else {
-                    break;
-                };
-                canonical
-                    .insert(next.number, next.hash.as_slice())
-                    .map_err(db_err)?;
-                head = Some(next);
+            if let Some(current) = head {
+                head = Some(extend_head(&table, &mut canonical, current)?);
             }
             if let Some(h) = head {
                 meta.insert(HEAD_KEY, encode_ref(h).as_slice())
@@ -189,7 +179,7 @@ impl Store {
         let txn = self.db.begin_write().map_err(db_err)?;
         let set = {
             let mut meta = txn.open_table(META).map_err(db_err)?;
-            let empty = meta.get(HEAD_KEY).map_err(db_err)?.is_none();
+            let empty = read_head(&meta)?.is_none();
             if empty {
                 meta.insert(HEAD_KEY, encode_ref(anchor).as_slice())
                     .map_err(db_err)?;
@@ -216,13 +206,7 @@ impl Store {
             canonical
                 .insert(to.number, to.hash.as_slice())
                 .map_err(db_err)?;
-            let mut head = to;
-            while let Some(next) = child_of(&table, head)? {
-                canonical
-                    .insert(next.number, next.hash.as_slice())
-                    .map_err(db_err)?;
-                head = next;
-            }
+            let head = extend_head(&table, &mut canonical, to)?;
             meta.insert(HEAD_KEY, encode_ref(head).as_slice())
                 .map_err(db_err)?;
             self.prune(&mut table, &mut canonical, head.number)?;
@@ -240,12 +224,7 @@ impl Store {
     pub fn holes(&self, max_entries: usize) -> Result<Holes, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let meta = txn.open_table(META).map_err(db_err)?;
-        let Some(head) = meta
-            .get(HEAD_KEY)
-            .map_err(db_err)?
-            .map(|v| decode_ref(v.value()))
-            .transpose()?
-        else {
+        let Some(head) = read_head(&meta)? else {
             return Ok(Holes::default());
         };
         let mut out = Holes {
@@ -350,15 +329,9 @@ impl Store {
         }
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(BLOCKS).map_err(db_err)?;
-        let start = number.to_be_bytes();
         let mut found = None;
-        let range = match number.checked_add(1).map(u64::to_be_bytes) {
-            Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
-            None => table.range::<&[u8]>(start.as_slice()..),
-        }
-        .map_err(db_err)?;
         // At most two entries are read: a second block at the number makes the answer ambiguous.
-        for entry in range.take(2) {
+        for entry in blocks_at(&table, number)?.take(2) {
             let (_, v) = entry.map_err(db_err)?;
             if found.is_some() {
                 return Ok(None);
@@ -391,7 +364,44 @@ impl Store {
     }
 }
 
-/// The stored block at `parent.number + 1` whose parent hash is `parent.hash`, if any.
+/// The head recorded in the meta table.
+fn read_head(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<BlockRef>, StoreError> {
+    let value = meta.get(HEAD_KEY).map_err(db_err)?;
+    value.map(|v| decode_ref(v.value())).transpose()
+}
+
+/// Every stored block at `number` (keys are number ‖ hash, so they are adjacent).
+fn blocks_at<'t>(
+    table: &'t impl ReadableTable<&'static [u8], &'static [u8]>,
+    number: u64,
+) -> Result<redb::Range<'t, &'static [u8], &'static [u8]>, StoreError> {
+    let start = number.to_be_bytes();
+    match number.checked_add(1).map(u64::to_be_bytes) {
+        Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
+        None => table.range::<&[u8]>(start.as_slice()..),
+    }
+    .map_err(db_err)
+}
+
+/// Follows stored children from `head`, marking each canonical; returns the last one.
+fn extend_head(
+    table: &redb::Table<&[u8], &[u8]>,
+    canonical: &mut redb::Table<u64, &[u8]>,
+    mut head: BlockRef,
+) -> Result<BlockRef, StoreError> {
+    while let Some(next) = child_of(table, head)? {
+        canonical
+            .insert(next.number, next.hash.as_slice())
+            .map_err(db_err)?;
+        head = next;
+    }
+    Ok(head)
+}
+
+/// The stored block at `parent.number + 1` whose parent hash is `parent.hash`, if any. Reads only
+/// the parent hash of each candidate, not the whole payload.
 fn child_of(
     table: &redb::Table<&[u8], &[u8]>,
     parent: BlockRef,
@@ -399,17 +409,11 @@ fn child_of(
     let Some(number) = parent.number.checked_add(1) else {
         return Ok(None);
     };
-    let start = number.to_be_bytes();
-    let end = number.checked_add(1).map(u64::to_be_bytes);
-    let range = match &end {
-        Some(end) => table.range::<&[u8]>(start.as_slice()..end.as_slice()),
-        None => table.range::<&[u8]>(start.as_slice()..),
-    }
-    .map_err(db_err)?;
-    for entry in range {
+    for entry in blocks_at(table, number)? {
         let (k, v) = entry.map_err(db_err)?;
-        let block = decode_block(v.value(), number)?;
-        if block.envelope.payload.parent_hash == parent.hash {
+        let claimed = stored_parent_hash(v.value())
+            .ok_or_else(|| StoreError::Corrupt(format!("block {number}")))?;
+        if claimed == parent.hash {
             return Ok(Some(decode_ref(k.value())?));
         }
     }

@@ -96,46 +96,72 @@ impl SyncConfig {
     }
 }
 
-/// What the sync client did, readable while it runs.
+/// What the sync client did, readable while it runs ([`SyncStats::snapshot`]).
 #[derive(Debug, Default)]
 pub struct SyncStats {
     /// Requests sent.
-    pub requests: AtomicU64,
-    /// Payloads promoted into the store.
-    pub fetched: AtomicU64,
-    /// Valid responses.
-    pub valid: AtomicU64,
-    /// Failed requests.
-    pub errors: AtomicU64,
-    /// "Not found" answers.
-    pub not_found: AtomicU64,
-    /// Payloads rejected (never linked).
-    pub rejected: AtomicU64,
-    /// Head jumps over holes longer than the maximum gap.
-    pub reanchored: AtomicU64,
+    requests: AtomicU64,
     /// Unix ms of the first request (0 = none yet).
-    pub first_request_ms: AtomicU64,
+    first_request_ms: AtomicU64,
     /// Unix ms of the latest promotion (0 = none yet).
-    pub last_fetched_ms: AtomicU64,
+    last_fetched_ms: AtomicU64,
+    /// The plan's own counters, copied after each change (the plan's owner holds its lock).
+    plan: Mutex<plan::PlanStats>,
+}
+
+/// A copy of the sync client's counters; also the `sync` object of the devnet's exit line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SyncCounters {
+    /// Requests sent.
+    pub requests: u64,
+    /// Payloads promoted into the store.
+    pub fetched: u64,
+    /// Valid responses.
+    pub valid: u64,
+    /// Failed requests (error codes, transport, decoding, wrong number or hash).
+    pub errors: u64,
+    /// "Not found" answers.
+    pub not_found: u64,
+    /// Payloads rejected (never linked).
+    pub rejected: u64,
+    /// Head jumps over holes longer than the maximum gap.
+    pub reanchored: u64,
+    /// Unix ms of the first request (0: none).
+    pub first_request_ms: u64,
+    /// Unix ms of the last fetched block (0: none).
+    pub last_fetched_ms: u64,
 }
 
 impl SyncStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> SyncCounters {
+        let plan = *self.plan.lock().unwrap_or_else(|p| p.into_inner());
+        SyncCounters {
+            requests: self.requests.load(Ordering::Relaxed),
+            fetched: plan.promoted,
+            valid: plan.valid,
+            errors: plan.errors,
+            not_found: plan.not_found,
+            rejected: plan.rejected,
+            reanchored: plan.reanchored,
+            first_request_ms: self.first_request_ms.load(Ordering::Relaxed),
+            last_fetched_ms: self.last_fetched_ms.load(Ordering::Relaxed),
+        }
+    }
+
     fn absorb(&self, actions: &[SyncAction]) {
-        for action in actions {
-            if let SyncAction::Store { .. } = action {
-                self.fetched.fetch_add(1, Ordering::Relaxed);
-                self.last_fetched_ms
-                    .store(unix_millis(std::time::SystemTime::now()), Ordering::Relaxed);
-            }
+        if actions
+            .iter()
+            .any(|a| matches!(a, SyncAction::Store { .. }))
+        {
+            self.last_fetched_ms
+                .store(unix_millis(std::time::SystemTime::now()), Ordering::Relaxed);
         }
     }
 
     fn sync_plan(&self, plan: &plan::PlanStats) {
-        self.valid.store(plan.valid, Ordering::Relaxed);
-        self.errors.store(plan.errors, Ordering::Relaxed);
-        self.not_found.store(plan.not_found, Ordering::Relaxed);
-        self.rejected.store(plan.rejected, Ordering::Relaxed);
-        self.reanchored.store(plan.reanchored, Ordering::Relaxed);
+        *self.plan.lock().unwrap_or_else(|p| p.into_inner()) = *plan;
     }
 }
 

@@ -397,32 +397,12 @@ impl SyncPlan {
                 block: Box::new(entry.block),
                 from: entry.from,
             });
-            let losers: Vec<B256> = self
-                .quarantine
-                .iter()
-                .filter(|(_, q)| q.block.envelope.payload.block_number == number)
-                .map(|(h, _)| *h)
-                .collect();
-            for loser in losers {
-                if let Some(q) = self.quarantine.remove(&loser) {
-                    self.reject(q.from, actions);
-                }
-            }
+            self.reject_quarantined_at(number, actions);
             let Some(below) = number.checked_sub(1).filter(|b| *b > self.head) else {
                 return;
             };
             if !self.quarantine.contains_key(&parent) {
-                let wrong: Vec<B256> = self
-                    .quarantine
-                    .iter()
-                    .filter(|(_, q)| q.block.envelope.payload.block_number == below)
-                    .map(|(h, _)| *h)
-                    .collect();
-                for h in wrong {
-                    if let Some(q) = self.quarantine.remove(&h) {
-                        self.reject(q.from, actions);
-                    }
-                }
+                self.reject_quarantined_at(below, actions);
                 if !self.in_flight.contains(&below)
                     && !self.promoted.contains_key(&below)
                     && !self.stored_above.contains(&below)
@@ -431,6 +411,22 @@ impl SyncPlan {
                 }
             }
             hash = parent;
+        }
+    }
+
+    /// Rejects every payload still quarantined at `number` (called once the number's hash is
+    /// known and none of them has it).
+    fn reject_quarantined_at(&mut self, number: u64, actions: &mut Vec<SyncAction>) {
+        let wrong: Vec<B256> = self
+            .quarantine
+            .iter()
+            .filter(|(_, q)| q.block.envelope.payload.block_number == number)
+            .map(|(h, _)| *h)
+            .collect();
+        for hash in wrong {
+            if let Some(q) = self.quarantine.remove(&hash) {
+                self.reject(q.from, actions);
+            }
         }
     }
 

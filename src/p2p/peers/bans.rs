@@ -86,14 +86,19 @@ impl BanList {
 
     /// The expiry of `peer`'s ban, if it is banned at `now`.
     pub fn banned_until(&self, peer: &PeerId, now: u64) -> Option<u64> {
-        let until = *self.lock().get(peer)?;
-        if until > now {
-            return Some(until);
+        {
+            let mut peers = self.lock();
+            match peers.get(peer) {
+                None => return None,
+                Some(&until) if until > now => return Some(until),
+                Some(_) => {
+                    peers.remove(peer);
+                }
+            }
         }
-        if self.lock().remove(peer).is_some() {
-            self.unbans.fetch_add(1, Ordering::Relaxed);
-            self.forget(peer);
-        }
+        // Expired: forgotten here, outside the lock (the disk write may take a while).
+        self.unbans.fetch_add(1, Ordering::Relaxed);
+        self.forget(peer);
         None
     }
 
