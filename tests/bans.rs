@@ -42,6 +42,21 @@ async fn banned_event(events: &mut broadcast::Receiver<NodeEvent>) -> Option<(f6
     .flatten()
 }
 
+/// Whether `node` has a connection to `peer` now.
+async fn is_connected(node: &RunningNode, peer: &libp2p::PeerId) -> bool {
+    node.network()
+        .connected_peers()
+        .await
+        .unwrap()
+        .contains(peer)
+}
+
+/// `from` dials `to` again (the gate may refuse it) and gives the attempt time to settle.
+async fn redial(from: &RunningNode, to: &RunningNode) {
+    let _ = from.network().dial(to.dial_address().await.unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
 fn victim_config(
     chain: &std::sync::Arc<op_gossip::chain::ChainSpec>,
     dir: &std::path::Path,
@@ -81,27 +96,9 @@ async fn an_invalid_block_gets_its_forwarder_banned_across_restarts_until_expiry
     assert!(victim.app_scores().counters(&peer).invalid_blocks > 0.9);
     // Disconnected, and a new dial is refused by the gate.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !victim
-            .network()
-            .connected_peers()
-            .await
-            .unwrap()
-            .contains(&peer)
-    );
-    let _ = adversary
-        .network()
-        .dial(victim.dial_address().await.unwrap())
-        .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        !victim
-            .network()
-            .connected_peers()
-            .await
-            .unwrap()
-            .contains(&peer)
-    );
+    assert!(!is_connected(&victim, &peer).await);
+    redial(&adversary, &victim).await;
+    assert!(!is_connected(&victim, &peer).await);
     assert!(victim.gate_stats().accepts_refused.load(Ordering::Relaxed) >= 1);
 
     // The ban survives a restart.
@@ -117,33 +114,15 @@ async fn an_invalid_block_gets_its_forwarder_banned_across_restarts_until_expiry
         Some(until),
         "restored from the store"
     );
-    let _ = adversary
-        .network()
-        .dial(victim.dial_address().await.unwrap())
-        .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        !victim
-            .network()
-            .connected_peers()
-            .await
-            .unwrap()
-            .contains(&peer)
-    );
+    redial(&adversary, &victim).await;
+    assert!(!is_connected(&victim, &peer).await);
 
     // Once the ban expires the peer may connect again.
     let now = op_gossip::clock::unix_now();
     tokio::time::sleep(Duration::from_secs(until.saturating_sub(now) + 1)).await;
     connect(&adversary, &victim).await;
     wait_for_peers(&[&victim], 1).await;
-    assert!(
-        victim
-            .network()
-            .connected_peers()
-            .await
-            .unwrap()
-            .contains(&peer)
-    );
+    assert!(is_connected(&victim, &peer).await);
     assert!(
         victim
             .bans()
@@ -176,14 +155,7 @@ async fn a_static_peer_is_never_banned() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(victim.bans().list(op_gossip::clock::unix_now()).is_empty());
-    assert!(
-        victim
-            .network()
-            .connected_peers()
-            .await
-            .unwrap()
-            .contains(&peer)
-    );
+    assert!(is_connected(&victim, &peer).await);
     adversary.shutdown().await;
     victim.shutdown().await;
 }

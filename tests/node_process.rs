@@ -146,24 +146,13 @@ async fn follower_data_survives_sigkill_and_sigterm_is_graceful() {
     seq.shutdown().await;
 }
 
-#[test]
-fn devnet_command_delivers_every_block_and_writes_its_report() {
+/// Runs `op-gossip devnet` with `args`, requires exit status 0, and returns its JSON report.
+fn run_devnet(args: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let out = Command::new(env!("CARGO_BIN_EXE_op-gossip"))
-        .args([
-            "devnet",
-            "--nodes",
-            "5",
-            "--blocks",
-            "15",
-            "--block-time",
-            "100ms",
-            "--block-size",
-            "20KiB",
-            "--topology",
-            "ring",
-        ])
+        .arg("devnet")
+        .args(args)
         .arg("--report")
         .arg(&report)
         .env("RUST_LOG", "warn")
@@ -175,7 +164,23 @@ fn devnet_command_delivers_every_block_and_writes_its_report() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
+}
+
+#[test]
+fn devnet_command_delivers_every_block_and_writes_its_report() {
+    let r = run_devnet(&[
+        "--nodes",
+        "5",
+        "--blocks",
+        "15",
+        "--block-time",
+        "100ms",
+        "--block-size",
+        "20KiB",
+        "--topology",
+        "ring",
+    ]);
     assert_eq!(r["published"], 15);
     assert_eq!(r["all_delivered"], true);
     assert_eq!(r["per_node"].as_array().unwrap().len(), 5);
@@ -192,36 +197,20 @@ fn devnet_command_delivers_every_block_and_writes_its_report() {
 
 #[test]
 fn devnet_late_joiner_and_lost_gossip_are_filled_and_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_op-gossip"))
-        .args([
-            "devnet",
-            "--nodes",
-            "4",
-            "--blocks",
-            "60",
-            "--block-time",
-            "50ms",
-            "--block-size",
-            "1KiB",
-            "--late-joiner",
-            "40",
-            "--drop",
-            "0.1",
-        ])
-        .arg("--report")
-        .arg(&report)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let r = run_devnet(&[
+        "--nodes",
+        "4",
+        "--blocks",
+        "60",
+        "--block-time",
+        "50ms",
+        "--block-size",
+        "1KiB",
+        "--late-joiner",
+        "40",
+        "--drop",
+        "0.1",
+    ]);
     assert_eq!(r["all_stored"], true);
     assert_eq!(r["late_joiner_after"], 40);
     assert_eq!(r["drop_fraction"], 0.1);
