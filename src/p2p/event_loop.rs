@@ -468,7 +468,10 @@ impl EventLoop {
             }
             if verdict == Verdict::Reject {
                 // Gossipsub only forwards ACCEPTed messages: the forwarder is to blame.
-                app_scores.record(source, PeerOutcome::InvalidBlock);
+                app_scores.record(
+                    source,
+                    PeerOutcome::of_rejected_message(reason.unwrap_or("")),
+                );
             }
             let _ = judged
                 .send(Judged {

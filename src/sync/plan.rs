@@ -29,6 +29,10 @@ use crate::p2p::peers::app_score::PeerOutcome;
 use crate::p2p::reqresp::client::RequestError;
 use crate::store::{BlockRef, Holes, StoredBlock};
 
+/// The code op-node's server answers when it rate limits a requester (its "unknown error";
+/// our server answers it for rate-limit waits that ran out and for overload).
+const RATE_LIMITED_CODE: u8 = 3;
+
 /// Fetched payloads waiting for trust (op-node's quarantine LRU: 100).
 pub const QUARANTINE_CAPACITY: usize = 100;
 /// Hashes known to be on the chain (op-node's trusted-hash LRU: 10,000).
@@ -282,12 +286,13 @@ impl SyncPlan {
                 }
                 return actions;
             }
-            Err(_) => {
+            Err(error) => {
                 self.stats.errors += 1;
-                actions.push(SyncAction::Score {
-                    peer,
-                    outcome: PeerOutcome::ErrorResponse,
-                });
+                let outcome = match error {
+                    RequestError::ErrorCode(RATE_LIMITED_CODE) => PeerOutcome::RateLimitedResponse,
+                    _ => PeerOutcome::ErrorResponse,
+                };
+                actions.push(SyncAction::Score { peer, outcome });
                 // Retried by whichever worker is ready next; this peer's worker backs off.
                 if number > self.head && !self.promoted.contains_key(&number) {
                     self.queue.insert(number);

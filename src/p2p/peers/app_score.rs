@@ -54,8 +54,26 @@ pub enum PeerOutcome {
     ErrorResponse,
     /// A payload that proved not to be on the chain (it never linked to a trusted block).
     RejectedPayload,
-    /// A gossip block we REJECTed (bad signature, bad hash, wrong fork fields...).
+    /// Like [`Self::ErrorResponse`], but the error was code 3, which op-node's server answers
+    /// when it rate limits the requester (it also covers other server-side failures). Counts as
+    /// an error response; tracked apart only to tell the operator why.
+    RateLimitedResponse,
+    /// A gossip block we REJECTed (bad hash, wrong fork fields, undecodable...).
     InvalidBlock,
+    /// A gossip block we REJECTed for its signature (invalid, or not the chain's signer). Counts
+    /// as an invalid block; tracked apart only to tell the operator why.
+    InvalidSignature,
+}
+
+impl PeerOutcome {
+    /// The outcome of a REJECTed gossip message with validation reason `reason`
+    /// (`ValidationError::reason`).
+    pub fn of_rejected_message(reason: &str) -> Self {
+        match reason {
+            "invalid_signature" | "unknown_signer" => Self::InvalidSignature,
+            _ => Self::InvalidBlock,
+        }
+    }
 }
 
 /// One peer's counters.
@@ -69,6 +87,10 @@ pub struct AppCounters {
     pub rejected_payloads: f64,
     /// REJECTed gossip blocks (≤ [`INVALID_BLOCK_CAP`]).
     pub invalid_blocks: f64,
+    /// The part of `error_responses` that were code 3 (rate limited): attribution only.
+    pub rate_limited_responses: f64,
+    /// The part of `invalid_blocks` rejected for their signature: attribution only.
+    pub invalid_signatures: f64,
 }
 
 impl AppCounters {
@@ -81,13 +103,21 @@ impl AppCounters {
     }
 
     fn record(&mut self, outcome: PeerOutcome) {
-        let (counter, cap) = match outcome {
-            PeerOutcome::ValidResponse => (&mut self.valid_responses, VALID_RESPONSE_CAP),
-            PeerOutcome::ErrorResponse => (&mut self.error_responses, ERROR_RESPONSE_CAP),
-            PeerOutcome::RejectedPayload => (&mut self.rejected_payloads, REJECTED_PAYLOAD_CAP),
-            PeerOutcome::InvalidBlock => (&mut self.invalid_blocks, INVALID_BLOCK_CAP),
-        };
-        *counter = (*counter + 1.0).min(cap);
+        let bump = |counter: &mut f64, cap: f64| *counter = (*counter + 1.0).min(cap);
+        match outcome {
+            PeerOutcome::ValidResponse => bump(&mut self.valid_responses, VALID_RESPONSE_CAP),
+            PeerOutcome::ErrorResponse => bump(&mut self.error_responses, ERROR_RESPONSE_CAP),
+            PeerOutcome::RateLimitedResponse => {
+                bump(&mut self.error_responses, ERROR_RESPONSE_CAP);
+                bump(&mut self.rate_limited_responses, ERROR_RESPONSE_CAP);
+            }
+            PeerOutcome::RejectedPayload => bump(&mut self.rejected_payloads, REJECTED_PAYLOAD_CAP),
+            PeerOutcome::InvalidBlock => bump(&mut self.invalid_blocks, INVALID_BLOCK_CAP),
+            PeerOutcome::InvalidSignature => {
+                bump(&mut self.invalid_blocks, INVALID_BLOCK_CAP);
+                bump(&mut self.invalid_signatures, INVALID_BLOCK_CAP);
+            }
+        }
     }
 
     fn decay(&mut self) {
@@ -96,6 +126,8 @@ impl AppCounters {
             &mut self.error_responses,
             &mut self.rejected_payloads,
             &mut self.invalid_blocks,
+            &mut self.rate_limited_responses,
+            &mut self.invalid_signatures,
         ] {
             *counter *= DECAY_PER_SLOT;
             if *counter < DECAY_TO_ZERO {

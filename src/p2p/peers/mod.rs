@@ -3,3 +3,4 @@
 
 pub mod app_score;
 pub mod bans;
+pub mod breakdown;
