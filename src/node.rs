@@ -24,12 +24,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::ChainSpec;
-use crate::p2p::BanConfig;
 use crate::p2p::gate::GateStats;
 use crate::p2p::peers::app_score::AppScores;
 use crate::p2p::peers::bans::BanList;
+use crate::p2p::peers::lists::PeerLists;
+use crate::p2p::peers::scorebook::ScoreBook;
 use crate::p2p::reqresp::server::{self, ServerConfig, ServerStats};
 use crate::p2p::{self, GossipConfig, NetworkConfig, NetworkEvent, NetworkHandle};
+use crate::p2p::{BanConfig, ConnectionLimits};
 use crate::producer::{ProduceRequest, Producer, SequencerConfig};
 use crate::store::{BlockRef, Store, StoreError, StoredBlock};
 use crate::sync::{self, SyncConfig, SyncContext, SyncStats};
@@ -79,6 +81,8 @@ pub struct NodeConfig {
     pub scoring: p2p::scoring::ScoringLevel,
     /// `--p2p.ban.*`.
     pub ban: BanConfig,
+    /// `--p2p.peers.lo/hi/grace`.
+    pub limits: ConnectionLimits,
 }
 
 /// Where a stored block came from.
@@ -196,6 +200,8 @@ pub struct RunningNode {
     app_scores: Arc<AppScores>,
     bans: Arc<BanList>,
     gate_stats: Arc<GateStats>,
+    lists: Arc<PeerLists>,
+    scorebook: Arc<ScoreBook>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     store_thread: std::thread::JoinHandle<()>,
@@ -254,6 +260,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let app_scores = Arc::new(AppScores::new());
     let bans = Arc::new(BanList::load(store.clone(), crate::clock::unix_now()));
     let gate_stats = Arc::new(GateStats::default());
+    let lists = Arc::new(PeerLists::load(store.clone()));
+    let scorebook = Arc::new(ScoreBook::load(
+        store.clone(),
+        p2p::scoring::retain_score(config.chain.block_time),
+        crate::clock::unix_now(),
+        &app_scores,
+    ));
 
     let (network, net_events, net_task) = p2p::spawn(
         NetworkConfig {
@@ -270,6 +283,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             bans: bans.clone(),
             gate_stats: gate_stats.clone(),
             ban: config.ban,
+            lists: lists.clone(),
+            scorebook: scorebook.clone(),
+            limits: config.limits,
         },
         shutdown.clone(),
     )
@@ -362,6 +378,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         app_scores,
         bans,
         gate_stats,
+        lists,
+        scorebook,
         shutdown,
         tasks,
         store_thread,
@@ -471,6 +489,16 @@ impl RunningNode {
     /// What the connection gate allowed and refused.
     pub fn gate_stats(&self) -> &Arc<GateStats> {
         &self.gate_stats
+    }
+
+    /// The operator's blocked and protected peers.
+    pub fn lists(&self) -> &Arc<PeerLists> {
+        &self.lists
+    }
+
+    /// The scorebook.
+    pub fn scorebook(&self) -> &Arc<ScoreBook> {
+        &self.scorebook
     }
 
     /// The producer of a sequencer (`None` for a follower).

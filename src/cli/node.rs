@@ -179,6 +179,18 @@ pub struct NodeArgs {
     #[arg(long = "p2p.ban.duration", default_value = "1h", value_parser = super::parse_duration, env = "OP_NODE_P2P_PEER_BANNING_DURATION")]
     pub ban_duration: std::time::Duration,
 
+    /// Low water mark: the connection manager trims down to this many peers.
+    #[arg(long = "p2p.peers.lo", default_value_t = crate::p2p::DEFAULT_PEERS_LO, env = "OP_NODE_P2P_PEERS_LO")]
+    pub peers_lo: usize,
+
+    /// High water mark: above this many peers, the lowest-scored unprotected ones are closed.
+    #[arg(long = "p2p.peers.hi", default_value_t = crate::p2p::DEFAULT_PEERS_HI, env = "OP_NODE_P2P_PEERS_HI")]
+    pub peers_hi: usize,
+
+    /// A new connection is not trimmed for this long (e.g. 30s).
+    #[arg(long = "p2p.peers.grace", default_value = "30s", value_parser = super::parse_duration, env = "OP_NODE_P2P_PEERS_GRACE")]
+    pub peers_grace: std::time::Duration,
+
     /// Lose this fraction of gossip deliveries on purpose (0..1), to exercise gap filling
     /// (`op-gossip devnet --drop` sets it on followers). Never set it on a real node.
     #[arg(long = "test.lose-gossip", value_name = "FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
@@ -241,6 +253,12 @@ impl NodeArgs {
             per_second: self.sync_peer_rate,
             burst: self.sync_peer_burst,
         };
+        if self.peers_lo > self.peers_hi {
+            return Err(CliError::Usage(format!(
+                "--p2p.peers.lo ({}) must not exceed --p2p.peers.hi ({})",
+                self.peers_lo, self.peers_hi
+            )));
+        }
         let block_time = chain.block_time;
         Ok(NodeConfig {
             chain,
@@ -280,6 +298,11 @@ impl NodeArgs {
                 enabled: self.ban_peers,
                 threshold: self.ban_threshold,
                 duration: self.ban_duration,
+            },
+            limits: crate::p2p::ConnectionLimits {
+                lo: self.peers_lo,
+                hi: self.peers_hi,
+                grace: self.peers_grace,
             },
         })
     }

@@ -5,7 +5,10 @@
 //! events go out with `try_send` (dropped and counted when the consumer lags, except accepted
 //! blocks, which the validation task delivers with back-pressure).
 
-use std::collections::HashSet;
+mod admin;
+mod peer_manager;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -13,10 +16,13 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 
-use super::BanConfig;
-use super::gate::Gate;
+use super::gate::{Admission, Gate};
 use super::peers::app_score::{AppScores, PeerOutcome};
 use super::peers::bans::BanList;
+use super::peers::book::{Direction, PeerBook};
+use super::peers::lists::PeerLists;
+use super::peers::scorebook::{SNAPSHOT_INTERVAL, ScoreBook};
+use super::{BanConfig, ConnectionLimits};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, ping, tcp, yamux};
 use tokio::sync::{Semaphore, mpsc};
@@ -31,6 +37,9 @@ use super::{
 };
 use crate::clock::unix_now;
 use crate::validate::{BlockValidator, Verdict};
+
+/// Replies waiting for a dial to finish (`opp2p_connectPeer`).
+type PendingConnects = HashMap<PeerId, Vec<tokio::sync::oneshot::Sender<Result<(), NetworkError>>>>;
 
 /// The protocols every op-gossip node runs.
 #[derive(NetworkBehaviour)]
@@ -83,7 +92,27 @@ pub struct EventLoop {
     ban: BanConfig,
     /// Round-robin position of the ban monitor among the connected peers.
     monitor_cursor: usize,
+    /// Who may connect (the gate's rules, also applied to open connections after a change).
+    admission: Admission,
+    lists: Arc<PeerLists>,
+    scorebook: Arc<ScoreBook>,
+    limits: ConnectionLimits,
+    /// What we know of every peer met.
+    book: PeerBook,
+    /// Dials started by `connect`, by peer; at most [`MAX_PENDING_CONNECTS`] replies.
+    pending_connects: PendingConnects,
+    /// Our identify agent version.
+    agent_version: String,
 }
+
+/// Dials with a waiting caller at most (operator RPC calls); beyond it `connect` fails at once.
+const MAX_PENDING_CONNECTS: usize = 64;
+/// How often the connection manager looks for peers above the high water mark (go-libp2p's
+/// connection manager trims at most once per "silence period"; op-node's is 1 min, 10 s here
+/// keeps the overshoot short at little cost: the check is a count unless over the limit).
+const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+/// The identify protocol version op-node nodes announce.
+const IDENTIFY_PROTOCOL: &str = "/opstack/identify/1";
 
 /// op-node's `PeerMonitor` checks one connected peer per second.
 const BAN_MONITOR_INTERVAL: Duration = Duration::from_secs(1);
@@ -138,7 +167,7 @@ impl EventLoop {
         let gossip_config = config.gossip;
         let local_peer_id = config.keypair.public().to_peer_id();
         let scoring = config.scoring;
-        let bans = config.bans.clone();
+        let admission = Admission::new(config.bans.clone(), config.lists.clone());
         let gate_stats = config.gate_stats.clone();
         let static_ids: HashSet<PeerId> = config
             .static_peers
@@ -157,11 +186,11 @@ impl EventLoop {
             .map_err(|e| NetworkError::Setup(e.to_string()))?
             .with_behaviour(|key| {
                 Ok(Behaviour {
-                    gate: Gate::new(bans.clone(), gate_stats),
+                    gate: Gate::new(admission.clone(), gate_stats),
                     gossipsub: gossip::build(&chain, &gossip_config, scoring)?,
                     identify: identify::Behaviour::new(
-                        identify::Config::new("/opstack/identify/1".into(), key.public())
-                            .with_agent_version(agent),
+                        identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                            .with_agent_version(agent.clone()),
                     ),
                     ping: ping::Behaviour::new(ping::Config::new()),
                     stream: libp2p_stream::Behaviour::new(),
@@ -205,6 +234,13 @@ impl EventLoop {
             bans: config.bans,
             ban: config.ban,
             monitor_cursor: 0,
+            admission,
+            lists: config.lists,
+            scorebook: config.scorebook,
+            limits: config.limits,
+            book: PeerBook::new(),
+            pending_connects: HashMap::new(),
+            agent_version: config.agent_version,
         })
     }
 
@@ -227,6 +263,10 @@ impl EventLoop {
         push_scores.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut monitor = tokio::time::interval(BAN_MONITOR_INTERVAL);
         monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut trim = tokio::time::interval(TRIM_INTERVAL);
+        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut snapshot = tokio::time::interval(SNAPSHOT_INTERVAL);
+        snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -239,55 +279,19 @@ impl EventLoop {
                 _ = redial.tick() => self.dial_static_peers(),
                 _ = push_scores.tick() => self.push_app_scores(),
                 _ = monitor.tick() => self.check_one_peer(),
+                _ = trim.tick() => self.trim_peers(),
+                _ = snapshot.tick() => self.snapshot_scores(),
             }
         }
+        // The last snapshot is written before the loop returns, so a clean stop keeps the
+        // latest scores.
+        self.scorebook.snapshot(unix_now(), self.breakdowns());
         tracing::debug!("network event loop stopped");
     }
 
     fn emit(&self, event: NetworkEvent) {
         if self.events.try_send(event).is_err() {
             self.dropped_events.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Copies every connected peer's application score into gossipsub (a no-op without
-    /// scoring).
-    fn push_app_scores(&mut self) {
-        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
-        for peer in peers {
-            gossipsub.set_application_score(&peer, self.app_scores.score(&peer));
-        }
-    }
-
-    /// op-node's ban monitor: one connected peer per tick, round robin; a non-static peer whose
-    /// gossipsub score (application score included) is below the threshold is banned and
-    /// disconnected. Without scoring, scores stay unknown and nobody is banned.
-    fn check_one_peer(&mut self) {
-        if !self.ban.enabled {
-            return;
-        }
-        let mut peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        if peers.is_empty() {
-            return;
-        }
-        peers.sort_unstable();
-        self.monitor_cursor = (self.monitor_cursor + 1) % peers.len();
-        let Some(peer) = peers.get(self.monitor_cursor).copied() else {
-            return;
-        };
-        if self.static_ids.contains(&peer) {
-            return;
-        }
-        let Some(score) = self.swarm.behaviour().gossipsub.peer_score(&peer) else {
-            return;
-        };
-        if score < self.ban.threshold {
-            let until = unix_now().saturating_add(self.ban.duration.as_secs());
-            tracing::warn!(%peer, score, until, "banning peer: score below threshold");
-            self.bans.ban(peer, until);
-            let _ = self.swarm.disconnect_peer_id(peer);
-            self.emit(NetworkEvent::PeerBanned { peer, score, until });
         }
     }
 
@@ -346,6 +350,7 @@ impl EventLoop {
                     .collect::<HashSet<_>>();
                 let _ = reply.send(topics.into_iter().collect());
             }
+            other => self.on_admin_command(other),
         }
     }
 
@@ -362,7 +367,16 @@ impl EventLoop {
                 endpoint,
                 ..
             } => {
-                tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                let remote = endpoint.get_remote_address();
+                tracing::debug!(%peer_id, addr = %remote, "connected");
+                let direction = if endpoint.is_dialer() {
+                    Direction::Outbound
+                } else {
+                    Direction::Inbound
+                };
+                self.book
+                    .on_connected(peer_id, direction, remote.clone(), unix_now());
+                self.finish_connects(peer_id, Ok(()));
                 if num_established.get() == 1 {
                     self.emit(NetworkEvent::PeerConnected(peer_id));
                 }
@@ -373,14 +387,33 @@ impl EventLoop {
                 cause,
                 ..
             } => {
-                tracing::debug!(%peer_id, ?cause, "connection closed");
+                let reason = self.book.on_closed(
+                    peer_id,
+                    num_established as usize,
+                    cause.as_ref(),
+                    unix_now(),
+                );
+                tracing::debug!(%peer_id, ?cause, reason = reason.map(|r| r.as_str()), "connection closed");
                 if num_established == 0 {
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(?peer_id, %error, "dial failed");
+                if let Some(peer) = peer_id {
+                    self.finish_connects(peer, Err(NetworkError::Dial(error.to_string())));
+                }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.book.on_identify(peer_id, &info, unix_now()),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => self.book.on_ping(peer, rtt, unix_now()),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,

@@ -1,8 +1,11 @@
-//! The connection gate: the first behaviour of the swarm, so a banned peer is refused before any
-//! protocol runs (op-node's expiry connection gater, spec §7.3): outbound dials to a banned peer
-//! are not made, inbound connections from one are closed once its id is known (after the noise
-//! handshake). Counts what it allowed and refused.
+//! The connection gate: the first behaviour of the swarm, so a banned or blocked peer is refused
+//! before any protocol runs (op-node's basic + expiry connection gaters, spec §7.3). Inbound
+//! connections from a banned or blocked IP or subnet are refused before the handshake; a banned
+//! or blocked peer is refused once its id is known (after the noise handshake, or before dialling
+//! when the dial names it); an outbound connection to a refused IP is closed as soon as it is up.
+//! Counts what it allowed and refused.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -16,16 +19,88 @@ use libp2p::swarm::{
 use libp2p::{Multiaddr, PeerId};
 
 use super::peers::bans::BanList;
+use super::peers::lists::PeerLists;
 use crate::clock::unix_now;
 
-/// Why a connection was refused.
-#[derive(Debug, thiserror::Error)]
-#[error("peer {peer} is banned until {until} (unix seconds)")]
-pub struct Banned {
-    /// The peer.
-    pub peer: PeerId,
-    /// Ban expiry.
-    pub until: u64,
+/// Why a connection is refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    /// The peer is banned.
+    #[error("peer {peer} is banned until {until} (unix seconds)")]
+    PeerBanned {
+        /// The peer.
+        peer: PeerId,
+        /// Ban expiry.
+        until: u64,
+    },
+    /// The IP is banned.
+    #[error("address {ip} is banned until {until} (unix seconds)")]
+    IpBanned {
+        /// The IP.
+        ip: IpAddr,
+        /// Ban expiry.
+        until: u64,
+    },
+    /// The operator blocked the peer.
+    #[error("peer {0} is blocked")]
+    PeerBlocked(PeerId),
+    /// The operator blocked the IP or a subnet holding it.
+    #[error("{0}")]
+    IpBlocked(String),
+}
+
+impl Refusal {
+    /// Whether the refusal comes from a ban (rather than a block).
+    pub fn is_ban(&self) -> bool {
+        matches!(self, Self::PeerBanned { .. } | Self::IpBanned { .. })
+    }
+}
+
+/// Who may connect: the ban books and the operator's lists, read on every attempt.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    bans: Arc<BanList>,
+    lists: Arc<PeerLists>,
+}
+
+impl Admission {
+    /// Admission over `bans` and `lists`.
+    pub fn new(bans: Arc<BanList>, lists: Arc<PeerLists>) -> Self {
+        Self { bans, lists }
+    }
+
+    /// Why `peer` (when known) at `addr` (when known) is refused at `now`, if it is.
+    pub fn refusal(
+        &self,
+        peer: Option<PeerId>,
+        addr: Option<&Multiaddr>,
+        now: u64,
+    ) -> Option<Refusal> {
+        if let Some(peer) = peer {
+            if self.lists.is_peer_blocked(&peer) {
+                return Some(Refusal::PeerBlocked(peer));
+            }
+            if let Some(until) = self.bans.banned_until(&peer, now) {
+                return Some(Refusal::PeerBanned { peer, until });
+            }
+        }
+        let ip = addr.and_then(ip_of)?;
+        if let Some(why) = self.lists.ip_block(&ip) {
+            return Some(Refusal::IpBlocked(why));
+        }
+        self.bans
+            .ip_banned_until(&ip, now)
+            .map(|until| Refusal::IpBanned { ip, until })
+    }
+}
+
+/// The IP of an address, if it has one.
+pub fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        libp2p::multiaddr::Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
 }
 
 /// Gate counters.
@@ -43,28 +118,30 @@ pub struct GateStats {
 
 /// The gate behaviour.
 pub struct Gate {
-    bans: Arc<BanList>,
+    admission: Admission,
     stats: Arc<GateStats>,
 }
 
 impl Gate {
-    /// A gate over `bans`.
-    pub fn new(bans: Arc<BanList>, stats: Arc<GateStats>) -> Self {
-        Self { bans, stats }
+    /// A gate applying `admission`.
+    pub fn new(admission: Admission, stats: Arc<GateStats>) -> Self {
+        Self { admission, stats }
     }
 
-    /// Refuses a banned peer, counting the refusal and (when `allowed` is given) the admission.
+    /// Refuses a banned or blocked peer or address, counting the refusal and (when `allowed`
+    /// is given) the admission.
     fn check(
         &self,
-        peer: PeerId,
+        peer: Option<PeerId>,
+        addr: Option<&Multiaddr>,
         allowed: Option<&AtomicU64>,
         refused: &AtomicU64,
     ) -> Result<(), ConnectionDenied> {
-        match self.bans.banned_until(&peer, unix_now()) {
-            Some(until) => {
+        match self.admission.refusal(peer, addr, unix_now()) {
+            Some(refusal) => {
                 refused.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%peer, "connection refused: banned");
-                Err(ConnectionDenied::new(Banned { peer, until }))
+                tracing::debug!(?peer, %refusal, "connection refused");
+                Err(ConnectionDenied::new(refusal))
             }
             None => {
                 if let Some(allowed) = allowed {
@@ -80,15 +157,30 @@ impl NetworkBehaviour for Gate {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = std::convert::Infallible;
 
+    fn handle_pending_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        // The admission is counted once the peer id is known.
+        self.check(None, Some(remote), None, &self.stats.accepts_refused)
+    }
+
     fn handle_established_inbound_connection(
         &mut self,
         _: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
-        _: &Multiaddr,
+        remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         let stats = &self.stats;
-        self.check(peer, Some(&stats.accepts_allowed), &stats.accepts_refused)?;
+        self.check(
+            Some(peer),
+            Some(remote),
+            Some(&stats.accepts_allowed),
+            &stats.accepts_refused,
+        )?;
         Ok(dummy::ConnectionHandler)
     }
 
@@ -99,10 +191,9 @@ impl NetworkBehaviour for Gate {
         _: &[Multiaddr],
         _: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        if let Some(peer) = peer {
-            let stats = &self.stats;
-            self.check(peer, Some(&stats.dials_allowed), &stats.dials_refused)?;
-        }
+        let stats = &self.stats;
+        // A dial by address alone is counted as allowed here and checked again once up.
+        self.check(peer, None, Some(&stats.dials_allowed), &stats.dials_refused)?;
         Ok(Vec::new())
     }
 
@@ -110,13 +201,13 @@ impl NetworkBehaviour for Gate {
         &mut self,
         _: ConnectionId,
         peer: PeerId,
-        _: &Multiaddr,
+        addr: &Multiaddr,
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        // A dial by address only learns the peer id here; its admission was counted when the
-        // dial started.
-        self.check(peer, None, &self.stats.dials_refused)?;
+        // A dial by address only learns the peer id here, and a dial by peer id only its
+        // address; its admission was counted when the dial started.
+        self.check(Some(peer), Some(addr), None, &self.stats.dials_refused)?;
         Ok(dummy::ConnectionHandler)
     }
 

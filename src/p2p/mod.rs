@@ -24,6 +24,7 @@ pub mod keys;
 pub mod peers;
 pub mod reqresp;
 pub mod scoring;
+pub mod views;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -85,6 +86,40 @@ pub struct NetworkConfig {
     pub gate_stats: Arc<gate::GateStats>,
     /// When peers are banned.
     pub ban: BanConfig,
+    /// The operator's blocked and protected peers.
+    pub lists: Arc<peers::lists::PeerLists>,
+    /// Score snapshots (persisted).
+    pub scorebook: Arc<peers::scorebook::ScoreBook>,
+    /// Connection limits.
+    pub limits: ConnectionLimits,
+}
+
+/// op-node `--p2p.peers.lo`: the connection manager trims down to this many peers.
+pub const DEFAULT_PEERS_LO: usize = 20;
+/// op-node `--p2p.peers.hi`: trimming starts above this many peers.
+pub const DEFAULT_PEERS_HI: usize = 30;
+/// op-node `--p2p.peers.grace`: a new connection is not trimmed for this long.
+pub const DEFAULT_PEERS_GRACE: Duration = Duration::from_secs(30);
+
+/// The connection manager's limits (spec §7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Low water mark.
+    pub lo: usize,
+    /// High water mark.
+    pub hi: usize,
+    /// Grace period of new connections.
+    pub grace: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            lo: DEFAULT_PEERS_LO,
+            hi: DEFAULT_PEERS_HI,
+            grace: DEFAULT_PEERS_GRACE,
+        }
+    }
 }
 
 /// op-node `--p2p.ban.peers`: ban peers whose score fell below the threshold.
@@ -173,6 +208,29 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: oneshot::Sender<Vec<String>>,
     },
+    Peers {
+        connected_only: bool,
+        reply: oneshot::Sender<Vec<views::PeerView>>,
+    },
+    SelfView {
+        reply: oneshot::Sender<views::SelfView>,
+    },
+    Stats {
+        reply: oneshot::Sender<views::NetworkStats>,
+    },
+    /// Dial and report when connected (or failed).
+    Connect {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    /// Close every connection to `peer`; `forget` also clears its addresses.
+    Disconnect {
+        peer: PeerId,
+        reason: peers::book::DisconnectReason,
+        forget: bool,
+    },
+    /// Close connections that the gate would now refuse (after a block or a ban).
+    CloseRefused,
 }
 
 /// Why a network operation failed.
@@ -269,6 +327,57 @@ impl NetworkHandle {
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
         self.request(|reply| Command::ConnectedPeers { reply })
             .await
+    }
+
+    /// Every known peer (or only the connected ones), with scores and reasons.
+    pub async fn peers(&self, connected_only: bool) -> Result<Vec<views::PeerView>, NetworkError> {
+        self.request(|reply| Command::Peers {
+            connected_only,
+            reply,
+        })
+        .await
+    }
+
+    /// This node.
+    pub async fn self_view(&self) -> Result<views::SelfView, NetworkError> {
+        self.request(|reply| Command::SelfView { reply }).await
+    }
+
+    /// Peer counts.
+    pub async fn stats(&self) -> Result<views::NetworkStats, NetworkError> {
+        self.request(|reply| Command::Stats { reply }).await
+    }
+
+    /// Dials `addr` (which must end in `/p2p/<id>`) and waits until the connection is up or the
+    /// dial failed. The caller bounds the wait.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<(), NetworkError> {
+        self.request(|reply| Command::Connect { addr, reply })
+            .await?
+    }
+
+    /// Closes every connection to `peer` for `reason`; `forget` also clears its addresses.
+    pub async fn disconnect(
+        &self,
+        peer: PeerId,
+        reason: peers::book::DisconnectReason,
+        forget: bool,
+    ) -> Result<(), NetworkError> {
+        self.commands
+            .send(Command::Disconnect {
+                peer,
+                reason,
+                forget,
+            })
+            .await
+            .map_err(|_| NetworkError::Closed)
+    }
+
+    /// Closes connections the gate would now refuse (call after blocking or banning).
+    pub async fn close_refused(&self) -> Result<(), NetworkError> {
+        self.commands
+            .send(Command::CloseRefused)
+            .await
+            .map_err(|_| NetworkError::Closed)
     }
 
     /// The topics gossipsub tracks for `peer` (only those our subscription filter allows).

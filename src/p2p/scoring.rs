@@ -58,6 +58,21 @@ pub fn score_decay(duration: Duration, slot: Duration) -> f64 {
     0.01f64.powf(1.0 / ticks.max(1.0))
 }
 
+/// The slot (decay interval) of a chain with `block_time_secs` (2 s when 0).
+fn slot(block_time_secs: u64) -> Duration {
+    Duration::from_secs(if block_time_secs == 0 {
+        2
+    } else {
+        block_time_secs
+    })
+}
+
+/// op-node `RetainScore`: 100 epochs of 6 slots. Scores of peers gone longer are forgotten
+/// (by gossipsub, and by the scorebook).
+pub fn retain_score(block_time_secs: u64) -> Duration {
+    slot(block_time_secs) * 6 * 100
+}
+
 /// op-node's "light" parameters for a chain with `block_time_secs` (2 s when 0).
 ///
 /// One deviation: loopback addresses are exempt from the IP colocation penalty. Every peer of a
@@ -65,11 +80,7 @@ pub fn score_decay(duration: Duration, slot: Duration) -> f64 {
 /// would push them all below the graylist threshold as soon as one has more than 10 such peers.
 /// Remote peers are scored exactly as op-node scores them.
 pub fn light_params(block_time_secs: u64) -> PeerScoreParams {
-    let slot = Duration::from_secs(if block_time_secs == 0 {
-        2
-    } else {
-        block_time_secs
-    });
+    let slot = slot(block_time_secs);
     let epoch = slot * 6;
     PeerScoreParams {
         topics: HashMap::new(),
@@ -87,7 +98,7 @@ pub fn light_params(block_time_secs: u64) -> PeerScoreParams {
         behaviour_penalty_decay: score_decay(epoch * 10, slot),
         decay_interval: slot,
         decay_to_zero: DECAY_TO_ZERO,
-        retain_score: epoch * 100,
+        retain_score: retain_score(block_time_secs),
         // rust-libp2p's slow-peer term has no op-node counterpart.
         slow_peer_weight: 0.0,
         ..PeerScoreParams::default()

@@ -15,6 +15,8 @@
 
 mod peers;
 
+pub use peers::PeerRecords;
+
 use std::path::Path;
 
 use alloy_primitives::{B256, Bytes};
@@ -114,7 +116,7 @@ impl Store {
             txn.open_table(BLOCKS).map_err(db_err)?;
             txn.open_table(CANONICAL).map_err(db_err)?;
             txn.open_table(META).map_err(db_err)?;
-            txn.open_table(peers::PEER_BANS).map_err(db_err)?;
+            peers::create_tables(&txn)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Self {

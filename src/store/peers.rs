@@ -1,49 +1,140 @@
-//! Peer records in the embedded database, beside the blocks: temporary bans with their expiry,
-//! restored when the node starts so a restart does not let a banned peer back in.
+//! Peer records in the embedded database, beside the blocks, restored when the node starts so a
+//! restart lets no banned or blocked peer back in and forgets no score:
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `peer_bans` | peer id bytes | ban expiry (unix s) |
+//! | `ip_bans` | IP, text form | ban expiry (unix s) |
+//! | `blocked_peers` | peer id bytes | 0 (permanent) |
+//! | `blocked_addrs` | IP, text form | 0 |
+//! | `blocked_subnets` | CIDR, text form | 0 |
+//! | `protected_peers` | peer id bytes | 0 |
+//! | `peer_scores` | peer id bytes | scorebook record (JSON, see `p2p::peers::scorebook`) |
+//!
+//! Keys are opaque bytes here; the owners in `p2p::peers` encode and decode them and skip (with
+//! a warning) a record they cannot read, so a damaged file never stops the node.
 
-use libp2p::PeerId;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Store, StoreError, db_err};
 
-/// Peer id (multihash bytes) → ban expiry (unix seconds).
-pub(super) const PEER_BANS: TableDefinition<&[u8], u64> = TableDefinition::new("peer_bans");
+/// A table of keyed peer records with a `u64` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRecords {
+    /// Temporary peer bans → expiry.
+    PeerBans,
+    /// Temporary IP bans → expiry.
+    IpBans,
+    /// Permanently blocked peers.
+    BlockedPeers,
+    /// Permanently blocked IPs.
+    BlockedAddrs,
+    /// Permanently blocked subnets.
+    BlockedSubnets,
+    /// Peers protected by the operator (`opp2p_protectPeer`).
+    ProtectedPeers,
+}
+
+impl PeerRecords {
+    /// Every record table (created when the store opens).
+    pub const ALL: [Self; 6] = [
+        Self::PeerBans,
+        Self::IpBans,
+        Self::BlockedPeers,
+        Self::BlockedAddrs,
+        Self::BlockedSubnets,
+        Self::ProtectedPeers,
+    ];
+
+    fn table(self) -> TableDefinition<'static, &'static [u8], u64> {
+        TableDefinition::new(match self {
+            Self::PeerBans => "peer_bans",
+            Self::IpBans => "ip_bans",
+            Self::BlockedPeers => "blocked_peers",
+            Self::BlockedAddrs => "blocked_addrs",
+            Self::BlockedSubnets => "blocked_subnets",
+            Self::ProtectedPeers => "protected_peers",
+        })
+    }
+}
+
+/// Peer id bytes → scorebook record.
+pub(super) const PEER_SCORES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("peer_scores");
+
+/// Creates the peer tables (inside the store's opening transaction).
+pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    for records in PeerRecords::ALL {
+        txn.open_table(records.table()).map_err(db_err)?;
+    }
+    txn.open_table(PEER_SCORES).map_err(db_err)?;
+    Ok(())
+}
 
 impl Store {
-    /// Records (or replaces) a ban of `peer` until `until` (unix seconds).
-    pub fn save_peer_ban(&self, peer: &PeerId, until: u64) -> Result<(), StoreError> {
+    /// Records (or replaces) `key → value` in `records`.
+    pub fn put_peer_record(
+        &self,
+        records: PeerRecords,
+        key: &[u8],
+        value: u64,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
-            let mut table = txn.open_table(PEER_BANS).map_err(db_err)?;
-            table
-                .insert(peer.to_bytes().as_slice(), until)
-                .map_err(db_err)?;
+            let mut table = txn.open_table(records.table()).map_err(db_err)?;
+            table.insert(key, value).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)
     }
 
-    /// Forgets the ban of `peer`.
-    pub fn remove_peer_ban(&self, peer: &PeerId) -> Result<(), StoreError> {
+    /// Forgets `key` in `records`.
+    pub fn remove_peer_record(&self, records: PeerRecords, key: &[u8]) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
-            let mut table = txn.open_table(PEER_BANS).map_err(db_err)?;
-            table.remove(peer.to_bytes().as_slice()).map_err(db_err)?;
+            let mut table = txn.open_table(records.table()).map_err(db_err)?;
+            table.remove(key).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)
     }
 
-    /// Every recorded ban. A record whose key is not a peer id (a damaged file) is skipped with
-    /// a warning rather than failing the start.
-    pub fn peer_bans(&self) -> Result<Vec<(PeerId, u64)>, StoreError> {
+    /// Every record of `records`.
+    pub fn peer_records(&self, records: PeerRecords) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(PEER_BANS).map_err(db_err)?;
+        let table = txn.open_table(records.table()).map_err(db_err)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(db_err)? {
             let (k, v) = entry.map_err(db_err)?;
-            match PeerId::from_bytes(k.value()) {
-                Ok(peer) => out.push((peer, v.value())),
-                Err(e) => tracing::warn!(error = %e, "skipping a damaged peer ban record"),
+            out.push((k.value().to_vec(), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// Replaces the score records: writes `put` and deletes `remove`, in one transaction.
+    pub fn save_peer_scores(
+        &self,
+        put: &[(Vec<u8>, Vec<u8>)],
+        remove: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = txn.open_table(PEER_SCORES).map_err(db_err)?;
+            for (k, v) in put {
+                table.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
             }
+            for k in remove {
+                table.remove(k.as_slice()).map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Every score record.
+    pub fn peer_scores(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(PEER_SCORES).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
         }
         Ok(out)
     }

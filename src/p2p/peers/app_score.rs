@@ -170,6 +170,18 @@ impl AppScores {
         peers.entry(peer).or_default().record(outcome);
     }
 
+    /// Puts back counters recorded before a restart (the scorebook), unless `peer` already
+    /// has counters.
+    pub fn restore(&self, peer: PeerId, counters: AppCounters) {
+        if counters.is_zero() {
+            return;
+        }
+        let mut peers = self.lock();
+        if peers.len() < MAX_TRACKED_PEERS {
+            peers.entry(peer).or_insert(counters);
+        }
+    }
+
     /// One slot passed: decays the counters of `connected` peers (op-node decays only those),
     /// and forgets peers whose counters all reached zero.
     pub fn decay_slot<'a>(&self, connected: impl IntoIterator<Item = &'a PeerId>) {

@@ -1,125 +1,250 @@
-//! Temporary peer bans (op-node's peer-ban book, spec §7.2): who is banned until when, written
-//! through to the embedded database so bans survive a restart. Read by the connection gate on
-//! every connection attempt and written by the ban monitor.
+//! Temporary bans of peers and IPs (op-node's peer-ban and IP-ban books, spec §7.2): who is
+//! banned until when, written through to the embedded database so bans survive a restart. Read
+//! by the connection gate on every connection attempt; written by the ban monitor (peers) and
+//! the operator (peers and IPs).
 //!
 //! Expiry is checked lazily against the `now` passed in: an expired ban is dropped (from memory
 //! and disk) the next time it is looked at, as op-node does.
 
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use libp2p::PeerId;
 
-use crate::store::Store;
+use crate::store::{PeerRecords, Store};
 
-/// Bans kept at most. Beyond it the ban expiring soonest is dropped first: bans come from the
-/// monitor (one peer per second at most) or the operator, so this bound is never reached in
-/// practice; it only keeps a pathological run from growing the table without limit.
+/// Bans kept at most, per book. Beyond it the ban expiring soonest is dropped first: bans come
+/// from the monitor (one peer per second at most) or the operator, so this bound is never
+/// reached in practice; it only keeps a pathological run from growing the table without limit.
 pub const MAX_BANS: usize = 100_000;
 
-/// The ban book.
-#[derive(Debug, Default)]
-pub struct BanList {
-    peers: Mutex<HashMap<PeerId, u64>>,
-    store: Option<Arc<Store>>,
-    /// Bans recorded.
-    pub bans: AtomicU64,
-    /// Bans that expired (peer unbans).
-    pub unbans: AtomicU64,
+/// A key of a ban book and how it is stored.
+trait BanKey: Copy + Eq + Hash + std::fmt::Display {
+    const RECORDS: PeerRecords;
+    fn encode(&self) -> Vec<u8>;
+    fn decode(bytes: &[u8]) -> Option<Self>;
 }
 
-impl BanList {
-    /// A book backed by `store`, holding the bans it recorded that have not expired at `now`.
-    pub fn load(store: Arc<Store>, now: u64) -> Self {
-        let mut peers = HashMap::new();
-        match store.peer_bans() {
-            Ok(bans) => {
-                for (peer, until) in bans {
-                    if until > now {
-                        peers.insert(peer, until);
-                    } else if let Err(e) = store.remove_peer_ban(&peer) {
-                        tracing::warn!(error = %e, "cannot drop an expired ban");
+impl BanKey for PeerId {
+    const RECORDS: PeerRecords = PeerRecords::PeerBans;
+    fn encode(&self) -> Vec<u8> {
+        self.to_bytes()
+    }
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        PeerId::from_bytes(bytes).ok()
+    }
+}
+
+impl BanKey for IpAddr {
+    const RECORDS: PeerRecords = PeerRecords::IpBans;
+    fn encode(&self) -> Vec<u8> {
+        self.to_string().into_bytes()
+    }
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        std::str::from_utf8(bytes).ok()?.parse().ok()
+    }
+}
+
+/// One book: key → expiry (unix seconds), with its counters.
+#[derive(Debug)]
+struct Book<K> {
+    entries: Mutex<HashMap<K, u64>>,
+    store: Option<Arc<Store>>,
+    bans: AtomicU64,
+    unbans: AtomicU64,
+}
+
+impl<K: BanKey> Book<K> {
+    fn new(store: Option<Arc<Store>>, now: u64) -> Self {
+        let mut entries = HashMap::new();
+        if let Some(store) = &store {
+            match store.peer_records(K::RECORDS) {
+                Ok(records) => {
+                    for (key, until) in records {
+                        match K::decode(&key) {
+                            Some(k) if until > now => {
+                                entries.insert(k, until);
+                            }
+                            Some(_) => {}
+                            None => {
+                                tracing::warn!(records = ?K::RECORDS, "skipping a damaged ban record")
+                            }
+                        }
+                        if until <= now
+                            && let Err(e) = store.remove_peer_record(K::RECORDS, &key)
+                        {
+                            tracing::warn!(error = %e, "cannot drop an expired ban");
+                        }
                     }
                 }
+                Err(e) => tracing::error!(error = %e, "cannot read the bans; starting without"),
             }
-            Err(e) => tracing::error!(error = %e, "cannot read the peer bans; starting without"),
         }
         Self {
-            peers: Mutex::new(peers),
-            store: Some(store),
-            ..Self::default()
+            entries: Mutex::new(entries),
+            store,
+            bans: AtomicU64::new(0),
+            unbans: AtomicU64::new(0),
         }
     }
 
-    /// A book that is not persisted.
-    pub fn in_memory() -> Self {
-        Self::default()
-    }
-
-    /// Bans `peer` until `until` (unix seconds), replacing any earlier expiry.
-    pub fn ban(&self, peer: PeerId, until: u64) {
+    fn ban(&self, key: K, until: u64) {
         {
-            let mut peers = self.lock();
-            if !peers.contains_key(&peer)
-                && peers.len() >= MAX_BANS
-                && let Some(soonest) = peers.iter().min_by_key(|(_, u)| **u).map(|(p, _)| *p)
+            let mut entries = self.lock();
+            if !entries.contains_key(&key)
+                && entries.len() >= MAX_BANS
+                && let Some(soonest) = entries.iter().min_by_key(|(_, u)| **u).map(|(k, _)| *k)
             {
-                peers.remove(&soonest);
+                entries.remove(&soonest);
             }
-            peers.insert(peer, until);
+            entries.insert(key, until);
         }
         self.bans.fetch_add(1, Ordering::Relaxed);
         if let Some(store) = &self.store
-            && let Err(e) = store.save_peer_ban(&peer, until)
+            && let Err(e) = store.put_peer_record(K::RECORDS, &key.encode(), until)
         {
-            tracing::error!(%peer, error = %e, "cannot persist a peer ban");
+            tracing::error!(%key, error = %e, "cannot persist a ban");
         }
     }
 
-    /// Lifts the ban of `peer` now.
-    pub fn unban(&self, peer: &PeerId) {
-        if self.lock().remove(peer).is_some() {
-            self.forget(peer);
+    fn unban(&self, key: &K) {
+        if self.lock().remove(key).is_some() {
+            self.forget(key);
         }
     }
 
-    /// The expiry of `peer`'s ban, if it is banned at `now`.
-    pub fn banned_until(&self, peer: &PeerId, now: u64) -> Option<u64> {
+    fn banned_until(&self, key: &K, now: u64) -> Option<u64> {
         {
-            let mut peers = self.lock();
-            match peers.get(peer) {
+            let mut entries = self.lock();
+            match entries.get(key) {
                 None => return None,
                 Some(&until) if until > now => return Some(until),
                 Some(_) => {
-                    peers.remove(peer);
+                    entries.remove(key);
                 }
             }
         }
         // Expired: forgotten here, outside the lock (the disk write may take a while).
         self.unbans.fetch_add(1, Ordering::Relaxed);
-        self.forget(peer);
+        self.forget(key);
         None
     }
 
-    /// Every ban still in force at `now`.
-    pub fn list(&self, now: u64) -> Vec<(PeerId, u64)> {
+    fn list(&self, now: u64) -> Vec<(K, u64)> {
         self.lock()
             .iter()
             .filter(|(_, until)| **until > now)
-            .map(|(p, u)| (*p, *u))
+            .map(|(k, u)| (*k, *u))
             .collect()
     }
 
-    fn forget(&self, peer: &PeerId) {
+    fn forget(&self, key: &K) {
         if let Some(store) = &self.store
-            && let Err(e) = store.remove_peer_ban(peer)
+            && let Err(e) = store.remove_peer_record(K::RECORDS, &key.encode())
         {
-            tracing::warn!(%peer, error = %e, "cannot remove a peer ban record");
+            tracing::warn!(%key, error = %e, "cannot remove a ban record");
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, u64>> {
-        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, u64>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The ban books: peers and IPs.
+#[derive(Debug)]
+pub struct BanList {
+    peers: Book<PeerId>,
+    ips: Book<IpAddr>,
+}
+
+impl Default for BanList {
+    fn default() -> Self {
+        Self::in_memory()
+    }
+}
+
+impl BanList {
+    /// Books backed by `store`, holding the bans recorded there that have not expired at `now`
+    /// (expired ones are deleted).
+    pub fn load(store: Arc<Store>, now: u64) -> Self {
+        Self {
+            peers: Book::new(Some(store.clone()), now),
+            ips: Book::new(Some(store), now),
+        }
+    }
+
+    /// Books that are not persisted.
+    pub fn in_memory() -> Self {
+        Self {
+            peers: Book::new(None, 0),
+            ips: Book::new(None, 0),
+        }
+    }
+
+    /// Bans `peer` until `until` (unix seconds), replacing any earlier expiry.
+    pub fn ban(&self, peer: PeerId, until: u64) {
+        self.peers.ban(peer, until);
+    }
+
+    /// Lifts the ban of `peer` now.
+    pub fn unban(&self, peer: &PeerId) {
+        self.peers.unban(peer);
+    }
+
+    /// The expiry of `peer`'s ban, if it is banned at `now`.
+    pub fn banned_until(&self, peer: &PeerId, now: u64) -> Option<u64> {
+        self.peers.banned_until(peer, now)
+    }
+
+    /// Every peer ban still in force at `now`.
+    pub fn list(&self, now: u64) -> Vec<(PeerId, u64)> {
+        self.peers.list(now)
+    }
+
+    /// Bans `ip` until `until` (unix seconds).
+    pub fn ban_ip(&self, ip: IpAddr, until: u64) {
+        self.ips.ban(ip, until);
+    }
+
+    /// Lifts the ban of `ip` now.
+    pub fn unban_ip(&self, ip: &IpAddr) {
+        self.ips.unban(ip);
+    }
+
+    /// The expiry of `ip`'s ban, if it is banned at `now`.
+    pub fn ip_banned_until(&self, ip: &IpAddr, now: u64) -> Option<u64> {
+        self.ips.banned_until(ip, now)
+    }
+
+    /// Every IP ban still in force at `now`.
+    pub fn list_ips(&self, now: u64) -> Vec<(IpAddr, u64)> {
+        self.ips.list(now)
+    }
+
+    /// Counters: (peer bans, peer unbans, IP bans, IP unbans) since start.
+    pub fn counts(&self) -> BanCounts {
+        BanCounts {
+            peer_bans: self.peers.bans.load(Ordering::Relaxed),
+            peer_unbans: self.peers.unbans.load(Ordering::Relaxed),
+            ip_bans: self.ips.bans.load(Ordering::Relaxed),
+            ip_unbans: self.ips.unbans.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Ban counters since start (metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BanCounts {
+    /// Peer bans recorded.
+    pub peer_bans: u64,
+    /// Peer bans that expired.
+    pub peer_unbans: u64,
+    /// IP bans recorded.
+    pub ip_bans: u64,
+    /// IP bans that expired.
+    pub ip_unbans: u64,
 }

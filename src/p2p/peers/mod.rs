@@ -1,6 +1,13 @@
-//! What the node knows about its peers beyond the swarm: their application scores (fed by
-//! req/resp outcomes). Bans, gating and the gossipsub score push build on this (issue 5).
+//! What the node knows about its peers beyond the swarm: the peer book (identify, latency,
+//! disconnect reasons), application scores (req/resp outcomes and invalid blocks) and their
+//! breakdown, the scorebook (snapshots, persisted), temporary bans (peers, IPs) and the
+//! operator's lists (blocked peers, IPs, subnets; protected peers). The event loop, the
+//! connection gate and the admin RPC read and write these.
 
 pub mod app_score;
 pub mod bans;
+pub mod book;
 pub mod breakdown;
+pub mod lists;
+pub mod scorebook;
+pub mod subnet;

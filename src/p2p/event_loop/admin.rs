@@ -1,0 +1,174 @@
+//! The event loop's answers to the admin RPC's commands (`opp2p_*`, spec §9): peer snapshots,
+//! counts, connecting and disconnecting peers, and closing connections the gate would now
+//! refuse. Everything is answered from state in memory; nothing here waits.
+
+use libp2p::PeerId;
+use libp2p::swarm::dial_opts::DialOpts;
+
+use super::{EventLoop, MAX_PENDING_CONNECTS};
+use crate::clock::unix_now;
+use crate::p2p::peers::book::DisconnectReason;
+use crate::p2p::views::{NetworkStats, PeerView, SelfView};
+use crate::p2p::{Command, NetworkError, gossip, peer_id_of, reqresp};
+
+/// Protocols of the swarm besides payload_by_number: gossipsub's (rust-libp2p's default
+/// `meshsub` versions), identify and ping (their standard ids).
+const BASE_PROTOCOLS: [&str; 5] = [
+    "/meshsub/1.2.0",
+    "/meshsub/1.1.0",
+    "/meshsub/1.0.0",
+    "/ipfs/id/1.0.0",
+    "/ipfs/ping/1.0.0",
+];
+
+impl EventLoop {
+    pub(super) fn on_admin_command(&mut self, command: Command) {
+        match command {
+            Command::Peers {
+                connected_only,
+                reply,
+            } => {
+                let _ = reply.send(self.peer_views(connected_only));
+            }
+            Command::SelfView { reply } => {
+                let local = *self.swarm.local_peer_id();
+                let mut protocols: Vec<String> =
+                    BASE_PROTOCOLS.iter().map(|p| (*p).to_owned()).collect();
+                protocols.extend(
+                    reqresp::protocols(self.validator.chain().chain_id)
+                        .into_iter()
+                        .map(|p| p.to_string()),
+                );
+                let _ = reply.send(SelfView {
+                    peer: local,
+                    addresses: self.listen_addrs.clone(),
+                    agent_version: self.agent_version.clone(),
+                    protocol_version: super::IDENTIFY_PROTOCOL.to_owned(),
+                    protocols,
+                });
+            }
+            Command::Stats { reply } => {
+                let mut stats = NetworkStats {
+                    connected: self.swarm.connected_peers().count(),
+                    known: self.book.len(),
+                    ..NetworkStats::default()
+                };
+                for view in self.peer_views(true) {
+                    for (count, on) in stats.block_topics.iter_mut().zip(view.block_topics) {
+                        *count += usize::from(on);
+                    }
+                }
+                let _ = reply.send(stats);
+            }
+            Command::Connect { addr, reply } => {
+                let Some(peer) = peer_id_of(&addr) else {
+                    let _ = reply.send(Err(NetworkError::Dial(format!(
+                        "{addr}: the address must end in /p2p/<peer id>"
+                    ))));
+                    return;
+                };
+                if self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                let waiting: usize = self.pending_connects.values().map(Vec::len).sum();
+                if waiting >= MAX_PENDING_CONNECTS {
+                    let _ = reply.send(Err(NetworkError::Dial(
+                        "too many connects in progress".into(),
+                    )));
+                    return;
+                }
+                let opts = DialOpts::peer_id(peer).addresses(vec![addr]).build();
+                match self.swarm.dial(opts) {
+                    Ok(()) => self.pending_connects.entry(peer).or_default().push(reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(NetworkError::Dial(e.to_string())));
+                    }
+                }
+            }
+            Command::Disconnect {
+                peer,
+                reason,
+                forget,
+            } => {
+                self.close_peer(peer, reason);
+                if forget {
+                    self.book.forget_addresses(&peer);
+                }
+            }
+            Command::CloseRefused => {
+                let now = unix_now();
+                let refused: Vec<(PeerId, DisconnectReason)> = self
+                    .swarm
+                    .connected_peers()
+                    .filter_map(|peer| {
+                        let addr = self.book.get(peer).and_then(|r| r.remote_ip).map(|ip| {
+                            libp2p::Multiaddr::empty().with(match ip {
+                                std::net::IpAddr::V4(v4) => libp2p::multiaddr::Protocol::Ip4(v4),
+                                std::net::IpAddr::V6(v6) => libp2p::multiaddr::Protocol::Ip6(v6),
+                            })
+                        });
+                        self.admission
+                            .refusal(Some(*peer), addr.as_ref(), now)
+                            .map(|r| {
+                                let reason = if r.is_ban() {
+                                    DisconnectReason::Banned
+                                } else {
+                                    DisconnectReason::Blocked
+                                };
+                                (*peer, reason)
+                            })
+                    })
+                    .collect();
+                for (peer, reason) in refused {
+                    tracing::info!(%peer, reason = reason.as_str(), "closing a peer the gate now refuses");
+                    self.close_peer(peer, reason);
+                }
+            }
+            // The loop answers the others itself.
+            Command::Publish { .. }
+            | Command::Dial { .. }
+            | Command::ListenAddrs { .. }
+            | Command::ConnectedPeers { .. }
+            | Command::PeerTopics { .. } => {}
+        }
+    }
+
+    /// Answers the callers waiting on a dial to `peer`.
+    pub(super) fn finish_connects(&mut self, peer: PeerId, result: Result<(), NetworkError>) {
+        for reply in self.pending_connects.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(result.clone());
+        }
+    }
+
+    /// Every known peer (or only the connected ones).
+    fn peer_views(&self, connected_only: bool) -> Vec<PeerView> {
+        let topics = gossip::topics(self.validator.chain());
+        let mut subscribed: std::collections::HashMap<PeerId, [bool; 4]> =
+            std::collections::HashMap::new();
+        for (peer, peer_topics) in self.swarm.behaviour().gossipsub.all_peers() {
+            let flags = subscribed.entry(*peer).or_default();
+            for (flag, topic) in flags.iter_mut().zip(&topics) {
+                *flag |= peer_topics.contains(&&topic.hash());
+            }
+        }
+        let live: std::collections::HashMap<PeerId, _> = self.breakdowns().into_iter().collect();
+        self.book
+            .iter()
+            .filter(|(_, r)| !connected_only || r.is_connected())
+            .map(|(peer, record)| PeerView {
+                peer: *peer,
+                record: record.clone(),
+                protected: self.is_protected(peer),
+                block_topics: subscribed.get(peer).copied().unwrap_or_default(),
+                score: live.get(peer).copied().unwrap_or_else(|| {
+                    // A disconnected peer: its last snapshot, with today's app counters.
+                    let mut last = self.scorebook.get(peer).map(|(_, b)| b).unwrap_or_default();
+                    last.app = self.app_scores.counters(peer);
+                    last
+                }),
+                disconnect_reason: record.shown_disconnect_reason(),
+            })
+            .collect()
+    }
+}
