@@ -64,6 +64,7 @@ pub mod devnet;
 pub mod node;
 pub mod p2p;
 pub mod producer;
+pub mod rpc;
 pub mod store;
 pub mod sync;
 pub mod validate;

@@ -83,6 +83,8 @@ pub struct NodeConfig {
     pub ban: BanConfig,
     /// `--p2p.peers.lo/hi/grace`.
     pub limits: ConnectionLimits,
+    /// The admin RPC (`None`: not served).
+    pub rpc: Option<crate::rpc::RpcConfig>,
 }
 
 /// Where a stored block came from.
@@ -185,6 +187,9 @@ pub enum NodeError {
     /// Production failed or the producer stopped.
     #[error("block production: {0}")]
     Produce(String),
+    /// The admin RPC could not start.
+    #[error(transparent)]
+    Rpc(#[from] crate::rpc::RpcError),
 }
 
 /// A running node.
@@ -197,6 +202,7 @@ pub struct RunningNode {
     produce: Option<ProducerClient>,
     server_stats: Option<Arc<ServerStats>>,
     sync_stats: Option<Arc<SyncStats>>,
+    rpc_addr: Option<std::net::SocketAddr>,
     app_scores: Arc<AppScores>,
     bans: Arc<BanList>,
     gate_stats: Arc<GateStats>,
@@ -366,7 +372,26 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         };
         tasks.push(tokio::spawn(producer.run()));
     }
+    let rpc_addr = match config.rpc {
+        Some(rpc) => {
+            let context = crate::rpc::AdminContext {
+                network: network.clone(),
+                lists: lists.clone(),
+                bans: bans.clone(),
+            };
+            match crate::rpc::start(rpc, context, shutdown.clone()).await {
+                Ok(addr) => Some(addr),
+                Err(e) => {
+                    // Stop what already started before reporting.
+                    shutdown.cancel();
+                    return Err(e.into());
+                }
+            }
+        }
+        None => None,
+    };
     Ok(RunningNode {
+        rpc_addr,
         network,
         store,
         validator,
@@ -489,6 +514,11 @@ impl RunningNode {
     /// What the connection gate allowed and refused.
     pub fn gate_stats(&self) -> &Arc<GateStats> {
         &self.gate_stats
+    }
+
+    /// Where the admin RPC listens, if it is served.
+    pub fn rpc_addr(&self) -> Option<std::net::SocketAddr> {
+        self.rpc_addr
     }
 
     /// The operator's blocked and protected peers.

@@ -37,6 +37,8 @@ impl NodeProcess {
                 "127.0.0.1",
                 "--p2p.listen.tcp",
                 "0",
+                "--rpc.port",
+                "0",
                 "--control",
                 "stdio",
             ])

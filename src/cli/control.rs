@@ -1,7 +1,7 @@
 //! JSON-lines control channel of `op-gossip node --control stdio`, which `op-gossip devnet` uses
 //! to drive its child nodes: one JSON object per line each way.
 //!
-//! Events (stdout): `listening {addr, head}`, `peers {count}`, `accepted {number, hash, at_ms}`,
+//! Events (stdout): `listening {addr, head, rpc}` (`rpc`: the admin RPC address or null), `peers {count}`, `accepted {number, hash, at_ms}`,
 //! `published {number, hash, at_ms}`, `fetched {number, at_ms}` (stored from payload_by_number),
 //! `head {number, hash, at_ms}`, `judged {verdict, reason}` (non-ACCEPT only), `produced {ok,
 //! error}`, `lagged {missed}`, `exit {peak_rss_kib, sync}` (`sync`: the sync client's counters).
@@ -61,11 +61,11 @@ pub fn serve(node: &RunningNode) -> oneshot::Receiver<()> {
     let network = node.network().clone();
     let producer = node.producer();
     let head = node.head().map(|h| h.number);
+    let rpc = node.rpc_addr().map(|a| a.to_string());
     tokio::spawn(async move {
         if let Ok(addr) = dial_address(&network).await {
-            let _ = out_tx
-                .send(json!({"event": "listening", "addr": addr, "head": head}).to_string())
-                .await;
+            let line = json!({"event": "listening", "addr": addr, "head": head, "rpc": rpc});
+            let _ = out_tx.send(line.to_string()).await;
         }
         read_commands(network, producer, out_tx).await;
         let _ = stop_tx.send(());

@@ -179,6 +179,22 @@ pub struct NodeArgs {
     #[arg(long = "p2p.ban.duration", default_value = "1h", value_parser = super::parse_duration, env = "OP_NODE_P2P_PEER_BANNING_DURATION")]
     pub ban_duration: std::time::Duration,
 
+    /// Address of the admin JSON-RPC (opp2p_*).
+    #[arg(
+        long = "rpc.addr",
+        default_value = "127.0.0.1",
+        env = "OP_NODE_RPC_ADDR"
+    )]
+    pub rpc_addr: std::net::IpAddr,
+
+    /// Port of the admin JSON-RPC (0 = any free port; the bound address is logged).
+    #[arg(long = "rpc.port", default_value_t = crate::rpc::DEFAULT_RPC_PORT, env = "OP_NODE_RPC_PORT")]
+    pub rpc_port: u16,
+
+    /// Do not serve the admin JSON-RPC.
+    #[arg(long = "rpc.disable", default_value_t = false)]
+    pub rpc_disable: bool,
+
     /// Low water mark: the connection manager trims down to this many peers.
     #[arg(long = "p2p.peers.lo", default_value_t = crate::p2p::DEFAULT_PEERS_LO, env = "OP_NODE_P2P_PEERS_LO")]
     pub peers_lo: usize,
@@ -299,6 +315,10 @@ impl NodeArgs {
                 threshold: self.ban_threshold,
                 duration: self.ban_duration,
             },
+            rpc: (!self.rpc_disable).then_some(crate::rpc::RpcConfig {
+                addr: self.rpc_addr,
+                port: self.rpc_port,
+            }),
             limits: crate::p2p::ConnectionLimits {
                 lo: self.peers_lo,
                 hi: self.peers_hi,

@@ -536,6 +536,10 @@ async fn spawn_node(
             "127.0.0.1",
             "--p2p.listen.tcp",
             "0",
+            // Every node serves the admin RPC on a free port (its address is in the `listening`
+            // event), so an operator can inspect a running devnet.
+            "--rpc.port",
+            "0",
             "--control",
             "stdio",
         ])

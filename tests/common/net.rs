@@ -47,6 +47,7 @@ pub fn config(chain: &Arc<ChainSpec>, i: u8, dir: &std::path::Path, sequencer: b
         scoring: op_gossip::p2p::scoring::ScoringLevel::Light,
         ban: op_gossip::p2p::BanConfig::default(),
         limits: op_gossip::p2p::ConnectionLimits::default(),
+        rpc: None,
         sequencer: sequencer.then(|| SequencerConfig {
             signer: super::dev_signer(),
             schedule: Schedule::OnRequest,
