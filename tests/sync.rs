@@ -245,6 +245,7 @@ async fn misbehaving_peers_are_penalised_and_the_client_moves_on() {
         Behaviour::Truncated,
         Behaviour::Silent,
         Behaviour::NoProtocol,
+        Behaviour::RateLimited,
     ];
     let mut fakes = Vec::new();
     for (i, kind) in bad_kinds.iter().enumerate() {
@@ -262,6 +263,10 @@ async fn misbehaving_peers_are_penalised_and_the_client_moves_on() {
     .await;
 
     let mut cfg = config(&chain, 1, dir.path(), false);
+    cfg.rpc = Some(op_gossip::rpc::RpcConfig {
+        addr: "127.0.0.1".parse().unwrap(),
+        port: 0,
+    });
     if let Some(sync) = cfg.sync.as_mut() {
         // A silent peer costs one read deadline; keep it short so the test is quick.
         sync.timeouts = RequestTimeouts {
@@ -302,6 +307,29 @@ async fn misbehaving_peers_are_penalised_and_the_client_moves_on() {
         "a peer serving only the spec's protocol id is asked through it and rewarded"
     );
     assert!(scores.score(&seq.peer_id()) > 0.0);
+
+    // The admin RPC tells the operator why each peer's score is down.
+    let dump = common::http::call(
+        follower.rpc_addr().unwrap(),
+        "opp2p_peers",
+        serde_json::json!([true]),
+    )
+    .await;
+    let reasons =
+        |peer: &libp2p::PeerId| dump["peers"][peer.to_string()]["downscoreReasons"].clone();
+    for (kind, fake) in &fakes {
+        let expected = match kind {
+            Behaviour::RateLimited => "rate_limited",
+            _ => "rpc_error_response",
+        };
+        assert_eq!(
+            reasons(&fake.peer_id),
+            serde_json::json!([expected]),
+            "{kind:?}"
+        );
+    }
+    assert_eq!(reasons(&spec_only.peer_id), serde_json::json!([]));
+    assert_eq!(reasons(&seq.peer_id()), serde_json::json!([]));
     follower.shutdown().await;
     seq.shutdown().await;
 }

@@ -33,6 +33,8 @@ pub enum Behaviour {
     Silent,
     /// Does not speak payload_by_number at all.
     NoProtocol,
+    /// Answers code 3, as op-node's server does when it rate limits the requester.
+    RateLimited,
 }
 
 pub struct FakeServer {
@@ -117,7 +119,12 @@ async fn answer(mut stream: libp2p::Stream, store: Arc<Store>, behaviour: Behavi
         Behaviour::WrongNumber => number.saturating_sub(1).max(1),
         _ => number,
     };
-    let response = match store.canonical_block(serve).unwrap() {
+    let block = match behaviour {
+        Behaviour::RateLimited => None,
+        _ => store.canonical_block(serve).unwrap(),
+    };
+    let response = match block {
+        None if behaviour == Behaviour::RateLimited => encode_error(ResultCode::Unknown).to_vec(),
         None => encode_error(ResultCode::NotFound).to_vec(),
         Some(mut block) => {
             if behaviour == Behaviour::WrongHash {
