@@ -20,9 +20,16 @@
 //!  payload_by_number (p2p::reqresp::client) ──► plan: quarantine → promote along parent
 //!  hashes from a trusted (gossip-signed) block ──► store writer; outcomes ──► AppScores
 //!
-//!  connection ──► p2p::gate (banned peer refused) ──► gossipsub (op-node light scoring;
-//!  AppScores pushed in every second) ─ ban monitor: one peer a second, score < threshold and
-//!  not static ──► p2p::peers::bans (persisted in the store) + disconnect
+//!  connection ──► p2p::gate (banned/blocked peer, IP or subnet refused) ──► gossipsub (op-node
+//!  light scoring; AppScores pushed in every second) ─ event loop timers: ban monitor (one
+//!  peer a second, score < threshold and not static ──► p2p::peers::bans + disconnect),
+//!  connection manager (every 10 s: above peers.hi close the lowest-scored unprotected peers past
+//!  their grace, down to peers.lo), scorebook snapshot (every 15 s) ── bans, lists and scores
+//!  persisted in the store (written on the blocking pool), restored on start
+//!
+//!  admin RPC (rpc, jsonrpsee HTTP) ──► NetworkHandle commands (peer snapshots from the
+//!  p2p::peers::book, connect, disconnect, close what the gate now refuses)
+//!                                  └─► p2p::peers::{lists, bans} (shared, persisted)
 //!
 //!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 64 streams, global + per-peer
 //!  limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response

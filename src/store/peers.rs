@@ -61,6 +61,9 @@ impl PeerRecords {
 /// Peer id bytes → scorebook record.
 pub(super) const PEER_SCORES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("peer_scores");
 
+/// Score records as raw rows: (peer id bytes, JSON record).
+pub type ScoreRows = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Creates the peer tables (inside the store's opening transaction).
 pub(super) fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     for records in PeerRecords::ALL {
@@ -128,7 +131,7 @@ impl Store {
     }
 
     /// Every score record.
-    pub fn peer_scores(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn peer_scores(&self) -> Result<ScoreRows, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(PEER_SCORES).map_err(db_err)?;
         let mut out = Vec::new();
