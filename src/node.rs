@@ -324,6 +324,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                 config.chain.clone(),
                 store.clone(),
                 server_config,
+                app_scores.clone(),
                 shutdown.clone(),
             )
             .map_err(|e| NodeError::Network(p2p::NetworkError::Setup(e)))?,

@@ -174,6 +174,17 @@ async fn a_hammering_peer_is_limited_while_another_is_served() {
             .load(Ordering::Relaxed),
         limited as u64
     );
+    // Every refusal counts against the hammer (capped at 10, and at most one slot's decay since),
+    // none against the polite peer.
+    use op_gossip::p2p::peers::app_score::{DECAY_PER_SLOT, REFUSED_REQUEST_CAP};
+    assert!(limited as f64 > REFUSED_REQUEST_CAP);
+    let scores = server.app_scores();
+    let refused = scores.counters(&hammer.peer_id()).refused_requests;
+    assert!(
+        (REFUSED_REQUEST_CAP * DECAY_PER_SLOT - 1e-9..=REFUSED_REQUEST_CAP).contains(&refused),
+        "{refused}"
+    );
+    assert_eq!(scores.counters(&polite.peer_id()).refused_requests, 0.0);
     for n in [hammer, polite, server] {
         n.shutdown().await;
     }

@@ -35,6 +35,12 @@ pub const REJECTED_PAYLOAD_CAP: f64 = 20.0;
 pub const INVALID_BLOCK_WEIGHT: f64 = -140.4475;
 /// Cap of the invalid-block counter.
 pub const INVALID_BLOCK_CAP: f64 = 20.0;
+/// Weight of a request our server refused for rate (ours): at most −5 with the cap, half the
+/// gossip threshold (−10), so flooding alone never cuts a peer off gossip or bans it; the
+/// limiter is what stops the flood.
+pub const REFUSED_REQUEST_WEIGHT: f64 = -0.5;
+/// Cap of the refused-request counter.
+pub const REFUSED_REQUEST_CAP: f64 = 10.0;
 /// Per-slot decay (op-node `ScoreDecay(10 epochs)` with 32-slot epochs: 0.01^(1/320)).
 pub const DECAY_PER_SLOT: f64 = 0.926_119;
 /// Counters below this after decaying are set to 0 (op-node `DecayToZero`).
@@ -60,6 +66,11 @@ pub enum PeerOutcome {
     RateLimitedResponse,
     /// A gossip block we REJECTed (bad hash, wrong fork fields, undecodable...).
     InvalidBlock,
+    /// Our server refused one of its payload_by_number requests: over its rate limit for the
+    /// whole throttle wait, or over its open-stream limit. Ours (op-node does not score
+    /// requesters): a peer keeping a queue that deep is flooding us; the weight is small and
+    /// capped, so it shows (`rate_limited`) and costs gossip only together with other faults.
+    RequestRefused,
     /// A gossip block we REJECTed for its signature (invalid, or not the chain's signer). Counts
     /// as an invalid block; tracked apart only to tell the operator why.
     InvalidSignature,
@@ -91,6 +102,8 @@ pub struct AppCounters {
     pub rate_limited_responses: f64,
     /// The part of `invalid_blocks` rejected for their signature: attribution only.
     pub invalid_signatures: f64,
+    /// Requests of this peer our server refused for rate (≤ [`REFUSED_REQUEST_CAP`]).
+    pub refused_requests: f64,
 }
 
 impl AppCounters {
@@ -100,6 +113,7 @@ impl AppCounters {
             + ERROR_RESPONSE_WEIGHT * self.error_responses
             + REJECTED_PAYLOAD_WEIGHT * self.rejected_payloads
             + INVALID_BLOCK_WEIGHT * self.invalid_blocks
+            + REFUSED_REQUEST_WEIGHT * self.refused_requests
     }
 
     fn record(&mut self, outcome: PeerOutcome) {
@@ -113,6 +127,7 @@ impl AppCounters {
             }
             PeerOutcome::RejectedPayload => bump(&mut self.rejected_payloads, REJECTED_PAYLOAD_CAP),
             PeerOutcome::InvalidBlock => bump(&mut self.invalid_blocks, INVALID_BLOCK_CAP),
+            PeerOutcome::RequestRefused => bump(&mut self.refused_requests, REFUSED_REQUEST_CAP),
             PeerOutcome::InvalidSignature => {
                 bump(&mut self.invalid_blocks, INVALID_BLOCK_CAP);
                 bump(&mut self.invalid_signatures, INVALID_BLOCK_CAP);
@@ -128,6 +143,7 @@ impl AppCounters {
             &mut self.invalid_blocks,
             &mut self.rate_limited_responses,
             &mut self.invalid_signatures,
+            &mut self.refused_requests,
         ] {
             *counter *= DECAY_PER_SLOT;
             if *counter < DECAY_TO_ZERO {

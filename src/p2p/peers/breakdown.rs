@@ -59,7 +59,8 @@ impl ScoreBreakdown {
     /// [`DownscoreReason`]); empty when none.
     pub fn downscore_reasons(&self) -> Vec<DownscoreReason> {
         use crate::p2p::peers::app_score::{
-            ERROR_RESPONSE_WEIGHT, INVALID_BLOCK_WEIGHT, REJECTED_PAYLOAD_WEIGHT,
+            ERROR_RESPONSE_WEIGHT, INVALID_BLOCK_WEIGHT, REFUSED_REQUEST_WEIGHT,
+            REJECTED_PAYLOAD_WEIGHT,
         };
         let a = &self.app;
         let mut parts = [
@@ -77,7 +78,8 @@ impl ScoreBreakdown {
             ),
             (
                 DownscoreReason::RateLimited,
-                ERROR_RESPONSE_WEIGHT * a.rate_limited_responses,
+                ERROR_RESPONSE_WEIGHT * a.rate_limited_responses
+                    + REFUSED_REQUEST_WEIGHT * a.refused_requests,
             ),
             (
                 DownscoreReason::RpcRejectedPayload,
@@ -112,7 +114,9 @@ pub enum DownscoreReason {
     BehaviourPenalty,
     /// Too many peers from its IP (gossipsub's IP colocation factor).
     IpColocation,
-    /// It answered our requests with code 3 (op-node's rate-limit answer).
+    /// Rate limiting in either direction: our server refused its payload_by_number requests
+    /// (over its rate or open-stream limit), or it answered ours with code 3 (op-node's
+    /// rate-limit answer).
     RateLimited,
 }
 

@@ -113,6 +113,8 @@ struct AppExtra {
     invalid_blocks: f64,
     invalid_signatures: f64,
     rate_limited_responses: f64,
+    #[serde(default)]
+    refused_requests: f64,
 }
 
 /// One record as stored.
@@ -138,6 +140,7 @@ impl Record {
             invalid_blocks: self.app.invalid_blocks,
             invalid_signatures: self.app.invalid_signatures,
             rate_limited_responses: self.app.rate_limited_responses,
+            refused_requests: self.app.refused_requests,
         }
     }
 }
@@ -218,6 +221,7 @@ impl ScoreBook {
                         invalid_blocks: a.invalid_blocks,
                         invalid_signatures: a.invalid_signatures,
                         rate_limited_responses: a.rate_limited_responses,
+                        refused_requests: a.refused_requests,
                     },
                     breakdown,
                 };

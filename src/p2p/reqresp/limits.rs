@@ -97,16 +97,20 @@ impl PeerLimiters {
     }
 }
 
-/// Waits for one token from `global`, then one from `peer`, for at most `max_wait` in total.
+/// Waits for one token from `peer`, then one from `global`, for at most `max_wait` in total.
 /// Returns false when the wait ran out.
+///
+/// The peer's own bucket comes first (op-node takes the global token first): a peer flooding
+/// requests then queues behind its own limit and takes at most its own rate from the global
+/// bucket, instead of draining it while it waits and starving every other peer.
 pub async fn acquire(
     global: &DefaultDirectRateLimiter,
     peer: &DefaultDirectRateLimiter,
     max_wait: Duration,
 ) -> bool {
     tokio::time::timeout(max_wait, async {
-        global.until_ready().await;
         peer.until_ready().await;
+        global.until_ready().await;
     })
     .await
     .is_ok()

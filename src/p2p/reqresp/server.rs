@@ -1,7 +1,8 @@
 //! The payload_by_number server: accepts streams on both protocol ids and answers each request
 //! from the block store.
 //!
-//! Per stream: a free place among `max_streams` concurrent streams (else code 3 at once) → the
+//! Per stream: a free place among `max_streams` concurrent streams (else code 3 at once) and
+//! among the peer's [`MAX_STREAMS_PER_PEER`] (else code 3 at once, a refusal) → the
 //! 8-byte request within `read_timeout` → range check (before genesis or beyond the block the
 //! chain clock allows: code 2) → one global and one per-peer token, waiting at most
 //! `max_throttle` (else code 3) → the canonical block, or else the only one stored at that
@@ -22,6 +23,7 @@ use super::inbound::InboundStreams;
 use super::limits::{PeerLimiters, Rate, acquire};
 use super::{MAX_THROTTLE_DELAY, REQUEST_TIMEOUT, RESPONSE_TIMEOUT, protocols};
 use crate::chain::ChainSpec;
+use crate::p2p::peers::app_score::{AppScores, PeerOutcome};
 use crate::store::Store;
 use crate::wire::reqresp::{
     REQUEST_BYTES, ResultCode, decode_request, encode_error, encode_success, response_version_for,
@@ -43,6 +45,11 @@ pub const PEER_TABLE: usize = 1000;
 /// Inbound streams served at once; more are answered code 3 without being read. op-node has no
 /// such cap; 64 is above what the global rate (40 burst) can keep busy.
 pub const MAX_INBOUND_STREAMS: usize = 64;
+/// Inbound streams served at once for one peer; more are answered code 3 at once and count as
+/// refused. Without it one peer could hold all [`MAX_INBOUND_STREAMS`] places while it waits
+/// for its tokens. op-node's client (and ours) asks one peer one number at a time, so an honest
+/// peer never has more than a few open.
+pub const MAX_STREAMS_PER_PEER: usize = 8;
 
 /// Server settings (op-node's values by default; tests shorten the timeouts).
 #[derive(Debug, Clone, Copy)]
@@ -105,7 +112,48 @@ struct Shared {
     global: DefaultDirectRateLimiter,
     peers: PeerLimiters,
     streams: Arc<Semaphore>,
+    /// Open streams per peer (only peers with one open: ≤ `max_streams` entries).
+    per_peer_streams: std::sync::Mutex<std::collections::HashMap<PeerId, usize>>,
     stats: Arc<ServerStats>,
+    /// Requests refused for rate count against the requester's application score.
+    scores: Arc<AppScores>,
+}
+
+/// A peer's place among its open streams, given back on drop.
+struct PeerStream<'a> {
+    shared: &'a Shared,
+    peer: PeerId,
+}
+
+impl<'a> PeerStream<'a> {
+    fn open(shared: &'a Shared, peer: PeerId) -> Option<Self> {
+        let mut open = shared
+            .per_peer_streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(peer).or_default();
+        if *count >= MAX_STREAMS_PER_PEER {
+            return None;
+        }
+        *count += 1;
+        Some(Self { shared, peer })
+    }
+}
+
+impl Drop for PeerStream<'_> {
+    fn drop(&mut self) {
+        let mut open = self
+            .shared
+            .per_peer_streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.peer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// Starts serving on both protocol ids; returns the counters. Stops with `shutdown`.
@@ -114,6 +162,7 @@ pub fn spawn(
     chain: Arc<ChainSpec>,
     store: Arc<Store>,
     config: ServerConfig,
+    scores: Arc<AppScores>,
     shutdown: CancellationToken,
 ) -> Result<Arc<ServerStats>, String> {
     let stats = Arc::new(ServerStats::default());
@@ -124,7 +173,9 @@ pub fn spawn(
         chain: chain.clone(),
         store,
         config,
+        per_peer_streams: std::sync::Mutex::default(),
         stats: stats.clone(),
+        scores,
     });
     for protocol in protocols(chain.chain_id) {
         let mut incoming = inbound
@@ -147,10 +198,21 @@ pub fn spawn(
     Ok(stats)
 }
 
+/// Answers code 3 to a peer over its rate or stream limit, counts it, and charges the peer.
+async fn refuse_for_rate(shared: &Shared, peer: PeerId, stream: &mut Stream) {
+    shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+    shared.scores.record(peer, PeerOutcome::RequestRefused);
+    respond_error(shared, stream, ResultCode::Unknown).await;
+}
+
 async fn serve_stream(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
     let Ok(_permit) = shared.streams.clone().try_acquire_owned() else {
         shared.stats.over_capacity.fetch_add(1, Ordering::Relaxed);
         respond_error(&shared, &mut stream, ResultCode::Unknown).await;
+        return;
+    };
+    let Some(_peer_stream) = PeerStream::open(&shared, peer) else {
+        refuse_for_rate(&shared, peer, &mut stream).await;
         return;
     };
     let mut request = [0u8; REQUEST_BYTES];
@@ -173,8 +235,7 @@ async fn serve_stream(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
     }
     let peer_limiter = shared.peers.get(peer);
     if !acquire(&shared.global, &peer_limiter, shared.config.max_throttle).await {
-        shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-        respond_error(&shared, &mut stream, ResultCode::Unknown).await;
+        refuse_for_rate(&shared, peer, &mut stream).await;
         return;
     }
     let store = shared.store.clone();
