@@ -418,6 +418,22 @@ async fn a_banned_invalid_signature_forwarder_shows_its_reasons() {
     assert!(info["score"].as_f64().unwrap() < -100.0, "{info}");
     let dump = call(at, "opp2p_peers", json!([false])).await;
     assert_eq!(dump["tempBannedPeers"][0]["id"], json!(peer.to_string()));
+
+    // The penalty is in the scorebook and survives a restart: the peer is listed with its
+    // recorded score and reasons, and its application counters are back.
+    victim.shutdown().await;
+    let victim = start(rpc_config(&chain, 0, dir.path())).await.unwrap();
+    assert!(victim.app_scores().counters(&peer).invalid_signatures > 0.9);
+    let info = call(addr_of(&victim), "opp2p_peers", json!([false])).await["peers"]
+        [peer.to_string()]
+    .clone();
+    assert_eq!(info["connectedness"], json!(0), "{info}");
+    assert_eq!(info["downscoreReasons"], json!(["invalid_signature"]));
+    assert!(info["score"].as_f64().unwrap() < -100.0, "{info}");
+    assert!(
+        info["scores"]["gossip"]["total"].as_f64().unwrap() < -100.0,
+        "{info}"
+    );
     adversary.shutdown().await;
     victim.shutdown().await;
 }

@@ -236,9 +236,15 @@ impl EventLoop {
             monitor_cursor: 0,
             admission,
             lists: config.lists,
-            scorebook: config.scorebook,
+            scorebook: config.scorebook.clone(),
             limits: config.limits,
-            book: PeerBook::new(),
+            book: {
+                let mut book = PeerBook::new();
+                for (peer, (updated, _)) in config.scorebook.records() {
+                    book.remember(peer, updated);
+                }
+                book
+            },
             pending_connects: HashMap::new(),
             agent_version: config.agent_version,
         })
@@ -285,7 +291,7 @@ impl EventLoop {
         }
         // The last snapshot is written before the loop returns, so a clean stop keeps the
         // latest scores.
-        self.scorebook.snapshot(unix_now(), self.breakdowns());
+        self.scorebook.snapshot(unix_now(), self.scores_to_record());
         tracing::debug!("network event loop stopped");
     }
 

@@ -161,15 +161,10 @@ impl EventLoop {
                 record: record.clone(),
                 protected: self.is_protected(peer),
                 block_topics: subscribed.get(peer).copied().unwrap_or_default(),
-                score: live.get(peer).copied().unwrap_or_else(|| {
-                    // A disconnected peer: its last snapshot, with today's app counters (gossipsub
-                    // no longer scores it; its other terms are as last seen).
-                    let mut last = self.scorebook.get(peer).map(|(_, b)| b).unwrap_or_default();
-                    let app = self.app_scores.counters(peer);
-                    last.total += app.score() - last.app.score();
-                    last.app = app;
-                    last
-                }),
+                score: live
+                    .get(peer)
+                    .copied()
+                    .unwrap_or_else(|| self.last_known(peer)),
                 disconnect_reason: record.shown_disconnect_reason(),
             })
             .collect()

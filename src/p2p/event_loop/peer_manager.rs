@@ -155,9 +155,35 @@ impl EventLoop {
             .collect()
     }
 
+    /// A disconnected peer's score: its last snapshot with today's application counters
+    /// (gossipsub no longer scores it; its other terms are as last seen).
+    pub(super) fn last_known(&self, peer: &PeerId) -> ScoreBreakdown {
+        let mut last = self.scorebook.get(peer).map(|(_, b)| b).unwrap_or_default();
+        let app = self.app_scores.counters(peer);
+        last.total += app.score() - last.app.score();
+        last.app = app;
+        last
+    }
+
+    /// What the scorebook records: every connected peer, and every disconnected peer whose
+    /// application counters changed since its last record (a peer banned between two snapshots
+    /// must still have its penalty recorded, so it outlives a restart). A disconnected peer's
+    /// record is otherwise left to age out after the retention, as op-node's does.
+    pub(super) fn scores_to_record(&self) -> Vec<(PeerId, ScoreBreakdown)> {
+        let mut scores = self.breakdowns();
+        let connected: std::collections::HashSet<PeerId> = scores.iter().map(|(p, _)| *p).collect();
+        for (peer, counters) in self.app_scores.snapshot() {
+            let recorded = self.scorebook.get(&peer).map(|(_, b)| b.app);
+            if !connected.contains(&peer) && recorded != Some(counters) {
+                scores.push((peer, self.last_known(&peer)));
+            }
+        }
+        scores
+    }
+
     /// The scorebook snapshot (op-node: every 15 s), written off the loop.
     pub(super) fn snapshot_scores(&mut self) {
-        let scores = self.breakdowns();
+        let scores = self.scores_to_record();
         let book = self.scorebook.clone();
         tokio::task::spawn_blocking(move || book.snapshot(unix_now(), scores));
     }

@@ -231,6 +231,12 @@ impl PeerBook {
         self.entry(peer, now).latency = Some(rtt);
     }
 
+    /// Adds `peer` as known but never seen since the start (peers with a scorebook record are
+    /// listed after a restart, with their recorded scores).
+    pub fn remember(&mut self, peer: PeerId, last_seen: u64) {
+        self.entry(peer, last_seen);
+    }
+
     /// Forgets `peer` (`opp2p_disconnectPeer` removes it from the peerstore).
     pub fn remove(&mut self, peer: &PeerId) {
         self.peers.remove(peer);

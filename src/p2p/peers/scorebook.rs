@@ -261,9 +261,12 @@ impl ScoreBook {
         self.lock().get(peer).map(|r| (r.last_update, r.breakdown))
     }
 
-    /// Peers with a record.
-    pub fn peers(&self) -> Vec<PeerId> {
-        self.lock().keys().copied().collect()
+    /// Every record: peer → (last update, breakdown).
+    pub fn records(&self) -> Vec<(PeerId, (u64, ScoreBreakdown))> {
+        self.lock()
+            .iter()
+            .map(|(p, r)| (*p, (r.last_update, r.breakdown)))
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, Record>> {
