@@ -226,3 +226,44 @@ impl NetworkBehaviour for Gate {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_refuses_banned_and_blocked_peers_ips_and_subnets() {
+        let bans = Arc::new(BanList::in_memory());
+        let lists = Arc::new(PeerLists::in_memory());
+        let admission = Admission::new(bans.clone(), lists.clone());
+        let peer = PeerId::random();
+        let addr: Multiaddr = "/ip4/10.1.2.3/tcp/9222".parse().unwrap();
+        assert_eq!(admission.refusal(Some(peer), Some(&addr), 100), None);
+
+        bans.ban_ip("10.1.2.3".parse().unwrap(), 200);
+        assert!(matches!(
+            admission.refusal(None, Some(&addr), 100),
+            Some(Refusal::IpBanned { until: 200, .. })
+        ));
+        assert_eq!(admission.refusal(None, Some(&addr), 200), None, "expired");
+
+        lists.block_subnet("10.0.0.0/8".parse().unwrap()).unwrap();
+        let refusal = admission.refusal(None, Some(&addr), 300).unwrap();
+        assert!(!refusal.is_ban());
+        assert_eq!(refusal.to_string(), "subnet 10.0.0.0/8 is blocked");
+
+        bans.ban(peer, 400);
+        let other: Multiaddr = "/ip6/::1/tcp/1".parse().unwrap();
+        assert!(
+            admission
+                .refusal(Some(peer), Some(&other), 300)
+                .unwrap()
+                .is_ban()
+        );
+        lists.block_peer(peer).unwrap();
+        assert_eq!(
+            admission.refusal(Some(peer), None, 300),
+            Some(Refusal::PeerBlocked(peer))
+        );
+    }
+}
