@@ -9,11 +9,13 @@
 //!  sync client (gap filling) ◄───── Store::holes ◄─────────────────┼──────────────┘
 //!        └──payload_by_number──► peers; promoted payloads ──StoreOp┘
 //! ```
+//! Every task records into one shared [`Metrics`] (see [`crate::metrics`]); with
+//! `--metrics.enabled` the node also serves them at `/metrics`.
 //! Every channel is bounded. Observers (`subscribe`) get a broadcast of [`NodeEvent`]s; a lagging
 //! observer loses events, never the node. Shutdown cancels one token; the store writer drains
 //! what it already received before it exits, so a graceful stop loses nothing accepted.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -24,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::ChainSpec;
+use crate::metrics::{self, MetricSources, Metrics, MetricsConfig};
 use crate::p2p::BanConfig;
 use crate::p2p::gate::GateStats;
 use crate::p2p::peers::app_score::AppScores;
@@ -79,6 +82,8 @@ pub struct NodeConfig {
     pub scoring: p2p::scoring::ScoringLevel,
     /// `--p2p.ban.*`.
     pub ban: BanConfig,
+    /// `--metrics.*`.
+    pub metrics: MetricsConfig,
 }
 
 /// Where a stored block came from.
@@ -175,6 +180,9 @@ pub enum NodeError {
     /// The network could not start.
     #[error(transparent)]
     Network(#[from] p2p::NetworkError),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] metrics::http::MetricsError),
     /// The node is not a sequencer (no producer to ask).
     #[error("this node has no sequencer key")]
     NotSequencer,
@@ -196,6 +204,8 @@ pub struct RunningNode {
     app_scores: Arc<AppScores>,
     bans: Arc<BanList>,
     gate_stats: Arc<GateStats>,
+    metrics: Arc<Metrics>,
+    metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     store_thread: std::thread::JoinHandle<()>,
@@ -244,6 +254,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         // chain already longer than the fill limit makes the head jump to the first block seen.
         tracing::info!(number = genesis.number, "empty store anchored at genesis");
     }
+    // Bound first: a taken metrics port fails the start before any task runs.
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => Some(metrics::http::bind(addr).await?),
+        None => None,
+    };
     let initial_head = store.head()?;
     let validator = Arc::new(BlockValidator::new(config.chain.clone(), config.validator));
     let shutdown = CancellationToken::new();
@@ -254,6 +269,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let app_scores = Arc::new(AppScores::new());
     let bans = Arc::new(BanList::load(store.clone(), crate::clock::unix_now()));
     let gate_stats = Arc::new(GateStats::default());
+    let metrics = Arc::new(Metrics::new(
+        &config.metrics,
+        MetricSources {
+            gate: gate_stats.clone(),
+            bans: bans.clone(),
+        },
+    ));
 
     let (network, net_events, net_task) = p2p::spawn(
         NetworkConfig {
@@ -270,11 +292,31 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             bans: bans.clone(),
             gate_stats: gate_stats.clone(),
             ban: config.ban,
+            metrics: metrics.clone(),
         },
         shutdown.clone(),
     )
     .await?;
     let mut tasks = vec![net_task];
+    let mut metrics_addr = None;
+    if let Some(listener) = metrics_listener {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| metrics::http::MetricsError {
+                addr: config
+                    .metrics
+                    .listen
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                reason: e.to_string(),
+            })?;
+        tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
+        metrics_addr = Some(addr);
+        tasks.push(metrics::http::spawn(
+            listener,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     tasks.push(tokio::spawn(forward_network_events(
         net_events,
         store_tx.clone(),
@@ -302,6 +344,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                 config.chain.clone(),
                 store.clone(),
                 server_config,
+                metrics.clone(),
                 shutdown.clone(),
             )
             .map_err(|e| NodeError::Network(p2p::NetworkError::Setup(e)))?,
@@ -324,6 +367,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                         .filter_map(p2p::peer_id_of)
                         .collect(),
                     scores: app_scores.clone(),
+                    metrics: metrics.clone(),
                 },
                 shutdown.clone(),
             );
@@ -362,6 +406,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         app_scores,
         bans,
         gate_stats,
+        metrics,
+        metrics_addr,
         shutdown,
         tasks,
         store_thread,
@@ -471,6 +517,17 @@ impl RunningNode {
     /// What the connection gate allowed and refused.
     pub fn gate_stats(&self) -> &Arc<GateStats> {
         &self.gate_stats
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Where `/metrics` is served (`None` unless `--metrics.enabled`); with port 0 the port
+    /// actually bound.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The producer of a sequencer (`None` for a follower).

@@ -30,6 +30,7 @@ use super::{
     peer_id_of,
 };
 use crate::clock::unix_now;
+use crate::metrics::Metrics;
 use crate::validate::{BlockValidator, Verdict};
 
 /// The protocols every op-gossip node runs.
@@ -83,6 +84,8 @@ pub struct EventLoop {
     ban: BanConfig,
     /// Round-robin position of the ban monitor among the connected peers.
     monitor_cursor: usize,
+    /// Gossip events, verdicts, peers and the peer score samples are recorded here.
+    metrics: Arc<Metrics>,
 }
 
 /// op-node's `PeerMonitor` checks one connected peer per second.
@@ -146,6 +149,7 @@ impl EventLoop {
             .filter_map(super::peer_id_of)
             .collect();
         let agent = config.agent_version.clone();
+        let metrics = config.metrics.clone();
         let inbound_streams = InboundStreams::default();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
@@ -158,7 +162,7 @@ impl EventLoop {
             .with_behaviour(|key| {
                 Ok(Behaviour {
                     gate: Gate::new(bans.clone(), gate_stats),
-                    gossipsub: gossip::build(&chain, &gossip_config, scoring)?,
+                    gossipsub: gossip::build(&chain, &gossip_config, scoring, &metrics)?,
                     identify: identify::Behaviour::new(
                         identify::Config::new("/opstack/identify/1".into(), key.public())
                             .with_agent_version(agent),
@@ -205,6 +209,7 @@ impl EventLoop {
             bans: config.bans,
             ban: config.ban,
             monitor_cursor: 0,
+            metrics: config.metrics,
         })
     }
 
@@ -227,6 +232,8 @@ impl EventLoop {
         push_scores.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut monitor = tokio::time::interval(BAN_MONITOR_INTERVAL);
         monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut score_sample = tokio::time::interval(self.metrics.score_sample_interval());
+        score_sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
@@ -239,6 +246,7 @@ impl EventLoop {
                 _ = redial.tick() => self.dial_static_peers(),
                 _ = push_scores.tick() => self.push_app_scores(),
                 _ = monitor.tick() => self.check_one_peer(),
+                _ = score_sample.tick() => self.sample_peer_scores(),
             }
         }
         tracing::debug!("network event loop stopped");
@@ -291,6 +299,14 @@ impl EventLoop {
         }
     }
 
+    /// Samples every connected peer's score into the metrics, with fresh application scores.
+    fn sample_peer_scores(&mut self) {
+        self.push_app_scores();
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        self.metrics
+            .sample_peer_scores(|peer| gossipsub.peer_score(peer), &self.app_scores);
+    }
+
     fn dial_static_peers(&mut self) {
         for addr in self.static_peers.clone() {
             let connected = peer_id_of(&addr).is_some_and(|p| self.swarm.is_connected(&p));
@@ -316,7 +332,7 @@ impl EventLoop {
                         .behaviour_mut()
                         .gossipsub
                         .publish(topic, data)
-                        .map(|_| ())
+                        .map(|_| self.metrics.published())
                         .map_err(|e| NetworkError::Publish(e.to_string())),
                     None => Err(NetworkError::Publish(format!("no topic for {version}"))),
                 };
@@ -364,6 +380,9 @@ impl EventLoop {
             } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
                 if num_established.get() == 1 {
+                    let peers = self.swarm.network_info().num_peers();
+                    let remote = endpoint.get_remote_address();
+                    self.metrics.peer_connected(peer_id, remote, peers);
                     self.emit(NetworkEvent::PeerConnected(peer_id));
                 }
             }
@@ -375,6 +394,8 @@ impl EventLoop {
             } => {
                 tracing::debug!(%peer_id, ?cause, "connection closed");
                 if num_established == 0 {
+                    let peers = self.swarm.network_info().num_peers();
+                    self.metrics.peer_disconnected(&peer_id, peers);
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
                 }
             }
@@ -391,6 +412,10 @@ impl EventLoop {
             )) => {
                 tracing::debug!(%peer_id, "peer does not speak gossipsub");
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer {
+                failed_messages: f,
+                ..
+            })) => self.metrics.dropped_messages(f.priority + f.non_priority),
             _ => {}
         }
     }
@@ -408,6 +433,8 @@ impl EventLoop {
             .version_of_topic(message.topic.as_str())
         else {
             // The subscription filter keeps other topics out; reject anything that slips through.
+            self.metrics
+                .validated(Verdict::Reject, Some("unknown_topic"));
             self.swarm
                 .behaviour_mut()
                 .gossipsub
@@ -416,6 +443,8 @@ impl EventLoop {
         };
         if self.lose_gossip.loses(&message_id) {
             tracing::trace!(%source, "gossip delivery lost (simulated)");
+            self.metrics
+                .validated(Verdict::Ignore, Some("simulated_loss"));
             self.swarm
                 .behaviour_mut()
                 .gossipsub
@@ -424,6 +453,7 @@ impl EventLoop {
         }
         let Ok(slot) = self.queue.clone().try_acquire_owned() else {
             self.queue_overflows.fetch_add(1, Ordering::Relaxed);
+            self.metrics.validation_queue_full();
             tracing::warn!(%source, "validation queue full; ignoring message");
             self.swarm
                 .behaviour_mut()
@@ -436,6 +466,7 @@ impl EventLoop {
         let judged = self.judged_tx.clone();
         let events = self.events.clone();
         let app_scores = self.app_scores.clone();
+        let metrics = self.metrics.clone();
         let data = message.data;
         tokio::spawn(async move {
             let _slot = slot;
@@ -463,6 +494,7 @@ impl EventLoop {
                     Some("validation_timeout"),
                 ),
             };
+            metrics.validated(verdict, reason);
             if let Some(Err(e)) = &result {
                 tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
             }

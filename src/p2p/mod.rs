@@ -85,6 +85,8 @@ pub struct NetworkConfig {
     pub gate_stats: Arc<gate::GateStats>,
     /// When peers are banned.
     pub ban: BanConfig,
+    /// Where the network records its metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// op-node `--p2p.ban.peers`: ban peers whose score fell below the threshold.

@@ -46,6 +46,7 @@ pub fn config(chain: &Arc<ChainSpec>, i: u8, dir: &std::path::Path, sequencer: b
         lose_gossip_fraction: 0.0,
         scoring: op_gossip::p2p::scoring::ScoringLevel::Light,
         ban: op_gossip::p2p::BanConfig::default(),
+        metrics: op_gossip::metrics::MetricsConfig::default(),
         sequencer: sequencer.then(|| SequencerConfig {
             signer: super::dev_signer(),
             schedule: Schedule::OnRequest,

@@ -97,17 +97,43 @@ impl PeerLimiters {
     }
 }
 
+/// How [`acquire`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tokens {
+    /// Both tokens were there at once.
+    Ready,
+    /// Both tokens taken, after waiting for at least one.
+    Waited,
+    /// The wait ran out.
+    TimedOut,
+}
+
+/// Takes one token from `global`, then one from `peer`, waiting as long as needed. Returns
+/// whether it had to wait (a bucket was empty), for the rate-limit metrics.
+pub async fn take_tokens(
+    global: &DefaultDirectRateLimiter,
+    peer: &DefaultDirectRateLimiter,
+) -> bool {
+    let mut waited = false;
+    for limiter in [global, peer] {
+        // `check` takes the token when there is one; `until_ready` waits for it otherwise.
+        if limiter.check().is_err() {
+            waited = true;
+            limiter.until_ready().await;
+        }
+    }
+    waited
+}
+
 /// Waits for one token from `global`, then one from `peer`, for at most `max_wait` in total.
-/// Returns false when the wait ran out.
 pub async fn acquire(
     global: &DefaultDirectRateLimiter,
     peer: &DefaultDirectRateLimiter,
     max_wait: Duration,
-) -> bool {
-    tokio::time::timeout(max_wait, async {
-        global.until_ready().await;
-        peer.until_ready().await;
-    })
-    .await
-    .is_ok()
+) -> Tokens {
+    match tokio::time::timeout(max_wait, take_tokens(global, peer)).await {
+        Ok(true) => Tokens::Waited,
+        Ok(false) => Tokens::Ready,
+        Err(_) => Tokens::TimedOut,
+    }
 }
