@@ -33,6 +33,12 @@
 //!
 //!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 64 streams, global + per-peer
 //!  limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
+//!
+//!  metrics::Metrics (one Arc, one registry) ◄── one-line hooks: event loop (peers, publish,
+//!  slow peers, a score sample of every peer each 15 s), validation tasks (verdict + reason),
+//!  server and sync client (result code, duration, rate-limit waits); read at scrape time:
+//!  gate and ban counters, gossipsub's own metrics ──► metrics::http: GET /metrics
+//!  (--metrics.enabled; ≤ 16 connections, each ≤ 10 s)
 //! ```
 //!
 //! ## Gossip in, byte by byte
@@ -68,6 +74,7 @@ pub mod chain_config;
 pub mod cli;
 pub mod clock;
 pub mod devnet;
+pub mod metrics;
 pub mod node;
 pub mod p2p;
 pub mod producer;

@@ -9,11 +9,13 @@
 //!  sync client (gap filling) ◄───── Store::holes ◄─────────────────┼──────────────┘
 //!        └──payload_by_number──► peers; promoted payloads ──StoreOp┘
 //! ```
+//! Every task records into one shared [`Metrics`] (see [`crate::metrics`]); with
+//! `--metrics.enabled` the node also serves them at `/metrics`.
 //! Every channel is bounded. Observers (`subscribe`) get a broadcast of [`NodeEvent`]s; a lagging
 //! observer loses events, never the node. Shutdown cancels one token; the store writer drains
 //! what it already received before it exits, so a graceful stop loses nothing accepted.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -24,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::ChainSpec;
+use crate::metrics::{self, MetricSources, Metrics, MetricsConfig};
 use crate::p2p::gate::GateStats;
 use crate::p2p::peers::app_score::AppScores;
 use crate::p2p::peers::bans::BanList;
@@ -85,6 +88,8 @@ pub struct NodeConfig {
     pub limits: ConnectionLimits,
     /// The admin RPC (`None`: not served).
     pub rpc: Option<crate::rpc::RpcConfig>,
+    /// `--metrics.*`.
+    pub metrics: MetricsConfig,
 }
 
 /// Where a stored block came from.
@@ -181,6 +186,9 @@ pub enum NodeError {
     /// The network could not start.
     #[error(transparent)]
     Network(#[from] p2p::NetworkError),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] metrics::http::MetricsError),
     /// The node is not a sequencer (no producer to ask).
     #[error("this node has no sequencer key")]
     NotSequencer,
@@ -208,6 +216,8 @@ pub struct RunningNode {
     gate_stats: Arc<GateStats>,
     lists: Arc<PeerLists>,
     scorebook: Arc<ScoreBook>,
+    metrics: Arc<Metrics>,
+    metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     store_thread: std::thread::JoinHandle<()>,
@@ -256,6 +266,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         // chain already longer than the fill limit makes the head jump to the first block seen.
         tracing::info!(number = genesis.number, "empty store anchored at genesis");
     }
+    // Bound first: a taken metrics port fails the start before any task runs.
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => Some(metrics::http::bind(addr).await?),
+        None => None,
+    };
     let initial_head = store.head()?;
     let validator = Arc::new(BlockValidator::new(config.chain.clone(), config.validator));
     let shutdown = CancellationToken::new();
@@ -272,6 +287,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         p2p::scoring::retain_score(config.chain.block_time),
         crate::clock::unix_now(),
         &app_scores,
+    ));
+    let metrics = Arc::new(Metrics::new(
+        &config.metrics,
+        MetricSources {
+            gate: gate_stats.clone(),
+            bans: bans.clone(),
+        },
     ));
 
     let (network, net_events, net_task) = p2p::spawn(
@@ -292,11 +314,31 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             lists: lists.clone(),
             scorebook: scorebook.clone(),
             limits: config.limits,
+            metrics: metrics.clone(),
         },
         shutdown.clone(),
     )
     .await?;
     let mut tasks = vec![net_task];
+    let mut metrics_addr = None;
+    if let Some(listener) = metrics_listener {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| metrics::http::MetricsError {
+                addr: config
+                    .metrics
+                    .listen
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+                reason: e.to_string(),
+            })?;
+        tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
+        metrics_addr = Some(addr);
+        tasks.push(metrics::http::spawn(
+            listener,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     tasks.push(tokio::spawn(forward_network_events(
         net_events,
         store_tx.clone(),
@@ -325,6 +367,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                 store.clone(),
                 server_config,
                 app_scores.clone(),
+                metrics.clone(),
                 shutdown.clone(),
             )
             .map_err(|e| NodeError::Network(p2p::NetworkError::Setup(e)))?,
@@ -347,6 +390,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                         .filter_map(p2p::peer_id_of)
                         .collect(),
                     scores: app_scores.clone(),
+                    metrics: metrics.clone(),
                 },
                 shutdown.clone(),
             );
@@ -406,6 +450,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         gate_stats,
         lists,
         scorebook,
+        metrics,
+        metrics_addr,
         shutdown,
         tasks,
         store_thread,
@@ -530,6 +576,17 @@ impl RunningNode {
     /// The scorebook.
     pub fn scorebook(&self) -> &Arc<ScoreBook> {
         &self.scorebook
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Where `/metrics` is served (`None` unless `--metrics.enabled`); with port 0 the port
+    /// actually bound.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The producer of a sequencer (`None` for a follower).

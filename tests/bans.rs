@@ -129,6 +129,11 @@ async fn an_invalid_block_gets_its_forwarder_banned_across_restarts_until_expiry
             .banned_until(&peer, op_gossip::clock::unix_now())
             .is_none()
     );
+    // Its penalty (restored from the scorebook at the restart) was cleared with the ban, so the
+    // monitor does not ban it again at once.
+    assert_eq!(victim.app_scores().counters(&peer).invalid_blocks, 0.0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(is_connected(&victim, &peer).await);
     adversary.shutdown().await;
     victim.shutdown().await;
 }

@@ -206,6 +206,21 @@ pub struct NodeArgs {
     /// A new connection is not trimmed for this long (e.g. 30s).
     #[arg(long = "p2p.peers.grace", default_value = "30s", value_parser = super::parse_duration, env = "OP_NODE_P2P_PEERS_GRACE")]
     pub peers_grace: std::time::Duration,
+    /// Serve Prometheus metrics at http://<metrics.addr>:<metrics.port>/metrics.
+    #[arg(long = "metrics.enabled", env = "OP_NODE_METRICS_ENABLED", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub metrics_enabled: bool,
+
+    /// Address of the metrics endpoint (op-node's default: every interface).
+    #[arg(
+        long = "metrics.addr",
+        default_value = "0.0.0.0",
+        env = "OP_NODE_METRICS_ADDR"
+    )]
+    pub metrics_addr: IpAddr,
+
+    /// Port of the metrics endpoint (0 = any free port; the bound address is logged).
+    #[arg(long = "metrics.port", default_value_t = crate::metrics::DEFAULT_METRICS_PORT, env = "OP_NODE_METRICS_PORT")]
+    pub metrics_port: u16,
 
     /// Lose this fraction of gossip deliveries on purpose (0..1), to exercise gap filling
     /// (`op-gossip devnet --drop` sets it on followers). Never set it on a real node.
@@ -324,6 +339,12 @@ impl NodeArgs {
                 hi: self.peers_hi,
                 grace: self.peers_grace,
             },
+            metrics: crate::metrics::MetricsConfig {
+                listen: self
+                    .metrics_enabled
+                    .then(|| std::net::SocketAddr::new(self.metrics_addr, self.metrics_port)),
+                ..crate::metrics::MetricsConfig::default()
+            },
         })
     }
 }
@@ -424,5 +445,61 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly
+mod tests {
+    use std::net::SocketAddr;
+
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    /// The metrics endpoint `node` would serve with these flags.
+    fn metrics_listen(flags: &[&str]) -> Option<SocketAddr> {
+        let key = "0x0101010101010101010101010101010101010101010101010101010101010101";
+        let mut args = vec![
+            "op-gossip",
+            "node",
+            "--chain",
+            "devnet",
+            "--p2p.priv.raw",
+            key,
+        ];
+        args.extend_from_slice(flags);
+        let Command::Node(node) = Cli::try_parse_from(args).unwrap().command else {
+            panic!("not the node subcommand")
+        };
+        node.to_config(None).unwrap().metrics.listen
+    }
+
+    #[test]
+    fn metrics_flags_follow_op_node() {
+        assert_eq!(metrics_listen(&[]), None, "off by default");
+        assert_eq!(
+            metrics_listen(&["--metrics.enabled"]),
+            Some("0.0.0.0:7300".parse().unwrap()),
+            "op-node's address and port"
+        );
+        assert_eq!(
+            metrics_listen(&["--metrics.enabled=true"]),
+            Some("0.0.0.0:7300".parse().unwrap())
+        );
+        assert_eq!(
+            metrics_listen(&["--metrics.enabled=false", "--metrics.port", "1"]),
+            None
+        );
+        assert_eq!(
+            metrics_listen(&[
+                "--metrics.enabled",
+                "--metrics.addr",
+                "127.0.0.1",
+                "--metrics.port",
+                "0"
+            ]),
+            Some("127.0.0.1:0".parse().unwrap())
+        );
     }
 }

@@ -21,7 +21,7 @@ use super::peers::app_score::{AppScores, PeerOutcome};
 use super::peers::bans::BanList;
 use super::peers::book::{Direction, PeerBook};
 use super::peers::lists::PeerLists;
-use super::peers::scorebook::{SNAPSHOT_INTERVAL, ScoreBook};
+use super::peers::scorebook::ScoreBook;
 use super::{BanConfig, ConnectionLimits};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, ping, tcp, yamux};
@@ -36,6 +36,7 @@ use super::{
     peer_id_of,
 };
 use crate::clock::unix_now;
+use crate::metrics::Metrics;
 use crate::validate::{BlockValidator, Verdict};
 
 /// Replies waiting for a dial to finish (`opp2p_connectPeer`).
@@ -103,6 +104,8 @@ pub struct EventLoop {
     pending_connects: PendingConnects,
     /// Our identify agent version.
     agent_version: String,
+    /// Gossip events, verdicts, peers and the peer score samples are recorded here.
+    metrics: Arc<Metrics>,
 }
 
 /// Dials with a waiting caller at most (operator RPC calls); beyond it `connect` fails at once.
@@ -175,6 +178,7 @@ impl EventLoop {
             .filter_map(super::peer_id_of)
             .collect();
         let agent = config.agent_version.clone();
+        let metrics = config.metrics.clone();
         let inbound_streams = InboundStreams::default();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
@@ -187,7 +191,7 @@ impl EventLoop {
             .with_behaviour(|key| {
                 Ok(Behaviour {
                     gate: Gate::new(admission.clone(), gate_stats),
-                    gossipsub: gossip::build(&chain, &gossip_config, scoring)?,
+                    gossipsub: gossip::build(&chain, &gossip_config, scoring, &metrics)?,
                     identify: identify::Behaviour::new(
                         identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                             .with_agent_version(agent.clone()),
@@ -247,6 +251,7 @@ impl EventLoop {
             },
             pending_connects: HashMap::new(),
             agent_version: config.agent_version,
+            metrics: config.metrics,
         })
     }
 
@@ -271,7 +276,7 @@ impl EventLoop {
         monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut trim = tokio::time::interval(TRIM_INTERVAL);
         trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut snapshot = tokio::time::interval(SNAPSHOT_INTERVAL);
+        let mut snapshot = tokio::time::interval(self.metrics.score_sample_interval());
         snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -326,7 +331,7 @@ impl EventLoop {
                         .behaviour_mut()
                         .gossipsub
                         .publish(topic, data)
-                        .map(|_| ())
+                        .map(|_| self.metrics.published())
                         .map_err(|e| NetworkError::Publish(e.to_string())),
                     None => Err(NetworkError::Publish(format!("no topic for {version}"))),
                 };
@@ -382,8 +387,12 @@ impl EventLoop {
                 };
                 self.book
                     .on_connected(peer_id, direction, remote.clone(), unix_now());
+                // A peer back after its ban (the gate just let it in) starts afresh.
+                self.clear_expired_bans();
                 self.finish_connects(peer_id, Ok(()));
                 if num_established.get() == 1 {
+                    let peers = self.swarm.network_info().num_peers();
+                    self.metrics.peer_connected(peers);
                     self.emit(NetworkEvent::PeerConnected(peer_id));
                 }
             }
@@ -401,6 +410,8 @@ impl EventLoop {
                 );
                 tracing::debug!(%peer_id, ?cause, reason = reason.map(|r| r.as_str()), "connection closed");
                 if num_established == 0 {
+                    let peers = self.swarm.network_info().num_peers();
+                    self.metrics.peer_disconnected(peers);
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
                 }
             }
@@ -430,6 +441,10 @@ impl EventLoop {
             )) => {
                 tracing::debug!(%peer_id, "peer does not speak gossipsub");
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer {
+                failed_messages: f,
+                ..
+            })) => self.metrics.dropped_messages(f.priority + f.non_priority),
             _ => {}
         }
     }
@@ -447,6 +462,8 @@ impl EventLoop {
             .version_of_topic(message.topic.as_str())
         else {
             // The subscription filter keeps other topics out; reject anything that slips through.
+            self.metrics
+                .validated(Verdict::Reject, Some("unknown_topic"));
             self.swarm
                 .behaviour_mut()
                 .gossipsub
@@ -455,6 +472,8 @@ impl EventLoop {
         };
         if self.lose_gossip.loses(&message_id) {
             tracing::trace!(%source, "gossip delivery lost (simulated)");
+            self.metrics
+                .validated(Verdict::Ignore, Some("simulated_loss"));
             self.swarm
                 .behaviour_mut()
                 .gossipsub
@@ -463,6 +482,7 @@ impl EventLoop {
         }
         let Ok(slot) = self.queue.clone().try_acquire_owned() else {
             self.queue_overflows.fetch_add(1, Ordering::Relaxed);
+            self.metrics.validation_queue_full();
             tracing::warn!(%source, "validation queue full; ignoring message");
             self.swarm
                 .behaviour_mut()
@@ -475,6 +495,7 @@ impl EventLoop {
         let judged = self.judged_tx.clone();
         let events = self.events.clone();
         let app_scores = self.app_scores.clone();
+        let metrics = self.metrics.clone();
         let data = message.data;
         tokio::spawn(async move {
             let _slot = slot;
@@ -502,6 +523,7 @@ impl EventLoop {
                     Some("validation_timeout"),
                 ),
             };
+            metrics.validated(verdict, reason);
             if let Some(Err(e)) = &result {
                 tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
             }

@@ -12,6 +12,9 @@ use libp2p::gossipsub::{
 
 use super::scoring::{self, ScoringLevel};
 use crate::chain::ChainSpec;
+use crate::metrics::{
+    GOSSIPSUB_MAX_TOPICS, GOSSIPSUB_PREFIX, GossipEvent, Metrics, PEER_SCORE_BUCKETS,
+};
 use crate::wire::MAX_GOSSIP_SIZE_BYTES;
 use crate::wire::message_id::message_id;
 
@@ -67,11 +70,13 @@ pub type Gossipsub =
 
 /// Builds gossipsub: anonymous messages only (author, seqno or signature → rejected by gossipsub
 /// itself), op-node's message id, validation by the application, PX off, a 10 MiB cap, and
-/// op-node's peer scoring at `scoring`.
+/// op-node's peer scoring at `scoring`. Its own metrics (mesh, GRAFT/PRUNE reasons, queues, by
+/// topic) go into `metrics`' registry, and each topic joined counts as a JOIN event.
 pub fn build(
     chain: &ChainSpec,
     config: &GossipConfig,
     scoring: ScoringLevel,
+    metrics: &Metrics,
 ) -> Result<Gossipsub, String> {
     let gossip_config = ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
@@ -94,12 +99,22 @@ pub fn build(
         .build()
         .map_err(|e| format!("gossipsub config: {e}"))?;
     let allowed: HashSet<_> = topics(chain).iter().map(|t| t.hash()).collect();
-    let mut behaviour = Gossipsub::new_with_subscription_filter(
+    let behaviour = Gossipsub::new_with_subscription_filter(
         MessageAuthenticity::Anonymous,
         gossip_config,
         WhitelistSubscriptionFilter(allowed),
     )
     .map_err(|e| format!("gossipsub: {e}"))?;
+    let metrics_config = gossipsub::MetricsConfig {
+        max_topics: GOSSIPSUB_MAX_TOPICS,
+        // Topics we never subscribe to are filtered out before any metric would see them.
+        max_never_subscribed_topics: 0,
+        // The same buckets as `peer_scores`, so both histograms read alike.
+        score_buckets: PEER_SCORE_BUCKETS.to_vec(),
+    };
+    let mut behaviour = metrics.register_under(GOSSIPSUB_PREFIX, |registry| {
+        behaviour.with_metrics(registry, metrics_config)
+    });
     if scoring == ScoringLevel::Light {
         behaviour
             .with_peer_score(
@@ -112,6 +127,7 @@ pub fn build(
         behaviour
             .subscribe(&topic)
             .map_err(|e| format!("subscribe {topic}: {e:?}"))?;
+        metrics.gossip_event(GossipEvent::Join);
     }
     Ok(behaviour)
 }

@@ -92,6 +92,8 @@ pub struct NetworkConfig {
     pub scorebook: Arc<peers::scorebook::ScoreBook>,
     /// Connection limits.
     pub limits: ConnectionLimits,
+    /// Where the network records its metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// op-node `--p2p.peers.lo`: the connection manager trims down to this many peers.

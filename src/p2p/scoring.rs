@@ -34,6 +34,17 @@ impl std::str::FromStr for ScoringLevel {
 pub const IP_COLOCATION_WEIGHT: f64 = -35.0;
 /// op-node `IPColocationFactorThreshold`: peers from one IP before the penalty starts.
 pub const IP_COLOCATION_THRESHOLD: f64 = 10.0;
+/// Addresses exempt from the IP colocation penalty (our one deviation, see [`light_params`]).
+pub const IP_COLOCATION_WHITELIST: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::LOCALHOST),
+    IpAddr::V6(Ipv6Addr::LOCALHOST),
+];
+
+/// Whether gossipsub leaves `ip` out of the IP colocation penalty.
+pub fn ip_colocation_exempt(ip: &IpAddr) -> bool {
+    IP_COLOCATION_WHITELIST.contains(ip)
+}
+
 /// op-node `BehaviourPenaltyWeight`.
 pub const BEHAVIOUR_PENALTY_WEIGHT: f64 = -16.0;
 /// op-node `BehaviourPenaltyThreshold`.
@@ -89,10 +100,7 @@ pub fn light_params(block_time_secs: u64) -> PeerScoreParams {
         app_specific_weight: 1.0,
         ip_colocation_factor_weight: IP_COLOCATION_WEIGHT,
         ip_colocation_factor_threshold: IP_COLOCATION_THRESHOLD,
-        ip_colocation_factor_whitelist: HashSet::from([
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ]),
+        ip_colocation_factor_whitelist: HashSet::from(IP_COLOCATION_WHITELIST),
         behaviour_penalty_weight: BEHAVIOUR_PENALTY_WEIGHT,
         behaviour_penalty_threshold: BEHAVIOUR_PENALTY_THRESHOLD,
         behaviour_penalty_decay: score_decay(epoch * 10, slot),

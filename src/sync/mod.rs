@@ -29,11 +29,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain::ChainSpec;
 use crate::clock::unix_millis;
+use crate::metrics::{Metrics, ReqRole};
 use crate::node::{BlockSource, StoreOp, StoreRequest};
 use crate::p2p::NetworkHandle;
 use crate::p2p::peers::app_score::AppScores;
 use crate::p2p::reqresp::client::{RequestError, RequestTimeouts, request_payload};
-use crate::p2p::reqresp::limits::{PeerLimiters, Rate};
+use crate::p2p::reqresp::limits::{PeerLimiters, Rate, take_tokens};
 use crate::store::{Store, StoredBlock};
 use plan::{PlanConfig, SyncAction, SyncPlan};
 
@@ -177,6 +178,7 @@ struct Shared {
     store_tx: mpsc::Sender<StoreOp>,
     scores: Arc<AppScores>,
     stats: Arc<SyncStats>,
+    metrics: Arc<Metrics>,
 }
 
 impl Shared {
@@ -239,6 +241,8 @@ pub struct SyncContext {
     pub static_peers: HashSet<PeerId>,
     /// Where outcomes are scored.
     pub scores: Arc<AppScores>,
+    /// Where requests, their results and rate-limit waits are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Starts the sync client; it stops with `shutdown`.
@@ -258,6 +262,7 @@ pub fn spawn(ctx: SyncContext, shutdown: CancellationToken) -> (Arc<SyncStats>, 
         store_tx: ctx.store_tx,
         scores: ctx.scores,
         stats: stats.clone(),
+        metrics: ctx.metrics,
     });
     let task = tokio::spawn(coordinate(
         shared,
@@ -379,10 +384,11 @@ async fn worker(shared: Arc<Shared>, peer: PeerId, stop: CancellationToken) {
         }
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = async {
-                shared.global.until_ready().await;
-                limiter.until_ready().await;
-            } => {}
+            waited = take_tokens(&shared.global, &limiter) => {
+                if waited {
+                    shared.metrics.rate_limit_wait(ReqRole::Client);
+                }
+            }
         }
         let Some(number) = shared.plan().next_request(&peer) else {
             continue;
@@ -394,6 +400,7 @@ async fn worker(shared: Arc<Shared>, peer: PeerId, stop: CancellationToken) {
             Ordering::Relaxed,
         );
         shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let result = tokio::select! {
             () = stop.cancelled() => {
                 shared.plan().return_request(number);
@@ -401,6 +408,10 @@ async fn worker(shared: Arc<Shared>, peer: PeerId, stop: CancellationToken) {
             }
             r = request_payload(&mut control, &shared.chain, peer, number, shared.config.timeouts) => r,
         };
+        let elapsed = started.elapsed();
+        shared
+            .metrics
+            .client_request(number, result.as_ref().map(|_| ()), elapsed);
         let failed = matches!(&result, Err(e) if !matches!(e, RequestError::NotFound));
         if let Err(e) = &result {
             tracing::debug!(%peer, number, error = %e, "payload_by_number request failed");

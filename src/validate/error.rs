@@ -114,6 +114,35 @@ pub enum ValidationError {
 }
 
 impl ValidationError {
+    /// Every value [`Self::reason`] returns: the bounded set the metrics label `reason` draws
+    /// from (a test checks the two agree).
+    pub const REASONS: [&'static str; 24] = [
+        "too_large",
+        "too_small",
+        "invalid_snappy",
+        "signer_unset",
+        "invalid_signature",
+        "unknown_signer",
+        "invalid_payload_encoding",
+        "timestamp_too_old",
+        "timestamp_too_new",
+        "block_hash_mismatch",
+        "unexpected_withdrawals",
+        "withdrawals_missing",
+        "withdrawals_not_empty",
+        "unexpected_blob_fields",
+        "blob_gas_used_missing",
+        "blob_gas_used_nonzero",
+        "excess_blob_gas_missing",
+        "excess_blob_gas_nonzero",
+        "parent_beacon_root_missing",
+        "unexpected_parent_beacon_root",
+        "withdrawals_root_missing",
+        "unexpected_withdrawals_root",
+        "too_many_blocks_at_height",
+        "already_seen",
+    ];
+
     /// op-node's verdict for this failure. The single place policy is decided.
     pub fn verdict(&self) -> Verdict {
         match self {
@@ -170,5 +199,95 @@ impl ValidationError {
             Self::TooManyBlocksAtHeight { .. } => "too_many_blocks_at_height",
             Self::AlreadySeen { .. } => "already_seen",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every variant (a new variant breaks the exhaustive match below until it is
+    /// added here, and then the reason list is checked for it).
+    fn one_of_each() -> Vec<ValidationError> {
+        let v = BlockVersion::V4;
+        let all = vec![
+            ValidationError::Snappy(SnappyError::TooLarge {
+                declared: 1,
+                limit: 0,
+            }),
+            ValidationError::Snappy(SnappyError::TooSmall { declared: 0 }),
+            ValidationError::Snappy(SnappyError::Corrupt(String::new())),
+            ValidationError::SignerUnset,
+            ValidationError::Signature(SignatureError::RecoveryFailed),
+            ValidationError::UnknownSigner {
+                recovered: Address::ZERO,
+            },
+            ValidationError::Ssz(SszError::ScopeTooLarge { len: 0 }),
+            ValidationError::TimestampTooOld {
+                timestamp: 0,
+                now: 0,
+                window_secs: 0,
+            },
+            ValidationError::TimestampTooNew {
+                timestamp: 0,
+                now: 0,
+                window_secs: 0,
+            },
+            ValidationError::BlockHashMismatch {
+                claimed: B256::ZERO,
+                computed: B256::ZERO,
+            },
+            ValidationError::UnexpectedWithdrawals { version: v },
+            ValidationError::WithdrawalsMissing { version: v },
+            ValidationError::WithdrawalsNotEmpty { count: 1 },
+            ValidationError::UnexpectedBlobFields { version: v },
+            ValidationError::BlobGasUsedMissing { version: v },
+            ValidationError::BlobGasUsedNonZero { value: 1 },
+            ValidationError::ExcessBlobGasMissing { version: v },
+            ValidationError::ExcessBlobGasNonZero { value: 1 },
+            ValidationError::ParentBeaconRootMissing { version: v },
+            ValidationError::UnexpectedParentBeaconRoot { version: v },
+            ValidationError::WithdrawalsRootMissing,
+            ValidationError::UnexpectedWithdrawalsRoot { version: v },
+            ValidationError::TooManyBlocksAtHeight { number: 0, seen: 6 },
+            ValidationError::AlreadySeen {
+                number: 0,
+                hash: B256::ZERO,
+            },
+        ];
+        for e in &all {
+            // Exhaustive on purpose: see the doc comment.
+            match e {
+                ValidationError::Snappy(_)
+                | ValidationError::SignerUnset
+                | ValidationError::Signature(_)
+                | ValidationError::UnknownSigner { .. }
+                | ValidationError::Ssz(_)
+                | ValidationError::TimestampTooOld { .. }
+                | ValidationError::TimestampTooNew { .. }
+                | ValidationError::BlockHashMismatch { .. }
+                | ValidationError::UnexpectedWithdrawals { .. }
+                | ValidationError::WithdrawalsMissing { .. }
+                | ValidationError::WithdrawalsNotEmpty { .. }
+                | ValidationError::UnexpectedBlobFields { .. }
+                | ValidationError::BlobGasUsedMissing { .. }
+                | ValidationError::BlobGasUsedNonZero { .. }
+                | ValidationError::ExcessBlobGasMissing { .. }
+                | ValidationError::ExcessBlobGasNonZero { .. }
+                | ValidationError::ParentBeaconRootMissing { .. }
+                | ValidationError::UnexpectedParentBeaconRoot { .. }
+                | ValidationError::WithdrawalsRootMissing
+                | ValidationError::UnexpectedWithdrawalsRoot { .. }
+                | ValidationError::TooManyBlocksAtHeight { .. }
+                | ValidationError::AlreadySeen { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn the_reason_list_is_exactly_what_reason_returns() {
+        let produced: Vec<&str> = one_of_each().iter().map(ValidationError::reason).collect();
+        assert_eq!(produced, ValidationError::REASONS.to_vec());
     }
 }

@@ -1,60 +1,91 @@
-//! A minimal HTTP/1.1 client over a tokio `TcpStream`: enough to call the admin JSON-RPC and see
-//! its raw JSON exactly as an operator's tooling would (no client library in between).
+//! A minimal HTTP/1.1 client over a tokio `TcpStream` (`Connection: close`): enough to scrape
+//! `/metrics` and to call the admin JSON-RPC and see the raw bytes exactly as an operator's
+//! tooling would, with no client library in between.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Sends one request (`Connection: close`) and returns the status code and the body.
-pub async fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+/// How long a response may take.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A response.
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-cased.
+    pub headers: HashMap<String, String>,
+    /// The body, de-chunked.
+    pub body: String,
+}
+
+/// Sends one request and reads the whole response.
+pub async fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> HttpResponse {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP response head");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    let text = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a header block");
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
     {
-        body = dechunk(&body);
+        dechunk(body)
+    } else {
+        if let Some(len) = headers.get("content-length") {
+            assert_eq!(body.len(), len.parse::<usize>().unwrap(), "content-length");
+        }
+        body.to_owned()
+    };
+    HttpResponse {
+        status,
+        headers,
+        body,
     }
-    (status, body)
 }
 
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
     loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
-                .unwrap();
-        data = &data[line_end + 2..];
+        let (size, after) = rest.split_once("\r\n").expect("chunk size line");
+        let size = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
         if size == 0 {
             return out;
         }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
     }
 }
 
 /// Calls a JSON-RPC method and returns the whole response object (`result` or `error`).
 pub async fn rpc(addr: SocketAddr, method: &str, params: Value) -> Value {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let (status, body) = request(addr, "POST", "/", body.to_string().as_bytes()).await;
-    assert_eq!(status, 200, "{method}: HTTP {status}");
-    serde_json::from_slice(&body).unwrap()
+    let response = request(addr, "POST", "/", &body.to_string()).await;
+    assert_eq!(response.status, 200, "{method}: HTTP {}", response.status);
+    serde_json::from_str(&response.body).unwrap()
 }
 
 /// Calls a method that must succeed and returns its result.

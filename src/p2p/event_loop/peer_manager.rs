@@ -29,6 +29,7 @@ impl EventLoop {
     /// gossipsub score (application score included) is below the threshold is banned and
     /// disconnected. Without scoring, scores stay unknown and nobody is banned.
     pub(super) fn check_one_peer(&mut self) {
+        self.clear_expired_bans();
         if !self.ban.enabled {
             return;
         }
@@ -51,12 +52,34 @@ impl EventLoop {
             let until = unix_now().saturating_add(self.ban.duration.as_secs());
             tracing::warn!(%peer, score, until, reasons = ?self.breakdown(&peer).downscore_reasons(),
                 "banning peer: score below threshold");
-            let bans = self.bans.clone();
-            // The in-memory ban takes effect inside `ban`; only its disk write waits here.
-            tokio::task::spawn_blocking(move || bans.ban(peer, until));
+            // In force now; only the disk write goes to the blocking pool.
+            tokio::task::spawn_blocking(self.bans.ban_then_persist(peer, until));
             self.close_peer(peer, DisconnectReason::ScoreBelowThreshold);
             self.emit(NetworkEvent::PeerBanned { peer, score, until });
         }
+    }
+
+    /// Clears the scores of peers whose ban expired (see [`crate::p2p::peers::bans::BanList::
+    /// take_expired`]): before the ban monitor looks at them and before their score is pushed.
+    pub(super) fn clear_expired_bans(&mut self) {
+        let expired = self.bans.take_expired();
+        if expired.is_empty() {
+            return;
+        }
+        for peer in &expired {
+            tracing::info!(%peer, "ban expired: its score starts afresh");
+            self.app_scores.forget(peer);
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(peer, 0.0);
+        }
+        let scorebook = self.scorebook.clone();
+        tokio::task::spawn_blocking(move || {
+            for peer in &expired {
+                scorebook.forget(peer);
+            }
+        });
     }
 
     /// Marks `peer` as closing for `reason` and closes its connections.
@@ -181,9 +204,19 @@ impl EventLoop {
         scores
     }
 
-    /// The scorebook snapshot (op-node: every 15 s), written off the loop.
+    /// The scorebook snapshot (op-node: every 15 s), written off the loop, and the metrics'
+    /// score sample of the connected peers (application scores pushed first, so gossipsub's
+    /// total and the counters agree; nothing is sampled without scoring, as op-node).
     pub(super) fn snapshot_scores(&mut self) {
+        self.push_app_scores();
         let scores = self.scores_to_record();
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        self.metrics.observe_peer_scores(
+            scores
+                .iter()
+                .filter(|(peer, _)| gossipsub.peer_score(peer).is_some())
+                .map(|(_, b)| b),
+        );
         let book = self.scorebook.clone();
         tokio::task::spawn_blocking(move || book.snapshot(unix_now(), scores));
     }

@@ -198,6 +198,11 @@ impl AppScores {
         }
     }
 
+    /// Forgets `peer`'s counters (its ban expired).
+    pub fn forget(&self, peer: &PeerId) {
+        self.lock().remove(peer);
+    }
+
     /// One slot passed: decays the counters of `connected` peers (op-node decays only those),
     /// and forgets peers whose counters all reached zero.
     pub fn decay_slot<'a>(&self, connected: impl IntoIterator<Item = &'a PeerId>) {

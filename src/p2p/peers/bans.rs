@@ -21,6 +21,10 @@ use crate::store::{PeerRecords, Store};
 /// reached in practice; it only keeps a pathological run from growing the table without limit.
 pub const MAX_BANS: usize = 100_000;
 
+/// Expired peer bans remembered until the event loop takes them (it clears those peers'
+/// scores); beyond it the oldest are dropped (their scores then decay as usual).
+pub const MAX_EXPIRED: usize = 1024;
+
 /// A key of a ban book and how it is stored.
 trait BanKey: Copy + Eq + Hash + std::fmt::Display {
     const RECORDS: PeerRecords;
@@ -55,11 +59,14 @@ struct Book<K> {
     store: Option<Arc<Store>>,
     bans: AtomicU64,
     unbans: AtomicU64,
+    /// Keys whose ban expired, not yet taken (≤ [`MAX_EXPIRED`]).
+    expired: Mutex<std::collections::VecDeque<K>>,
 }
 
 impl<K: BanKey> Book<K> {
     fn new(store: Option<Arc<Store>>, now: u64) -> Self {
         let mut entries = HashMap::new();
+        let mut expired = std::collections::VecDeque::new();
         if let Some(store) = &store {
             match store.peer_records(K::RECORDS) {
                 Ok(records) => {
@@ -68,7 +75,11 @@ impl<K: BanKey> Book<K> {
                             Some(k) if until > now => {
                                 entries.insert(k, until);
                             }
-                            Some(_) => {}
+                            Some(k) => {
+                                if expired.len() < MAX_EXPIRED {
+                                    expired.push_back(k);
+                                }
+                            }
                             None => {
                                 tracing::warn!(records = ?K::RECORDS, "skipping a damaged ban record")
                             }
@@ -88,10 +99,16 @@ impl<K: BanKey> Book<K> {
             store,
             bans: AtomicU64::new(0),
             unbans: AtomicU64::new(0),
+            expired: Mutex::new(expired),
         }
     }
 
     fn ban(&self, key: K, until: u64) {
+        self.record(key, until);
+        self.persist(key, until);
+    }
+
+    fn record(&self, key: K, until: u64) {
         {
             let mut entries = self.lock();
             if !entries.contains_key(&key)
@@ -103,6 +120,9 @@ impl<K: BanKey> Book<K> {
             entries.insert(key, until);
         }
         self.bans.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn persist(&self, key: K, until: u64) {
         if let Some(store) = &self.store
             && let Err(e) = store.put_peer_record(K::RECORDS, &key.encode(), until)
         {
@@ -129,8 +149,23 @@ impl<K: BanKey> Book<K> {
         }
         // Expired: forgotten here, outside the lock (the disk write may take a while).
         self.unbans.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut expired = self.expired.lock().unwrap_or_else(|p| p.into_inner());
+            if expired.len() >= MAX_EXPIRED {
+                expired.pop_front();
+            }
+            expired.push_back(*key);
+        }
         self.forget(key);
         None
+    }
+
+    fn take_expired(&self) -> Vec<K> {
+        self.expired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect()
     }
 
     fn list(&self, now: u64) -> Vec<(K, u64)> {
@@ -190,6 +225,18 @@ impl BanList {
         self.peers.ban(peer, until);
     }
 
+    /// Bans `peer` in memory now (the gate refuses it from here on) and returns the disk write
+    /// to run off the caller's thread (the event loop must not wait on the database).
+    pub fn ban_then_persist(
+        self: &Arc<Self>,
+        peer: PeerId,
+        until: u64,
+    ) -> impl FnOnce() + Send + 'static {
+        self.peers.record(peer, until);
+        let bans = self.clone();
+        move || bans.peers.persist(peer, until)
+    }
+
     /// Lifts the ban of `peer` now.
     pub fn unban(&self, peer: &PeerId) {
         self.peers.unban(peer);
@@ -203,6 +250,15 @@ impl BanList {
     /// Every peer ban still in force at `now`.
     pub fn list(&self, now: u64) -> Vec<(PeerId, u64)> {
         self.peers.list(now)
+    }
+
+    /// The peers whose ban expired since the last call (found expired at a connection attempt,
+    /// or when the bans were loaded). A ban is the whole punishment: the event loop clears these
+    /// peers' scores, so a peer that served its ban is not banned again at once for the same
+    /// faults. (With op-node's defaults the score has aged out of its scorebook by then: a 1 h
+    /// ban outlasts the 20 min score retention.)
+    pub fn take_expired(&self) -> Vec<PeerId> {
+        self.peers.take_expired()
     }
 
     /// Bans `ip` until `until` (unix seconds).

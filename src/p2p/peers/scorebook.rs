@@ -256,6 +256,16 @@ impl ScoreBook {
         }
     }
 
+    /// Forgets `peer`'s record (its ban expired). Blocking (disk).
+    pub fn forget(&self, peer: &PeerId) {
+        if self.lock().remove(peer).is_some()
+            && let Some(store) = &self.store
+            && let Err(e) = store.save_peer_scores(&[], &[peer.to_bytes()])
+        {
+            tracing::warn!(%peer, error = %e, "cannot drop a score record");
+        }
+    }
+
     /// The last recorded breakdown of `peer` and when it was taken.
     pub fn get(&self, peer: &PeerId) -> Option<(u64, ScoreBreakdown)> {
         self.lock().get(peer).map(|r| (r.last_update, r.breakdown))

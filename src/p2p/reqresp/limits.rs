@@ -97,21 +97,47 @@ impl PeerLimiters {
     }
 }
 
-/// Waits for one token from `peer`, then one from `global`, for at most `max_wait` in total.
-/// Returns false when the wait ran out.
+/// How [`acquire`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tokens {
+    /// Both tokens were there at once.
+    Ready,
+    /// Both tokens taken, after waiting for at least one.
+    Waited,
+    /// The wait ran out.
+    TimedOut,
+}
+
+/// Takes one token from `peer`, then one from `global`, waiting as long as needed. Returns
+/// whether it had to wait (a bucket was empty), for the rate-limit metrics.
 ///
 /// The peer's own bucket comes first (op-node takes the global token first): a peer flooding
 /// requests then queues behind its own limit and takes at most its own rate from the global
 /// bucket, instead of draining it while it waits and starving every other peer.
+pub async fn take_tokens(
+    global: &DefaultDirectRateLimiter,
+    peer: &DefaultDirectRateLimiter,
+) -> bool {
+    let mut waited = false;
+    for limiter in [peer, global] {
+        // `check` takes the token when there is one; `until_ready` waits for it otherwise.
+        if limiter.check().is_err() {
+            waited = true;
+            limiter.until_ready().await;
+        }
+    }
+    waited
+}
+
+/// Waits for one token from `peer`, then one from `global`, for at most `max_wait` in total.
 pub async fn acquire(
     global: &DefaultDirectRateLimiter,
     peer: &DefaultDirectRateLimiter,
     max_wait: Duration,
-) -> bool {
-    tokio::time::timeout(max_wait, async {
-        peer.until_ready().await;
-        global.until_ready().await;
-    })
-    .await
-    .is_ok()
+) -> Tokens {
+    match tokio::time::timeout(max_wait, take_tokens(global, peer)).await {
+        Ok(true) => Tokens::Waited,
+        Ok(false) => Tokens::Ready,
+        Err(_) => Tokens::TimedOut,
+    }
 }

@@ -7,11 +7,12 @@
 //! chain clock allows: code 2) → one global and one per-peer token, waiting at most
 //! `max_throttle` (else code 3) → the canonical block, or else the only one stored at that
 //! number (none: code 1) → the response written within `write_timeout` (a slow reader is cut
-//! off) → close. Every outcome is counted.
+//! off) → close. Every outcome is counted in [`ServerStats`], and each stream's result code,
+//! duration and rate-limit wait in the node's [`Metrics`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use governor::DefaultDirectRateLimiter;
@@ -20,9 +21,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::inbound::InboundStreams;
-use super::limits::{PeerLimiters, Rate, acquire};
+use super::limits::{PeerLimiters, Rate, Tokens, acquire};
 use super::{MAX_THROTTLE_DELAY, REQUEST_TIMEOUT, RESPONSE_TIMEOUT, protocols};
 use crate::chain::ChainSpec;
+use crate::metrics::{Metrics, RateLimitRefusal, ReqRole};
 use crate::p2p::peers::app_score::{AppScores, PeerOutcome};
 use crate::store::Store;
 use crate::wire::reqresp::{
@@ -117,6 +119,7 @@ struct Shared {
     stats: Arc<ServerStats>,
     /// Requests refused for rate count against the requester's application score.
     scores: Arc<AppScores>,
+    metrics: Arc<Metrics>,
 }
 
 /// A peer's place among its open streams, given back on drop.
@@ -163,6 +166,7 @@ pub fn spawn(
     store: Arc<Store>,
     config: ServerConfig,
     scores: Arc<AppScores>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<Arc<ServerStats>, String> {
     let stats = Arc::new(ServerStats::default());
@@ -176,6 +180,7 @@ pub fn spawn(
         per_peer_streams: std::sync::Mutex::default(),
         stats: stats.clone(),
         scores,
+        metrics,
     });
     for protocol in protocols(chain.chain_id) {
         let mut incoming = inbound
@@ -199,21 +204,41 @@ pub fn spawn(
 }
 
 /// Answers code 3 to a peer over its rate or stream limit, counts it, and charges the peer.
-async fn refuse_for_rate(shared: &Shared, peer: PeerId, stream: &mut Stream) {
+async fn refuse_for_rate(
+    shared: &Shared,
+    peer: PeerId,
+    stream: &mut Stream,
+    cause: RateLimitRefusal,
+) {
     shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.rate_limit_refusal(cause);
     shared.scores.record(peer, PeerOutcome::RequestRefused);
     respond_error(shared, stream, ResultCode::Unknown).await;
 }
 
-async fn serve_stream(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
+/// Serves one stream and records its result code and duration.
+async fn serve_stream(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
+    let started = Instant::now();
+    let (code, number) = serve(&shared, peer, stream).await;
+    shared
+        .metrics
+        .server_request(code, number, started.elapsed());
+}
+
+/// Serves one stream. Returns the code answered (for a request that could not be read or a
+/// response that could not be written: 3, what op-node records) and the number asked for.
+async fn serve(shared: &Shared, peer: PeerId, mut stream: Stream) -> (ResultCode, Option<u64>) {
     let Ok(_permit) = shared.streams.clone().try_acquire_owned() else {
         shared.stats.over_capacity.fetch_add(1, Ordering::Relaxed);
-        respond_error(&shared, &mut stream, ResultCode::Unknown).await;
-        return;
+        shared
+            .metrics
+            .rate_limit_refusal(RateLimitRefusal::OverCapacity);
+        respond_error(shared, &mut stream, ResultCode::Unknown).await;
+        return (ResultCode::Unknown, None);
     };
-    let Some(_peer_stream) = PeerStream::open(&shared, peer) else {
-        refuse_for_rate(&shared, peer, &mut stream).await;
-        return;
+    let Some(_peer_stream) = PeerStream::open(shared, peer) else {
+        refuse_for_rate(shared, peer, &mut stream, RateLimitRefusal::PeerStreams).await;
+        return (ResultCode::Unknown, None);
     };
     let mut request = [0u8; REQUEST_BYTES];
     let read =
@@ -223,20 +248,24 @@ async fn serve_stream(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
         _ => {
             shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
             let _ = stream.close().await;
-            return;
+            return (ResultCode::Unknown, None);
         }
     };
     let chain = &shared.chain;
     let now = crate::clock::unix_now();
     if number < chain.genesis.l2.number || number > chain.target_block_number(now) {
         shared.stats.invalid.fetch_add(1, Ordering::Relaxed);
-        respond_error(&shared, &mut stream, ResultCode::InvalidRequest).await;
-        return;
+        respond_error(shared, &mut stream, ResultCode::InvalidRequest).await;
+        return (ResultCode::InvalidRequest, Some(number));
     }
     let peer_limiter = shared.peers.get(peer);
-    if !acquire(&shared.global, &peer_limiter, shared.config.max_throttle).await {
-        refuse_for_rate(&shared, peer, &mut stream).await;
-        return;
+    let tokens = acquire(&shared.global, &peer_limiter, shared.config.max_throttle).await;
+    if tokens != Tokens::Ready {
+        shared.metrics.rate_limit_wait(ReqRole::Server);
+    }
+    if tokens == Tokens::TimedOut {
+        refuse_for_rate(shared, peer, &mut stream, RateLimitRefusal::WaitTimeout).await;
+        return (ResultCode::Unknown, Some(number));
     }
     let store = shared.store.clone();
     let block = tokio::task::spawn_blocking(move || store.block_by_number(number)).await;
@@ -257,19 +286,24 @@ async fn serve_stream(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
             encode_error(ResultCode::Unknown).to_vec()
         }
     };
-    let served = frame.first() == Some(&ResultCode::Success.byte());
+    let code = ResultCode::from_byte(frame.first().copied().unwrap_or(3));
+    let served = code == ResultCode::Success;
     match tokio::time::timeout(shared.config.write_timeout, async {
         stream.write_all(&frame).await?;
         stream.close().await
     })
     .await
     {
-        Ok(Ok(())) if served => {
-            shared.stats.served.fetch_add(1, Ordering::Relaxed);
+        Ok(Ok(())) => {
+            if served {
+                shared.stats.served.fetch_add(1, Ordering::Relaxed);
+            }
+            (code, Some(number))
         }
-        Ok(_) => {}
+        Ok(Err(_)) => (ResultCode::Unknown, Some(number)),
         Err(_) => {
             shared.stats.write_timeouts.fetch_add(1, Ordering::Relaxed);
+            (ResultCode::Unknown, Some(number))
         }
     }
 }
