@@ -466,8 +466,11 @@ impl EventLoop {
             if let Some(Err(e)) = &result {
                 tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
             }
-            if verdict == Verdict::Reject {
-                // Gossipsub only forwards ACCEPTed messages: the forwarder is to blame.
+            // Gossipsub only forwards ACCEPTed messages: the forwarder is to blame for a REJECT,
+            // unless it only went over the per-height limit (see `peers::equivocation`).
+            if let Some(result) = &result
+                && app_scores.blame_forwarder(source, result)
+            {
                 app_scores.record(source, PeerOutcome::InvalidBlock);
             }
             let _ = judged
