@@ -7,6 +7,7 @@
 //! every accept/publish event with its wall-clock time → stop the nodes and read their peak RSS
 //! → [`report::DevnetReport`].
 
+pub mod adversary;
 pub mod report;
 
 use std::collections::HashSet;
