@@ -358,8 +358,9 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
         () = stop_requested => tracing::info!("shutdown requested"),
     }
     let sync = node.sync_stats().cloned();
+    let server = node.server_stats().cloned();
     node.shutdown().await;
-    super::control::report_exit(args.control.is_some(), sync.as_deref()).await;
+    super::control::report_exit(args.control.is_some(), sync.as_deref(), server.as_deref()).await;
     Ok(())
 }
 

@@ -114,6 +114,38 @@ pub struct ServerStats {
     pub errors: AtomicU64,
 }
 
+/// A copy of [`ServerStats`]; also the `server` object of the devnet's exit line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[allow(missing_docs)] // the fields mirror `ServerStats`
+pub struct ServerCounters {
+    pub served: u64,
+    pub not_found: u64,
+    pub invalid: u64,
+    pub rate_limited: u64,
+    pub over_capacity: u64,
+    pub bad_requests: u64,
+    pub write_timeouts: u64,
+    pub errors: u64,
+}
+
+impl ServerStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> ServerCounters {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ServerCounters {
+            served: get(&self.served),
+            not_found: get(&self.not_found),
+            invalid: get(&self.invalid),
+            rate_limited: get(&self.rate_limited),
+            over_capacity: get(&self.over_capacity),
+            bad_requests: get(&self.bad_requests),
+            write_timeouts: get(&self.write_timeouts),
+            errors: get(&self.errors),
+        }
+    }
+}
+
 struct Shared {
     chain: Arc<ChainSpec>,
     store: Arc<Store>,
