@@ -45,6 +45,7 @@ pub async fn request(
     })
     .await;
     if !matches!(written, Ok(Ok(()))) {
+        tracing::debug!(%peer, ?written, "adversary: request not written");
         return Answer::StreamError;
     }
     let mut response = Vec::new();
@@ -56,6 +57,7 @@ pub async fn request(
     )
     .await;
     if !matches!(read, Ok(Ok(_))) {
+        tracing::debug!(%peer, ?read, "adversary: answer not read");
         return Answer::StreamError;
     }
     classify(&response)
