@@ -23,9 +23,11 @@
 //!  connection ──► p2p::gate (banned peer refused) ──► gossipsub (op-node light scoring;
 //!  AppScores pushed in every second) ─ ban monitor: one peer a second, score < threshold and
 //!  not static ──► p2p::peers::bans (persisted in the store) + disconnect
+//!  (a REJECT charges the forwarder, a height-limit one only an equivocator:
+//!  p2p::peers::equivocation)
 //!
-//!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 64 streams, global + per-peer
-//!  limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
+//!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 64 streams, ≤ 15 per peer, per-peer
+//!  + global limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
 //! ```
 //!
 //! ## Gossip in, byte by byte
@@ -46,7 +48,8 @@
 //! [`wire::envelope::encode_signed`]. The `payload_by_number` frames are in [`wire::reqresp`].
 //!
 //! Operator tools: [`cli::check_message`] runs a captured message through the same validator;
-//! [`devnet`] runs a local network of node processes and reports delivery, latency and memory.
+//! [`devnet`] runs a local network of node processes and reports delivery, latency and memory,
+//! optionally with a hostile node ([`devnet::adversary`]) whose ban it reports.
 //!
 //! Everything in `wire` and `validate` is sans-IO: no sockets, no clocks (time is an argument),
 //! no panics on input, and every allocation sized from the wire is bounded first.

@@ -2,17 +2,25 @@
 //! within a bounded number of messages (or, the req/resp spammer, rate limited), while honest
 //! delivery stays complete and no honest peer is banned.
 //!
-//! Each run: 4 nodes (sequencer + 3 followers, full mesh), 40 blocks at 4 a second, the adversary
+//! The library form runs in-process next to a `RunningNode` as well (first test).
+//!
+//! Each devnet run: 4 nodes (sequencer + 3 followers, full mesh), 40 blocks at 4 a second, the adversary
 //! at 20 messages (or requests per node) a second. The runs take turns (a lock), so the timing
 //! bounds below hold for one devnet on the machine, not five.
 
 mod common;
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use common::devnet::run_devnet;
-use op_gossip::devnet::adversary::EQUIVOCATIONS_PER_HEIGHT;
+use common::net::*;
+use op_gossip::devnet::adversary::{
+    self, AdversaryConfig, AdversaryKind, EQUIVOCATIONS_PER_HEIGHT, REDIAL_INTERVAL,
+};
+use op_gossip::node::{NodeEvent, start};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 /// Taken by each run, so the devnets do not compete for the CPU.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -210,4 +218,64 @@ fn a_reqresp_spammer_is_rate_limited_while_honest_sync_and_gossip_are_served() {
             "{served} served in {span_secs:.1} s: {n}"
         );
     }
+}
+
+#[test]
+fn the_adversary_runs_in_process_next_to_a_node_and_is_refused_after_its_ban() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(in_process());
+}
+
+async fn in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let node = start(config(&chain, 0, dir.path(), false)).await.unwrap();
+    let mut events = node.subscribe();
+    let shutdown = CancellationToken::new();
+    let adv = adversary::spawn(
+        AdversaryConfig {
+            kind: AdversaryKind::InvalidSig,
+            chain: chain.clone(),
+            targets: vec![node.dial_address().await.unwrap()],
+            rate: 20,
+            sequencer_key: None,
+            keypair: libp2p::identity::Keypair::generate_secp256k1(),
+        },
+        &shutdown,
+    )
+    .unwrap();
+    let banned = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(NodeEvent::PeerBanned { peer, .. }) = events.recv().await {
+                return peer;
+            }
+        }
+    })
+    .await
+    .expect("the adversary was banned");
+    assert_eq!(banned, adv.peer_id());
+    assert!(adv.joined());
+    // Its next dial (every 2 s) is refused by the node's gate.
+    let deadline = tokio::time::Instant::now() + 3 * REDIAL_INTERVAL;
+    while adv.counters().connections_refused == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no refused redial");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counters = adv.stop().await;
+    assert!(counters.sent >= 1);
+    assert_eq!(counters.max_connected, 1);
+    assert_eq!(counters.connected, 0);
+    assert!(counters.targets[0].connections_refused >= 1);
+    assert!(
+        node.gate_stats()
+            .accepts_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    node.shutdown().await;
 }

@@ -134,6 +134,7 @@ pub fn oversize(serial: u64) -> Vec<u8> {
 }
 
 fn just_over_limit(serial: u64) -> Vec<u8> {
+    // The serial as an 8-byte literal, then copies of it: snappy's longest copy is 64 bytes.
     const LITERAL: usize = 8;
     const MAX_COPY: usize = 64;
     let copied = JUST_OVER_LIMIT_BYTES - LITERAL;
@@ -198,6 +199,7 @@ fn sign(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::Arc;
 

@@ -61,9 +61,6 @@ pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// refusing a banned peer several times within a short devnet run, rarely enough not to load the
 /// honest accept path.
 pub const REDIAL_INTERVAL: Duration = Duration::from_secs(2);
-/// A connection that closes this soon after opening was refused by the target's gate (it closes
-/// a banned peer's connection as soon as the handshake names it).
-pub const REFUSED_WITHIN: Duration = Duration::from_secs(1);
 /// Requests open to one target at most (`spam-reqresp`); beyond it a tick skips the target. Twice
 /// the server's 64 concurrent streams, so the spammer can fill a server that does not bound each
 /// peer, while its own memory stays bounded.
@@ -236,7 +233,8 @@ pub fn spawn(
         targets.push(Target {
             addr: addr.clone(),
             peer,
-            opened: None,
+            connected: false,
+            identified: false,
         });
     }
     let stats = Arc::new(AdversaryStats::new(
@@ -324,8 +322,11 @@ fn build_swarm(config: &AdversaryConfig) -> Result<Swarm<Behaviour>, AdversaryEr
 struct Target {
     addr: Multiaddr,
     peer: PeerId,
-    /// When the current connection opened (`None`: not connected).
-    opened: Option<Instant>,
+    /// Connected now.
+    connected: bool,
+    /// The target sent its identify record on the current connection. A gate refusing a banned
+    /// peer closes the connection as soon as the handshake names it, before identify runs.
+    identified: bool,
 }
 
 /// An honest block the adversary received.
@@ -375,7 +376,7 @@ impl Runner {
                 event = self.swarm.select_next_some() => self.on_event(event),
                 _ = redial.tick() => {
                     for i in 0..self.targets.len() {
-                        if self.targets[i].opened.is_none() {
+                        if !self.targets[i].connected {
                             self.dial(i);
                         }
                     }
@@ -425,7 +426,8 @@ impl Runner {
                     && let (Some(target), Some(t)) =
                         (self.targets.get_mut(i), self.stats.targets.get(i))
                 {
-                    target.opened = Some(Instant::now());
+                    target.connected = true;
+                    target.identified = false;
                     t.connected.store(true, Ordering::Relaxed);
                     t.connections.fetch_add(1, Ordering::Relaxed);
                     self.stats
@@ -441,12 +443,26 @@ impl Runner {
                 let Some(i) = self.target_index(&peer_id) else {
                     return;
                 };
-                let opened = self.targets.get_mut(i).and_then(|t| t.opened.take());
+                let identified = self.targets.get_mut(i).is_some_and(|t| {
+                    t.connected = false;
+                    std::mem::take(&mut t.identified)
+                });
                 if let Some(t) = self.stats.targets.get(i) {
                     t.connected.store(false, Ordering::Relaxed);
                 }
-                if opened.is_some_and(|at| at.elapsed() < REFUSED_WITHIN) {
+                if !identified {
                     self.refused(i);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                ..
+            })) => {
+                if let Some(target) = self
+                    .target_index(&peer_id)
+                    .and_then(|i| self.targets.get_mut(i))
+                {
+                    target.identified = true;
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -604,7 +620,7 @@ impl Runner {
         // Numbers cycle over the chain the adversary has seen, so servers look real blocks up.
         let head = self.recent.keys().next_back().copied().unwrap_or(1).max(1);
         for (i, target) in self.targets.iter().enumerate() {
-            if target.opened.is_none() {
+            if !target.connected {
                 continue;
             }
             let (Some(slots), Some(_)) = (self.inflight.get(i), self.stats.targets.get(i)) else {

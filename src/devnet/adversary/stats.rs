@@ -134,7 +134,7 @@ pub struct TargetCounters {
     pub connected: bool,
     /// Connections established.
     pub connections: u64,
-    /// Dials that failed, and connections closed within a second of opening: the target's gate
+    /// Dials that failed, and connections closed before the target identified itself: its gate
     /// refusing a banned peer.
     pub connections_refused: u64,
     /// payload_by_number requests sent (`spam-reqresp`).

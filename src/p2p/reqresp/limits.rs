@@ -185,6 +185,7 @@ fn lock_counts(open: &OpenCounts) -> std::sync::MutexGuard<'_, HashMap<PeerId, u
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
