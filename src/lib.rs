@@ -26,13 +26,15 @@
 //!  connection manager (every 10 s: above peers.hi close the lowest-scored unprotected peers past
 //!  their grace, down to peers.lo), scorebook snapshot (every 15 s) ── bans, lists and scores
 //!  persisted in the store (written on the blocking pool), restored on start
+//!  (a REJECT charges the forwarder, a height-limit one only an equivocator:
+//!  p2p::peers::equivocation)
 //!
 //!  admin RPC (rpc, jsonrpsee HTTP) ──► NetworkHandle commands (peer snapshots from the
 //!  p2p::peers::book, connect, disconnect, close what the gate now refuses)
 //!                                  └─► p2p::peers::{lists, bans} (shared, persisted)
 //!
-//!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 64 streams, global + per-peer
-//!  limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
+//!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 64 streams, ≤ 15 per peer, per-peer
+//!  + global limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
 //!
 //!  metrics::Metrics (one Arc, one registry) ◄── one-line hooks: event loop (peers, publish,
 //!  slow peers, a score sample of every peer each 15 s), validation tasks (verdict + reason),
@@ -59,7 +61,8 @@
 //! [`wire::envelope::encode_signed`]. The `payload_by_number` frames are in [`wire::reqresp`].
 //!
 //! Operator tools: [`cli::check_message`] runs a captured message through the same validator;
-//! [`devnet`] runs a local network of node processes and reports delivery, latency and memory.
+//! [`devnet`] runs a local network of node processes and reports delivery, latency and memory,
+//! optionally with a hostile node ([`devnet::adversary`]) whose ban it reports.
 //!
 //! Everything in `wire` and `validate` is sans-IO: no sockets, no clocks (time is an argument),
 //! no panics on input, and every allocation sized from the wire is bounded first.

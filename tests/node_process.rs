@@ -8,6 +8,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::devnet::run_devnet;
 use common::net::*;
 use op_gossip::node::start;
 use serde_json::Value;
@@ -146,27 +147,6 @@ async fn follower_data_survives_sigkill_and_sigterm_is_graceful() {
     assert!(exit["peak_rss_kib"].as_u64().unwrap() > 0);
     assert!(follower.child.wait().unwrap().success());
     seq.shutdown().await;
-}
-
-/// Runs `op-gossip devnet` with `args`, requires exit status 0, and returns its JSON report.
-fn run_devnet(args: &[&str]) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_op-gossip"))
-        .arg("devnet")
-        .args(args)
-        .arg("--report")
-        .arg(&report)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()
 }
 
 #[test]

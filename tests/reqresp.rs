@@ -191,6 +191,85 @@ async fn a_hammering_peer_is_limited_while_another_is_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_peer_holds_neither_every_stream_nor_the_global_rate() {
+    // op-node's limits and waits (global 20/s burst 40, per peer 4/s burst 15, 20 s).
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let server = start(config(&chain, 0, dir.path(), true)).await.unwrap();
+    let mut hammer_config = config(&chain, 1, dir.path(), false);
+    hammer_config.sync = None;
+    let hammer = start(hammer_config).await.unwrap();
+    let polite = start(config(&chain, 2, dir.path(), false)).await.unwrap();
+    connect(&hammer, &server).await;
+    connect(&polite, &server).await;
+    wait_for_peers(&[&server, &hammer, &polite], 1).await;
+    server
+        .produce(2, Duration::from_millis(20), 1000)
+        .await
+        .unwrap();
+    server.wait_for_head(2, WAIT).await.unwrap();
+
+    // A sustained flood, 50 requests a second for 4 s: more than the server's 64 stream places
+    // and its 40-token global burst. Without a per-peer cap the waiting requests would hold every
+    // place (each for up to 20 s) and take the global tokens.
+    let started = std::time::Instant::now();
+    let flood = {
+        let control = hammer.network().stream_control();
+        let (chain, peer) = (chain.clone(), server.peer_id());
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for _ in 0..200 {
+                tick.tick().await;
+                let mut control = control.clone();
+                let chain = chain.clone();
+                tasks.push(tokio::spawn(async move {
+                    request_payload(&mut control, &chain, peer, 1, RequestTimeouts::default()).await
+                }));
+            }
+            tasks
+        })
+    };
+    // Once the flood is on, another peer fetches 20 blocks one after another, as a sync worker
+    // does: 15 from its burst and 5 more at its 4/s, none refused.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut control = polite.network().stream_control();
+    for i in 0..20 {
+        let number = 1 + i % 2;
+        let timeouts = RequestTimeouts::default();
+        let result =
+            request_payload(&mut control, &chain, server.peer_id(), number, timeouts).await;
+        assert!(result.is_ok(), "request {i}: {result:?}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let (mut ok, mut limited) = (0u64, 0u64);
+    for t in flood.await.unwrap() {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(RequestError::ErrorCode(3)) => limited += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    // The hammer gets its burst and its 4/s over the run, the rest is refused code 3 at once.
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        ok >= 15 && (ok as f64) <= 15.0 + 4.0 * elapsed + 1.0,
+        "served {ok} in {elapsed:.1} s"
+    );
+    assert_eq!(ok + limited, 200);
+    let stats = server.server_stats().unwrap();
+    assert_eq!(stats.rate_limited.load(Ordering::Relaxed), limited);
+    assert_eq!(stats.over_capacity.load(Ordering::Relaxed), 0);
+    for n in [hammer, polite, server] {
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_reader_is_cut_off_at_the_write_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let chain = devnet_now();

@@ -1,10 +1,13 @@
 //! JSON-lines control channel of `op-gossip node --control stdio`, which `op-gossip devnet` uses
 //! to drive its child nodes: one JSON object per line each way.
 //!
-//! Events (stdout): `listening {addr, head, rpc}` (`rpc`: the admin RPC address or null), `peers {count}`, `accepted {number, hash, at_ms}`,
-//! `published {number, hash, at_ms}`, `fetched {number, at_ms}` (stored from payload_by_number),
-//! `head {number, hash, at_ms}`, `judged {verdict, reason}` (non-ACCEPT only), `produced {ok,
-//! error}`, `lagged {missed}`, `exit {peak_rss_kib, sync}` (`sync`: the sync client's counters).
+//! Events (stdout): `listening {addr, head, rpc}` (`rpc`: the admin RPC address or null),
+//! `peers {count}`, `accepted {number, hash, from, at_ms}`, `published {number, hash, at_ms}`, `fetched {number, at_ms}` (stored from
+//! payload_by_number), `head {number, hash, at_ms}`, `judged {verdict, reason, from, at_ms}`
+//! (non-ACCEPT only), `banned {peer, score, until, at_ms}` (the ban monitor banned `peer` until
+//! unix second `until`), `produced {ok, error}`, `lagged {missed}`, `exit {peak_rss_kib, sync,
+//! server}` (`sync`: the sync client's counters; `server`: the payload_by_number server's).
+//! `from` is the peer that forwarded the message to this node.
 //! Commands (stdin): `dial {addr}`, `produce {count, interval_ms, block_size}`, `shutdown`.
 //! End of stdin counts as `shutdown`, so a node never outlives its orchestrator.
 
@@ -17,6 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::clock::unix_millis;
 use crate::node::{BlockSource, NodeEvent, ProducerClient, RunningNode};
+use crate::p2p::reqresp::server::ServerStats;
 use crate::sync::SyncStats;
 use crate::validate::Verdict;
 use std::time::SystemTime;
@@ -74,12 +78,13 @@ pub fn serve(node: &RunningNode) -> oneshot::Receiver<()> {
 }
 
 /// Writes the final `exit` line with the process's peak resident memory and the sync client's
-/// counters.
-pub async fn report_exit(enabled: bool, sync: Option<&SyncStats>) {
+/// and payload_by_number server's counters.
+pub async fn report_exit(enabled: bool, sync: Option<&SyncStats>, server: Option<&ServerStats>) {
     if enabled {
         let sync = sync.map(SyncStats::snapshot);
-        let line =
-            json!({"event": "exit", "peak_rss_kib": peak_rss_kib(), "sync": sync}).to_string();
+        let server = server.map(ServerStats::snapshot);
+        let line = json!({"event": "exit", "peak_rss_kib": peak_rss_kib(), "sync": sync, "server": server})
+            .to_string();
         let mut out = tokio::io::stdout();
         let _ = out.write_all(format!("{line}\n").as_bytes()).await;
         let _ = out.flush().await;
@@ -175,8 +180,8 @@ async fn forward_events(
 ) {
     loop {
         let line = match events.recv().await {
-            Ok(NodeEvent::Accepted { id, at, .. }) => {
-                json!({"event": "accepted", "number": id.number, "hash": id.hash, "at_ms": unix_millis(at)})
+            Ok(NodeEvent::Accepted { id, from, at }) => {
+                json!({"event": "accepted", "number": id.number, "hash": id.hash, "from": from.to_string(), "at_ms": unix_millis(at)})
             }
             Ok(NodeEvent::Published { id, at }) => {
                 json!({"event": "published", "number": id.number, "hash": id.hash, "at_ms": unix_millis(at)})
@@ -191,9 +196,14 @@ async fn forward_events(
                 json!({"event": "fetched", "number": id.number, "at_ms": unix_millis(SystemTime::now())})
             }
             Ok(NodeEvent::Validated {
-                verdict, reason, ..
+                from,
+                verdict,
+                reason,
             }) if verdict != Verdict::Accept => {
-                json!({"event": "judged", "verdict": verdict.as_str(), "reason": reason})
+                json!({"event": "judged", "verdict": verdict.as_str(), "reason": reason, "from": from.to_string(), "at_ms": unix_millis(SystemTime::now())})
+            }
+            Ok(NodeEvent::PeerBanned { peer, score, until }) => {
+                json!({"event": "banned", "peer": peer.to_string(), "score": score, "until": until, "at_ms": unix_millis(SystemTime::now())})
             }
             Ok(NodeEvent::PeerConnected(_) | NodeEvent::PeerDisconnected(_)) => {
                 let count = network

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser;
 
 use super::{CliError, parse_duration, parse_size};
+use crate::devnet::adversary::{self, AdversaryKind};
+use crate::devnet::hostile::{AdversaryPlan, AdversaryReport};
 use crate::devnet::{self, DevnetPlan, Topology};
 
 /// Flags of `devnet`.
@@ -43,6 +45,15 @@ pub struct DevnetArgs {
     /// Followers lose this fraction (0..1) of gossip deliveries and must fill the holes.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.0, value_parser = super::node::parse_fraction)]
     pub drop: f64,
+    /// Add a hostile node once the meshes formed, attacking every node then running:
+    /// invalid-sig, invalid-block, equivocate, spam-reqresp or oversize.
+    #[arg(long, value_name = "KIND")]
+    pub adversary: Option<AdversaryKind>,
+    /// The adversary's gossip messages per second (spam-reqresp: requests per second to each
+    /// node).
+    #[arg(long = "adversary-rate", value_name = "PER_SEC", default_value_t = adversary::DEFAULT_RATE,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(adversary::MAX_RATE)))]
+    pub adversary_rate: u32,
 }
 
 /// Runs the devnet.
@@ -76,6 +87,10 @@ pub async fn run(args: &DevnetArgs) -> Result<(), CliError> {
         progress: true,
         late_joiner: args.late_joiner,
         drop: args.drop,
+        adversary: args.adversary.map(|kind| AdversaryPlan {
+            kind,
+            rate: args.adversary_rate,
+        }),
     };
     eprintln!(
         "devnet: {} nodes ({} topology), {} blocks of {} bytes every {:?}",
@@ -128,9 +143,53 @@ pub async fn run(args: &DevnetArgs) -> Result<(), CliError> {
     } else {
         report.all_delivered
     };
-    if complete {
-        Ok(())
-    } else {
-        Err(CliError::Runtime("some followers missed blocks".into()))
+    if !complete {
+        return Err(CliError::Runtime("some followers missed blocks".into()));
     }
+    match &report.adversary {
+        Some(adv) => adversary_verdict(adv),
+        None => Ok(()),
+    }
+}
+
+/// Prints what the adversary did and fails the run when it was not contained (not banned by
+/// every node it reached, or spam not rate limited) or when an honest peer was banned.
+fn adversary_verdict(adv: &AdversaryReport) -> Result<(), CliError> {
+    let c = &adv.counters;
+    println!(
+        "adversary {} ({}): sent {} at {}/s, reached {}/{} nodes, banned by {}, refused {} reconnections, rate limited {} times",
+        adv.kind,
+        adv.peer_id,
+        c.sent,
+        adv.rate_per_sec,
+        adv.reached,
+        adv.targets,
+        adv.banned_by,
+        c.connections_refused,
+        c.answers.rate_limited
+    );
+    for n in adv.per_node.iter().filter(|n| n.targeted) {
+        println!(
+            "node {}: saw {} of its messages ({} before the ban), banned after {} ms",
+            n.node,
+            n.seen,
+            n.seen_before_ban.map_or("-".into(), |v| v.to_string()),
+            n.banned_after_ms.map_or("-".into(), |v| v.to_string()),
+        );
+    }
+    if adv.honest_peers_banned > 0 {
+        return Err(CliError::Runtime(format!(
+            "{} honest peers were banned",
+            adv.honest_peers_banned
+        )));
+    }
+    if !adv.contained {
+        let what = if adv.should_be_banned {
+            "not banned by every node it reached"
+        } else {
+            "not rate limited by every node it reached"
+        };
+        return Err(CliError::Runtime(format!("the adversary was {what}")));
+    }
+    Ok(())
 }

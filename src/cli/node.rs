@@ -314,6 +314,8 @@ impl NodeArgs {
             reqresp_server: self.serve_req_resp.then(|| ServerConfig {
                 global,
                 per_peer,
+                // As many open streams as the peer's bucket holds tokens.
+                max_streams_per_peer: usize::try_from(per_peer.burst).unwrap_or(usize::MAX),
                 ..ServerConfig::default()
             }),
             sync: self.sync_req_resp.then(|| SyncConfig {
@@ -420,8 +422,9 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
         () = stop_requested => tracing::info!("shutdown requested"),
     }
     let sync = node.sync_stats().cloned();
+    let server = node.server_stats().cloned();
     node.shutdown().await;
-    super::control::report_exit(args.control.is_some(), sync.as_deref()).await;
+    super::control::report_exit(args.control.is_some(), sync.as_deref(), server.as_deref()).await;
     Ok(())
 }
 

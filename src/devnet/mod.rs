@@ -6,7 +6,13 @@
 //! address → dial the topology → wait for the meshes → ask the sequencer for the blocks → collect
 //! every accept/publish event with its wall-clock time → stop the nodes and read their peak RSS
 //! → [`report::DevnetReport`].
+//!
+//! With `--adversary <kind>` an [`adversary`] joins once the meshes formed, attacks every node
+//! running at that moment while the blocks are produced, and is stopped before the nodes;
+//! [`hostile`] follows what the nodes say about it and adds the report's `adversary` section.
 
+pub mod adversary;
+pub mod hostile;
 pub mod report;
 
 use std::collections::HashSet;
@@ -163,6 +169,8 @@ pub struct DevnetPlan {
     pub late_joiner: Option<u64>,
     /// `--drop f`: followers lose this fraction of gossip deliveries and must fill the holes.
     pub drop: f64,
+    /// `--adversary`: a hostile node joins after the meshes formed.
+    pub adversary: Option<hostile::AdversaryPlan>,
 }
 
 /// Why the devnet could not run.
@@ -208,6 +216,19 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
         children[i] = Some(spawn_node(plan, &dir, &rollup, i, events_tx.clone()).await?);
     }
     join(&mut events, &mut stats, &mut children, &edges, &first_phase).await?;
+    let adversary_stop = tokio_util::sync::CancellationToken::new();
+    let adversary = match plan.adversary {
+        Some(adv) => {
+            let handle = hostile::start(adv, genesis, &mut stats, &first_phase, &adversary_stop)?;
+            let since = Instant::now();
+            while !hostile::joined_or_late(&handle, since) {
+                let tick = Instant::now() + Duration::from_millis(50);
+                let _ = next_event(&mut events, &mut stats, tick, "").await;
+            }
+            Some((adv, handle))
+        }
+        None => None,
+    };
 
     // 3. Produce and collect.
     let started = Instant::now();
@@ -252,9 +273,13 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
         let sequencer = &stats[0];
         let all_published = sequencer.published.len() as u64 >= plan.blocks;
         let failed = matches!(sequencer.produced, Some(Err(_)));
+        let adversary_settled = adversary
+            .as_ref()
+            .is_none_or(|(adv, _)| hostile::settled(adv.kind, &stats, &first_phase));
         let done = failed
             || sequencer.produced.is_some()
                 && all_published
+                && adversary_settled
                 && stats.iter().skip(1).all(|s| {
                     stats[0]
                         .published
@@ -293,7 +318,15 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
             eprintln!();
         }
     }
-    // 4. Stop everything and read peak memory.
+    // 4. Stop everything (the adversary first, so the nodes' exit counters include all it did)
+    // and read peak memory.
+    let adversary = match adversary {
+        Some((adv, handle)) => {
+            let peer = handle.peer_id().to_string();
+            Some((adv, peer, handle.stop().await))
+        }
+        None => None,
+    };
     for child in children.iter_mut().flatten() {
         let _ = send(child, json!({"cmd": "shutdown"})).await;
     }
@@ -316,7 +349,7 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     if let Some(Err(e)) = &stats[0].produced {
         return Err(DevnetError::Io(format!("sequencer failed to produce: {e}")));
     }
-    Ok(report::build(
+    let mut report = report::build(
         &stats,
         plan.topology.to_string(),
         RunFacts {
@@ -329,7 +362,10 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
             global_rate: crate::sync::DEFAULT_CLIENT_GLOBAL_RATE,
             peer_rate: crate::sync::DEFAULT_CLIENT_PEER_RATE,
         },
-    ))
+    );
+    report.adversary = adversary
+        .map(|(adv, peer, counters)| hostile::report(adv, peer, &stats, &first_phase, counters));
+    Ok(report)
 }
 
 /// Waits for `nodes` to report their addresses, dials every topology edge that touches them
@@ -438,6 +474,7 @@ async fn next_event(
 
 fn apply(s: &mut NodeStats, event: &Value) {
     let u = |k: &str| event.get(k).and_then(Value::as_u64);
+    let text = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or_default();
     match event.get("event").and_then(Value::as_str) {
         Some("listening") => {
             let addr = event
@@ -463,11 +500,14 @@ fn apply(s: &mut NodeStats, event: &Value) {
         Some("accepted") => {
             if let (Some(n), Some(at)) = (u("number"), u("at_ms")) {
                 s.accepted.entry(n).or_insert(at);
+                s.adversary.on_message(text("from"), "accept", at);
             }
+            s.accepted_hashes.insert(text("hash").to_owned());
         }
         Some("published") => {
             if let (Some(n), Some(at)) = (u("number"), u("at_ms")) {
                 s.published.insert(n, at);
+                s.published_hashes.insert(n, text("hash").to_owned());
             }
         }
         Some("head") => {
@@ -476,10 +516,16 @@ fn apply(s: &mut NodeStats, event: &Value) {
                 s.head_at.push((n, at));
             }
         }
-        Some("judged") => match event.get("verdict").and_then(Value::as_str) {
-            Some("reject") => s.rejected += 1,
-            _ => s.ignored += 1,
-        },
+        Some("judged") => {
+            let verdict = text("verdict");
+            match verdict {
+                "reject" => s.rejected += 1,
+                _ => s.ignored += 1,
+            }
+            s.adversary
+                .on_message(text("from"), verdict, u("at_ms").unwrap_or(0));
+        }
+        Some("banned") => s.adversary.on_ban(text("peer"), u("at_ms").unwrap_or(0)),
         Some("produced") => {
             let ok = event.get("ok").and_then(Value::as_bool).unwrap_or(false);
             let error = event
@@ -493,6 +539,9 @@ fn apply(s: &mut NodeStats, event: &Value) {
             s.peak_rss_kib = u("peak_rss_kib");
             s.sync = event
                 .get("sync")
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            s.server = event
+                .get("server")
                 .and_then(|v| serde_json::from_value(v.clone()).ok());
             s.exited = true;
         }

@@ -5,7 +5,7 @@
 //! Built by the orchestrator ([`super::Devnet`]) from the events its child nodes print, written
 //! as JSON with `--report`, summarised on stdout.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -139,6 +139,8 @@ pub struct DevnetReport {
     pub max_peak_rss_mib: f64,
     /// Per node, sequencer first.
     pub per_node: Vec<NodeReport>,
+    /// `--adversary`: what the hostile node did and how the honest nodes handled it.
+    pub adversary: Option<super::hostile::AdversaryReport>,
 }
 
 /// What the orchestrator collected about one node.
@@ -176,6 +178,15 @@ pub struct NodeStats {
     pub head_at: Vec<(u64, u64)>,
     /// Sync counters from the exit line.
     pub sync: Option<crate::sync::SyncCounters>,
+    /// payload_by_number server counters from the exit line.
+    pub server: Option<crate::p2p::reqresp::server::ServerCounters>,
+    /// Hashes of every block accepted from gossip (so delivery counts the published block, not
+    /// just any block at its number: an equivocator's blocks share numbers with honest ones).
+    pub accepted_hashes: HashSet<String>,
+    /// number → hash of each published block, sequencer only.
+    pub published_hashes: HashMap<u64, String>,
+    /// What this node said about the adversary (`--adversary`).
+    pub adversary: super::hostile::Watched,
 }
 
 impl NodeStats {
@@ -252,6 +263,11 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
         let mut latencies = Vec::new();
         let mut received = 0;
         for (number, published_at) in &requested {
+            // The published block itself, when its hash is known.
+            let published_hash = stats.first().and_then(|q| q.published_hashes.get(number));
+            if published_hash.is_some_and(|h| !s.accepted_hashes.contains(h)) {
+                continue;
+            }
             if let Some(accepted_at) = s.accepted.get(number) {
                 received += 1;
                 latencies.push(accepted_at.saturating_sub(*published_at));
@@ -299,6 +315,7 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
         latency_ms: Latency::of(&all_latencies),
         max_peak_rss_mib: per_node.iter().map(|n| n.peak_rss_mib).fold(0.0, f64::max),
         per_node,
+        adversary: None,
     }
 }
 

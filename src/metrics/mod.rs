@@ -550,13 +550,14 @@ impl Metrics {
             _ => GossipEvent::RejectMessage,
         };
         self.gossip_event(event);
-        if verdict == Verdict::Reject {
-            // The event loop charges the forwarder for every REJECT (project decision 5).
-            let kind = penalty_kind(PeerOutcome::of_rejected_message(reason));
-            self.invalid_block_penalties
-                .get_or_create(&[("kind", kind)])
-                .inc();
-        }
+    }
+
+    /// The forwarder of a REJECTed message was charged `outcome` (project decision 5; not for a
+    /// height-limit REJECT from a peer that is not itself an equivocator).
+    pub fn penalised(&self, outcome: PeerOutcome) {
+        self.invalid_block_penalties
+            .get_or_create(&[("kind", penalty_kind(outcome))])
+            .inc();
     }
 
     /// A message was IGNOREd unvalidated because the validation queue was full.
@@ -780,6 +781,7 @@ mod tests {
         m.validated(Verdict::Reject, Some("unknown_signer"));
         m.validated(Verdict::Ignore, Some("already_seen"));
         m.validated(Verdict::Ignore, Some("made_up_at_runtime"));
+        m.penalised(PeerOutcome::InvalidSignature);
         let text = m.encode().unwrap();
         for line in [
             "# TYPE op_node_default_p2p_dials unknown",

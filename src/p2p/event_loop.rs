@@ -191,7 +191,7 @@ impl EventLoop {
             .with_behaviour(|key| {
                 Ok(Behaviour {
                     gate: Gate::new(admission.clone(), gate_stats),
-                    gossipsub: gossip::build(&chain, &gossip_config, scoring, &metrics)?,
+                    gossipsub: gossip::build(&chain, &gossip_config, scoring, Some(&metrics))?,
                     identify: identify::Behaviour::new(
                         identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                             .with_agent_version(agent.clone()),
@@ -527,12 +527,14 @@ impl EventLoop {
             if let Some(Err(e)) = &result {
                 tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
             }
-            if verdict == Verdict::Reject {
-                // Gossipsub only forwards ACCEPTed messages: the forwarder is to blame.
-                app_scores.record(
-                    source,
-                    PeerOutcome::of_rejected_message(reason.unwrap_or("")),
-                );
+            // Gossipsub only forwards ACCEPTed messages: the forwarder is to blame for a REJECT,
+            // unless it only went over the per-height limit (see `peers::equivocation`).
+            if let Some(result) = &result
+                && app_scores.blame_forwarder(source, result)
+            {
+                let outcome = PeerOutcome::of_rejected_message(reason.unwrap_or(""));
+                app_scores.record(source, outcome);
+                metrics.penalised(outcome);
             }
             let _ = judged
                 .send(Judged {

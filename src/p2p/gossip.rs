@@ -71,12 +71,13 @@ pub type Gossipsub =
 /// Builds gossipsub: anonymous messages only (author, seqno or signature → rejected by gossipsub
 /// itself), op-node's message id, validation by the application, PX off, a 10 MiB cap, and
 /// op-node's peer scoring at `scoring`. Its own metrics (mesh, GRAFT/PRUNE reasons, queues, by
-/// topic) go into `metrics`' registry, and each topic joined counts as a JOIN event.
+/// topic) go into `metrics`' registry, and each topic joined counts as a JOIN event (`None`: no
+/// metrics, for the devnet's adversary).
 pub fn build(
     chain: &ChainSpec,
     config: &GossipConfig,
     scoring: ScoringLevel,
-    metrics: &Metrics,
+    metrics: Option<&Metrics>,
 ) -> Result<Gossipsub, String> {
     let gossip_config = ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
@@ -112,9 +113,12 @@ pub fn build(
         // The same buckets as `peer_scores`, so both histograms read alike.
         score_buckets: PEER_SCORE_BUCKETS.to_vec(),
     };
-    let mut behaviour = metrics.register_under(GOSSIPSUB_PREFIX, |registry| {
-        behaviour.with_metrics(registry, metrics_config)
-    });
+    let mut behaviour = match metrics {
+        Some(metrics) => metrics.register_under(GOSSIPSUB_PREFIX, |registry| {
+            behaviour.with_metrics(registry, metrics_config)
+        }),
+        None => behaviour,
+    };
     if scoring == ScoringLevel::Light {
         behaviour
             .with_peer_score(
@@ -127,7 +131,9 @@ pub fn build(
         behaviour
             .subscribe(&topic)
             .map_err(|e| format!("subscribe {topic}: {e:?}"))?;
-        metrics.gossip_event(GossipEvent::Join);
+        if let Some(metrics) = metrics {
+            metrics.gossip_event(GossipEvent::Join);
+        }
     }
     Ok(behaviour)
 }

@@ -105,9 +105,14 @@ pub enum ValidationError {
     /// Spec rule "topic ≤ V3 ⇒ no withdrawals root" (unreachable after gossip decoding).
     #[error("withdrawals root present on the {version} topic")]
     UnexpectedWithdrawalsRoot { version: BlockVersion },
-    /// Rule 19: more than 5 distinct blocks already accepted at this height.
-    #[error("{seen} distinct blocks already seen at height {number}")]
-    TooManyBlocksAtHeight { number: u64, seen: usize },
+    /// Rule 19: more than 5 distinct blocks already accepted at this height. `hash` is the
+    /// refused block's, so the forwarder's share can be told ([`crate::p2p::peers::equivocation`]).
+    #[error("{seen} distinct blocks already seen at height {number}; refused {hash}")]
+    TooManyBlocksAtHeight {
+        number: u64,
+        hash: B256,
+        seen: usize,
+    },
     /// Rule 20: this block was already accepted.
     #[error("block {hash} at height {number} was already seen")]
     AlreadySeen { number: u64, hash: B256 },
@@ -249,7 +254,11 @@ mod tests {
             ValidationError::UnexpectedParentBeaconRoot { version: v },
             ValidationError::WithdrawalsRootMissing,
             ValidationError::UnexpectedWithdrawalsRoot { version: v },
-            ValidationError::TooManyBlocksAtHeight { number: 0, seen: 6 },
+            ValidationError::TooManyBlocksAtHeight {
+                number: 0,
+                hash: B256::ZERO,
+                seen: 6,
+            },
             ValidationError::AlreadySeen {
                 number: 0,
                 hash: B256::ZERO,

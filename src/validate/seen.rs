@@ -75,7 +75,7 @@ impl SeenCache {
         entry.last_used = now;
         let seen = entry.hashes.len();
         if seen > MAX_BLOCKS_PER_HEIGHT {
-            return Err(ValidationError::TooManyBlocksAtHeight { number, seen });
+            return Err(ValidationError::TooManyBlocksAtHeight { number, hash, seen });
         }
         if entry.hashes.contains(&hash) {
             return Err(ValidationError::AlreadySeen { number, hash });

@@ -2,6 +2,7 @@
 //! and signed gossip messages built with the library's own block builder.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod devnet;
 pub mod fake_server;
 pub mod http;
 pub mod net;

@@ -28,6 +28,9 @@ impl EventLoop {
                 connected_only,
                 reply,
             } => {
+                // gossipsub's total includes the application score as last pushed; push now so
+                // the breakdown's parts add up (else a decayed penalty reads as a behaviour one).
+                self.push_app_scores();
                 let _ = reply.send(self.peer_views(connected_only));
             }
             Command::SelfView { reply } => {

@@ -11,6 +11,9 @@ use std::sync::Mutex;
 
 use libp2p::PeerId;
 
+use super::equivocation::{EquivocationTracker, charge_forwarder};
+use crate::validate::{ValidBlock, ValidationError};
+
 /// Weight of a valid response (op-node `ValidResponseWeight`).
 pub const VALID_RESPONSE_WEIGHT: f64 = 0.5;
 /// Cap of the valid-response counter (op-node `ValidResponseCap`): at most +5.
@@ -162,6 +165,8 @@ impl AppCounters {
 #[derive(Debug, Default)]
 pub struct AppScores {
     peers: Mutex<HashMap<PeerId, AppCounters>>,
+    /// Blocks per height each peer delivered, for the blame of a height-limit REJECT.
+    forwarded: Mutex<EquivocationTracker>,
 }
 
 impl AppScores {
@@ -201,6 +206,18 @@ impl AppScores {
     /// Forgets `peer`'s counters (its ban expired).
     pub fn forget(&self, peer: &PeerId) {
         self.lock().remove(peer);
+    }
+
+    /// Whether the forwarder of a judged gossip message is to be charged an invalid block: every
+    /// REJECT, except one over the per-height limit from a peer that forwarded no more blocks at
+    /// that height than an honest node may ([`super::equivocation`]). Also records the delivery.
+    pub fn blame_forwarder(
+        &self,
+        peer: PeerId,
+        result: &Result<ValidBlock, ValidationError>,
+    ) -> bool {
+        let mut tracker = self.forwarded.lock().unwrap_or_else(|p| p.into_inner());
+        charge_forwarder(&mut tracker, peer, result)
     }
 
     /// One slot passed: decays the counters of `connected` peers (op-node decays only those),

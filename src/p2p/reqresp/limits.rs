@@ -1,5 +1,6 @@
 //! Rate limits of payload_by_number: one global token bucket and one per peer, the per-peer ones
-//! kept in a bounded LRU (op-node: 1000 peers) so a swarm of peer ids cannot grow the table.
+//! kept in a bounded LRU (op-node: 1000 peers) so a swarm of peer ids cannot grow the table; and
+//! (server side) a cap on the requests one peer may have open at once ([`PeerSlots`]).
 //!
 //! Waiting happens outside any lock: the table lock is held only to fetch (or create) a peer's
 //! limiter, then the caller awaits tokens on its own `Arc`.
@@ -130,6 +131,12 @@ pub async fn take_tokens(
 }
 
 /// Waits for one token from `peer`, then one from `global`, for at most `max_wait` in total.
+/// Returns false when the wait ran out.
+///
+/// op-node waits on the global limiter first; then a flooding peer's requests take global tokens
+/// while they queue for their own, so one peer drains the global rate every other peer shares.
+/// Peer first, a peer takes at most its own rate out of the global one. An honest peer, within
+/// its rate, sees no difference.
 pub async fn acquire(
     global: &DefaultDirectRateLimiter,
     peer: &DefaultDirectRateLimiter,
@@ -139,5 +146,91 @@ pub async fn acquire(
         Ok(true) => Tokens::Waited,
         Ok(false) => Tokens::Ready,
         Err(_) => Tokens::TimedOut,
+    }
+}
+
+type OpenCounts = Arc<Mutex<HashMap<PeerId, usize>>>;
+
+/// Requests open per peer, at most `per_peer` each. A peer is in the table only while it holds a
+/// slot, and the server takes a slot only while holding one of its concurrent-stream permits, so
+/// the table never has more entries than the server has streams.
+pub struct PeerSlots {
+    per_peer: usize,
+    open: OpenCounts,
+}
+
+/// One open request of a peer; dropping it frees the place.
+pub struct PeerSlot {
+    peer: PeerId,
+    open: OpenCounts,
+}
+
+impl PeerSlots {
+    /// At most `per_peer` (≥ 1) open requests per peer.
+    pub fn new(per_peer: usize) -> Self {
+        Self {
+            per_peer: per_peer.max(1),
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for one more open request of `peer`, or `None` when it has `per_peer` already.
+    pub fn try_take(&self, peer: PeerId) -> Option<PeerSlot> {
+        let mut open = lock_counts(&self.open);
+        let count = open.entry(peer).or_insert(0);
+        if *count >= self.per_peer {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            peer,
+            open: self.open.clone(),
+        })
+    }
+
+    /// Peers with an open request.
+    pub fn len(&self) -> usize {
+        lock_counts(&self.open).len()
+    }
+
+    /// True when no request is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = lock_counts(&self.open);
+        if let Some(count) = open.get_mut(&self.peer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.peer);
+            }
+        }
+    }
+}
+
+fn lock_counts(open: &OpenCounts) -> std::sync::MutexGuard<'_, HashMap<PeerId, usize>> {
+    open.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_holds_at_most_its_slots_and_freed_ones_are_forgotten() {
+        let slots = PeerSlots::new(2);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let first = slots.try_take(a).unwrap();
+        let second = slots.try_take(a).unwrap();
+        assert!(slots.try_take(a).is_none(), "a third is refused");
+        assert!(slots.try_take(b).is_some(), "another peer is not affected");
+        drop(first);
+        let third = slots.try_take(a).unwrap();
+        drop((second, third));
+        assert!(slots.is_empty(), "no entry without an open request");
     }
 }
