@@ -77,6 +77,7 @@ pub mod chain_config;
 pub mod cli;
 pub mod clock;
 pub mod devnet;
+pub mod engine;
 pub mod metrics;
 pub mod node;
 pub mod p2p;

@@ -191,7 +191,12 @@ impl EventLoop {
             .with_behaviour(|key| {
                 Ok(Behaviour {
                     gate: Gate::new(admission.clone(), gate_stats),
-                    gossipsub: gossip::build(&chain, &gossip_config, scoring, metrics.for_gossipsub())?,
+                    gossipsub: gossip::build(
+                        &chain,
+                        &gossip_config,
+                        scoring,
+                        metrics.for_gossipsub(),
+                    )?,
                     identify: identify::Behaviour::new(
                         identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                             .with_agent_version(agent.clone()),
