@@ -78,6 +78,8 @@ pub struct NodeConfig {
     pub reqresp_server: Option<ServerConfig>,
     /// Fill gaps with payload_by_number (`--syncmode.req-resp`); `None` = never fetch.
     pub sync: Option<SyncConfig>,
+    /// `--l2`: the execution engine accepted blocks are inserted into.
+    pub engine: Option<crate::engine::EngineConfig>,
     /// Fraction of gossip deliveries lost on purpose (devnet `--drop`); 0 for a real node.
     pub lose_gossip_fraction: f64,
     /// `--p2p.scoring`.
@@ -195,6 +197,9 @@ pub enum NodeError {
     /// Production failed or the producer stopped.
     #[error("block production: {0}")]
     Produce(String),
+    /// The execution engine could not be set up (a bad URL).
+    #[error("engine: {0}")]
+    Engine(String),
     /// The admin RPC could not start.
     #[error(transparent)]
     Rpc(#[from] crate::rpc::RpcError),
@@ -211,6 +216,7 @@ pub struct RunningNode {
     server_stats: Option<Arc<ServerStats>>,
     sync_stats: Option<Arc<SyncStats>>,
     rpc_addr: Option<std::net::SocketAddr>,
+    engine_stats: Option<Arc<crate::engine::driver::EngineStats>>,
     app_scores: Arc<AppScores>,
     bans: Arc<BanList>,
     gate_stats: Arc<GateStats>,
@@ -260,6 +266,27 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let genesis = BlockRef {
         number: config.chain.genesis.l2.number,
         hash: config.chain.genesis.l2.hash,
+    };
+    let engine = match &config.engine {
+        Some(engine_config) => {
+            let attached = crate::engine::attach(engine_config)
+                .await
+                .map_err(|e| NodeError::Engine(e.to_string()))?;
+            if let Some(engine_head) = attached.head {
+                // The engine's head is where this node resumes: a fresh store starts there, and
+                // a store behind it jumps to it (the sync client fills the gap above).
+                if store.head()?.is_none_or(|h| h.number < engine_head.number) {
+                    let head = store.anchor_at(engine_head)?;
+                    tracing::info!(
+                        engine = engine_head.number,
+                        head = head.number,
+                        "store resumes from the engine's head"
+                    );
+                }
+            }
+            Some(attached)
+        }
+        None => None,
     };
     if config.sync.is_some() && store.anchor_if_empty(genesis)? {
         // A fresh store starts at genesis so the sync client fetches the chain from there; a
@@ -374,6 +401,23 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         ),
         None => None,
     };
+    let engine_stats = engine.map(|attached| {
+        let stats = Arc::new(crate::engine::driver::EngineStats::default());
+        let driver = crate::engine::driver::InsertionDriver {
+            client: attached.client,
+            store: store.clone(),
+            chain: config.chain.clone(),
+            store_writes: writes_rx.clone(),
+            start_head: attached.head,
+            safe: attached.safe,
+            finalized: attached.finalized,
+            stats: stats.clone(),
+            shutdown: shutdown.clone(),
+            reorg_depth: 1,
+        };
+        tasks.push(tokio::spawn(driver.run()));
+        stats
+    });
     let sync_stats = match config.sync.clone() {
         Some(sync_config) => {
             let (stats, task) = sync::spawn(
@@ -437,6 +481,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     };
     Ok(RunningNode {
         rpc_addr,
+        engine_stats,
         network,
         store,
         validator,
@@ -561,6 +606,11 @@ impl RunningNode {
     /// What the connection gate allowed and refused.
     pub fn gate_stats(&self) -> &Arc<GateStats> {
         &self.gate_stats
+    }
+
+    /// The engine insertion driver's counters (`None` without `--l2`).
+    pub fn engine_stats(&self) -> Option<&Arc<crate::engine::driver::EngineStats>> {
+        self.engine_stats.as_ref()
     }
 
     /// Where the admin RPC listens, if it is served.

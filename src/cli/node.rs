@@ -142,6 +142,19 @@ pub struct NodeArgs {
     #[arg(long = "syncmode.req-resp.max-gap", value_name = "BLOCKS", default_value_t = crate::sync::DEFAULT_MAX_GAP_BLOCKS)]
     pub sync_max_gap: u64,
 
+    /// The execution engine's authenticated RPC (http://host:8551): accepted blocks are
+    /// inserted into it in order. Needs --l2.jwt-secret.
+    #[arg(long = "l2", env = "OP_NODE_L2_ENGINE_RPC", requires = "l2_jwt_secret")]
+    pub l2: Option<String>,
+
+    /// File with the engine's JWT secret (32 bytes hex, op-node's format).
+    #[arg(
+        long = "l2.jwt-secret",
+        env = "OP_NODE_L2_ENGINE_AUTH",
+        requires = "l2"
+    )]
+    pub l2_jwt_secret: Option<PathBuf>,
+
     /// payload_by_number requests per second, all peers together (server and client).
     #[arg(long = "p2p.sync.global-rate", value_name = "PER_SEC", default_value_t = crate::p2p::reqresp::server::GLOBAL_RATE.per_second, value_parser = clap::value_parser!(u32).range(1..))]
     pub sync_global_rate: u32,
@@ -336,6 +349,14 @@ impl NodeArgs {
                 addr: self.rpc_addr,
                 port: self.rpc_port,
             }),
+            engine: match (&self.l2, &self.l2_jwt_secret) {
+                (Some(url), Some(path)) => Some(crate::engine::EngineConfig {
+                    url: url.clone(),
+                    jwt_secret: crate::engine::read_jwt_secret(path).map_err(CliError::Usage)?,
+                    timeout: crate::engine::client::CALL_TIMEOUT,
+                }),
+                _ => None,
+            },
             limits: crate::p2p::ConnectionLimits {
                 lo: self.peers_lo,
                 hi: self.peers_hi,

@@ -217,8 +217,13 @@ impl EngineClient {
     /// The engine's latest block (`eth_getBlockByNumber("latest", false)` on the same port, as
     /// op-node reads it on start).
     pub async fn latest_block(&self) -> Result<EngineHead, EngineError> {
+        self.block_by_tag("latest").await
+    }
+
+    /// The engine's block for a tag (`latest`, `safe`, `finalized`).
+    pub async fn block_by_tag(&self, tag: &str) -> Result<EngineHead, EngineError> {
         Self::decode(
-            self.call("eth_getBlockByNumber", serde_json::json!(["latest", false]))
+            self.call("eth_getBlockByNumber", serde_json::json!([tag, false]))
                 .await?,
         )
     }

@@ -11,11 +11,100 @@
 //! type and the Engine API's JSON, [`client`] sends them.
 
 pub mod client;
+pub mod driver;
 pub mod json;
 pub mod methods;
 
 pub use alloy_rpc_types_engine::JwtSecret;
 pub use client::{EngineClient, EngineError, EngineHead};
+
+/// `--l2`, `--l2.jwt-secret`.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// The engine's authenticated RPC (http://…).
+    pub url: String,
+    /// The shared secret.
+    pub jwt_secret: JwtSecret,
+    /// Deadline of each call.
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret stays out of logs.
+        f.debug_struct("EngineConfig")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the node learns from the engine at start.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    /// The client.
+    pub client: EngineClient,
+    /// The engine's head (`None` when it could not be reached: the driver keeps trying).
+    pub head: Option<crate::store::BlockRef>,
+    /// Its safe block hash (zero when unknown).
+    pub safe: alloy_primitives::B256,
+    /// Its finalized block hash (zero when unknown).
+    pub finalized: alloy_primitives::B256,
+}
+
+/// Connects to the engine: exchanges capabilities (warning about methods it lacks) and reads
+/// its latest, safe and finalized blocks. An unreachable engine is not an error here (the node
+/// starts and the driver retries); a bad URL is.
+pub async fn attach(config: &EngineConfig) -> Result<Attached, EngineError> {
+    let client = EngineClient::new(&config.url, config.jwt_secret, config.timeout)?;
+    match client.exchange_capabilities().await {
+        Ok(theirs) => {
+            let missing: Vec<&str> = methods::CAPABILITIES
+                .iter()
+                .copied()
+                .filter(|m| !theirs.iter().any(|t| t == m))
+                .collect();
+            if !missing.is_empty() {
+                tracing::warn!(
+                    ?missing,
+                    "the engine lacks Engine API methods this node may call"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(url = %config.url, error = %e, "engine capabilities unknown"),
+    }
+    let head = match client.latest_block().await {
+        Ok(h) => Some(crate::store::BlockRef {
+            number: h.number,
+            hash: h.hash,
+        }),
+        Err(e) => {
+            tracing::warn!(url = %config.url, error = %e, "engine unreachable at start; will retry");
+            None
+        }
+    };
+    let tag = |t| {
+        let client = client.clone();
+        async move {
+            client
+                .block_by_tag(t)
+                .await
+                .map(|b| b.hash)
+                .unwrap_or_default()
+        }
+    };
+    let (safe, finalized) = if head.is_some() {
+        (tag("safe").await, tag("finalized").await)
+    } else {
+        Default::default()
+    };
+    Ok(Attached {
+        client,
+        head,
+        safe,
+        finalized,
+    })
+}
 
 /// Reads a JWT secret file in op-node's format: 32 bytes as hex, with or without `0x`,
 /// surrounding whitespace ignored.

@@ -192,6 +192,24 @@ impl Store {
         Ok(set)
     }
 
+    /// Makes `anchor` the head whether or not it is stored (the execution engine's head, where a
+    /// node attached to an engine resumes), then moves it along stored children. The blocks below
+    /// stay until retention prunes them; the sync client fills what is missing above.
+    pub fn anchor_at(&self, anchor: BlockRef) -> Result<BlockRef, StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        let head = {
+            let table = txn.open_table(BLOCKS).map_err(db_err)?;
+            let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            let head = extend_head(&table, &mut canonical, anchor)?;
+            meta.insert(HEAD_KEY, encode_ref(head).as_slice())
+                .map_err(db_err)?;
+            head
+        };
+        txn.commit().map_err(db_err)?;
+        Ok(head)
+    }
+
     /// Moves the head to the stored block `to` (a gap too long to fill: the head jumps and the
     /// blocks in between are never fetched), then along its stored children. Blocks of the old
     /// chain stay until retention prunes them. Returns the new head, or `None` (nothing changed)

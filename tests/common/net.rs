@@ -48,6 +48,7 @@ pub fn config(chain: &Arc<ChainSpec>, i: u8, dir: &std::path::Path, sequencer: b
         ban: op_gossip::p2p::BanConfig::default(),
         limits: op_gossip::p2p::ConnectionLimits::default(),
         rpc: None,
+        engine: None,
         metrics: op_gossip::metrics::MetricsConfig::default(),
         sequencer: sequencer.then(|| SequencerConfig {
             signer: super::dev_signer(),
