@@ -144,6 +144,11 @@ impl ChainSpec {
         }
     }
 
+    /// True from Holocene on: payload attributes carry `eip1559Params`.
+    pub fn is_holocene(&self, timestamp: u64) -> bool {
+        active(self.forks.holocene, timestamp)
+    }
+
     /// True from Jovian on: V3+ blocks may carry a non-zero `blobGasUsed` (the DA footprint).
     pub fn is_jovian(&self, timestamp: u64) -> bool {
         active(self.forks.jovian, timestamp)

@@ -401,7 +401,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         ),
         None => None,
     };
-    let engine_stats = engine.map(|attached| {
+    let engine_stats = engine.clone().map(|attached| {
         let stats = Arc::new(crate::engine::driver::EngineStats::default());
         let driver = crate::engine::driver::InsertionDriver {
             client: attached.client,
@@ -458,6 +458,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             requests: rx,
             shutdown: shutdown.clone(),
             last: initial_head.unwrap_or(genesis),
+            engine: engine.clone(),
         };
         tasks.push(tokio::spawn(producer.run()));
     }

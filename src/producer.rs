@@ -73,6 +73,8 @@ pub(crate) struct Producer {
     pub shutdown: CancellationToken,
     /// The block the next one builds on.
     pub last: BlockRef,
+    /// With `--l2`, the engine builds the blocks (else the embedded builder does).
+    pub engine: Option<crate::engine::Attached>,
 }
 
 impl Producer {
@@ -142,19 +144,41 @@ impl Producer {
         timestamp: u64,
         target_tx_bytes: usize,
     ) -> Result<(), String> {
+        let l1 = devnet_l1_origin(timestamp);
+        let built = match &self.engine {
+            Some(engine) => Some(
+                crate::engine::builder::build(
+                    &engine.client,
+                    &self.chain,
+                    self.last,
+                    engine.safe,
+                    engine.finalized,
+                    &l1,
+                    timestamp,
+                )
+                .await
+                .map_err(|e| format!("engine build: {e}"))?,
+            ),
+            None => None,
+        };
         let spec = BlockSpec {
             parent_hash: self.last.hash,
             number,
             timestamp,
             target_tx_bytes,
-            l1: devnet_l1_origin(timestamp),
+            l1,
         };
         let chain = self.chain.clone();
         let signer = self.config.signer.clone();
         let validator = self.validator.clone();
         let (version, envelope, data) = tokio::task::spawn_blocking(move || {
-            let envelope = build_block(&chain, &spec);
-            let version = chain.block_version_at(timestamp);
+            let (version, envelope) = match built {
+                Some(built) => built,
+                None => (
+                    chain.block_version_at(timestamp),
+                    build_block(&chain, &spec),
+                ),
+            };
             let data = encode_signed(chain.chain_id, version, &envelope, &signer)
                 .map_err(|e| e.to_string())?;
             // Our own validator must accept what we publish (op-node validates its own blocks too).
@@ -166,13 +190,26 @@ impl Producer {
         .await
         .map_err(|e| e.to_string())??;
         let id = BlockRef {
-            number,
+            number: envelope.payload.block_number,
             hash: envelope.payload.block_hash,
         };
         let published_at = SystemTime::now();
         if let Err(e) = self.network.publish(version, data).await {
             // No peers yet is normal at start-up; the block is still ours and is stored.
             tracing::warn!(number, error = %e, "publish failed");
+        }
+        if let Some(engine) = &self.engine {
+            // The sequencer cycle ends with the engine on the new block (spec order: sign,
+            // publish, newPayload, forkchoiceUpdated).
+            crate::engine::builder::insert(
+                &engine.client,
+                version,
+                &envelope,
+                engine.safe,
+                engine.finalized,
+            )
+            .await
+            .map_err(|e| format!("engine insert: {e}"))?;
         }
         let _ = self.events.send(NodeEvent::Published {
             id,

@@ -10,6 +10,7 @@
 //! [`methods`] picks the method version per fork, [`json`] converts payloads between our wire
 //! type and the Engine API's JSON, [`client`] sends them.
 
+pub mod builder;
 pub mod client;
 pub mod driver;
 pub mod json;
