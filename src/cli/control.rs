@@ -6,7 +6,8 @@
 //! payload_by_number), `head {number, hash, at_ms}`, `judged {verdict, reason, from, at_ms}`
 //! (non-ACCEPT only), `banned {peer, score, until, at_ms}` (the ban monitor banned `peer` until
 //! unix second `until`), `produced {ok, error}`, `lagged {missed}`, `exit {peak_rss_kib, sync,
-//! server}` (`sync`: the sync client's counters; `server`: the payload_by_number server's).
+//! server, engine}` (`sync`: the sync client's counters; `server`: the payload_by_number
+//! server's; `engine`: the engine insertion driver's, with `--l2`).
 //! `from` is the peer that forwarded the message to this node.
 //! Commands (stdin): `dial {addr}`, `produce {count, interval_ms, block_size}`, `shutdown`.
 //! End of stdin counts as `shutdown`, so a node never outlives its orchestrator.
@@ -79,12 +80,19 @@ pub fn serve(node: &RunningNode) -> oneshot::Receiver<()> {
 
 /// Writes the final `exit` line with the process's peak resident memory and the sync client's
 /// and payload_by_number server's counters.
-pub async fn report_exit(enabled: bool, sync: Option<&SyncStats>, server: Option<&ServerStats>) {
+pub async fn report_exit(
+    enabled: bool,
+    sync: Option<&SyncStats>,
+    server: Option<&ServerStats>,
+    engine: Option<&crate::engine::driver::EngineStats>,
+) {
     if enabled {
         let sync = sync.map(SyncStats::snapshot);
         let server = server.map(ServerStats::snapshot);
-        let line = json!({"event": "exit", "peak_rss_kib": peak_rss_kib(), "sync": sync, "server": server})
-            .to_string();
+        let engine = engine.map(crate::engine::driver::EngineStats::snapshot);
+        let line = json!({"event": "exit", "peak_rss_kib": peak_rss_kib(), "sync": sync,
+            "server": server, "engine": engine})
+        .to_string();
         let mut out = tokio::io::stdout();
         let _ = out.write_all(format!("{line}\n").as_bytes()).await;
         let _ = out.flush().await;

@@ -54,6 +54,13 @@ pub struct DevnetArgs {
     #[arg(long = "adversary-rate", value_name = "PER_SEC", default_value_t = adversary::DEFAULT_RATE,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(adversary::MAX_RATE)))]
     pub adversary_rate: u32,
+    /// Attach the first follower to this execution engine (http://…:8551); the report gives
+    /// the blocks it inserted and the engine's final head. Needs --l2.jwt-secret.
+    #[arg(long = "l2", value_name = "URL", requires = "l2_jwt_secret")]
+    pub l2: Option<String>,
+    /// The engine's JWT secret file (32 bytes hex).
+    #[arg(long = "l2.jwt-secret", value_name = "FILE", requires = "l2")]
+    pub l2_jwt_secret: Option<PathBuf>,
 }
 
 /// Runs the devnet.
@@ -91,6 +98,7 @@ pub async fn run(args: &DevnetArgs) -> Result<(), CliError> {
             kind,
             rate: args.adversary_rate,
         }),
+        engine: args.l2.clone().zip(args.l2_jwt_secret.clone()),
     };
     eprintln!(
         "devnet: {} nodes ({} topology), {} blocks of {} bytes every {:?}",

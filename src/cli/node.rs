@@ -444,8 +444,15 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
     }
     let sync = node.sync_stats().cloned();
     let server = node.server_stats().cloned();
+    let engine = node.engine_stats().cloned();
     node.shutdown().await;
-    super::control::report_exit(args.control.is_some(), sync.as_deref(), server.as_deref()).await;
+    super::control::report_exit(
+        args.control.is_some(),
+        sync.as_deref(),
+        server.as_deref(),
+        engine.as_deref(),
+    )
+    .await;
     Ok(())
 }
 

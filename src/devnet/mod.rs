@@ -171,6 +171,8 @@ pub struct DevnetPlan {
     pub drop: f64,
     /// `--adversary`: a hostile node joins after the meshes formed.
     pub adversary: Option<hostile::AdversaryPlan>,
+    /// `--l2`, `--l2.jwt-secret`: the first follower inserts into this engine.
+    pub engine: Option<(String, PathBuf)>,
 }
 
 /// Why the devnet could not run.
@@ -543,6 +545,9 @@ fn apply(s: &mut NodeStats, event: &Value) {
             s.server = event
                 .get("server")
                 .and_then(|v| serde_json::from_value(v.clone()).ok());
+            s.engine = event
+                .get("engine")
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
             s.exited = true;
         }
         _ => {}
@@ -604,6 +609,9 @@ async fn spawn_node(
         ]);
     } else if plan.drop > 0.0 {
         cmd.arg("--test.lose-gossip").arg(plan.drop.to_string());
+    }
+    if let (1, Some((url, secret))) = (i, &plan.engine) {
+        cmd.arg("--l2").arg(url).arg("--l2.jwt-secret").arg(secret);
     }
     cmd.env(
         "RUST_LOG",

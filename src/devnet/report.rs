@@ -73,6 +73,9 @@ pub struct NodeReport {
     pub has_all_blocks: bool,
     /// Gap filling, for nodes that fetched anything.
     pub sync: Option<SyncReport>,
+    /// With `--l2` (the first follower): blocks inserted into the engine and its final head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::engine::driver::EngineCounters>,
 }
 
 /// What one node's sync client did.
@@ -180,6 +183,8 @@ pub struct NodeStats {
     pub sync: Option<crate::sync::SyncCounters>,
     /// payload_by_number server counters from the exit line.
     pub server: Option<crate::p2p::reqresp::server::ServerCounters>,
+    /// The engine insertion counters from its `exit` line (with `--l2`).
+    pub engine: Option<crate::engine::driver::EngineCounters>,
     /// Hashes of every block accepted from gossip (so delivery counts the published block, not
     /// just any block at its number: an equivocator's blocks share numbers with honest ones).
     pub accepted_hashes: HashSet<String>,
@@ -255,6 +260,7 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
                 peak_rss_mib: mib,
                 has_all_blocks: true,
                 sync: None,
+                engine: s.engine,
             });
             continue;
         }
@@ -291,6 +297,7 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
             peak_rss_mib: mib,
             has_all_blocks: requested.keys().all(|n| s.has(*n)),
             sync,
+            engine: s.engine,
         });
     }
     let all_delivered = published_count == blocks

@@ -59,7 +59,7 @@ pub struct EngineStats {
 }
 
 /// A copy of [`EngineStats`] for reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct EngineCounters {
     /// Blocks the engine made its head.
     pub inserted: u64,
