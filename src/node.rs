@@ -468,6 +468,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                 network: network.clone(),
                 lists: lists.clone(),
                 bans: bans.clone(),
+                payloads: crate::rpc::payloads::PayloadContext {
+                    chain: config.chain.clone(),
+                    store_tx: store_tx.clone(),
+                    network: network.clone(),
+                    validator: validator.clone(),
+                    signer: config.sequencer.as_ref().map(|s| s.signer.clone()),
+                },
             };
             match crate::rpc::start(rpc, context, shutdown.clone()).await {
                 Ok(addr) => Some(addr),

@@ -437,3 +437,99 @@ async fn a_banned_invalid_signature_forwarder_shows_its_reasons() {
     adversary.shutdown().await;
     victim.shutdown().await;
 }
+
+/// op-node's `ExecutionPayloadEnvelope` JSON of `env` (a V4 block).
+fn envelope_json(env: &op_gossip::wire::payload::ExecutionPayloadEnvelope) -> Value {
+    let mut params = op_gossip::engine::json::new_payload_params(BlockVersion::V4, env).unwrap();
+    json!({"executionPayload": params[0].take(), "parentBeaconBlockRoot": env.parent_beacon_block_root})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_payloads_are_stored_and_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let mut seq_cfg = config(&chain, 0, dir.path(), true);
+    seq_cfg.rpc = rpc_config(&chain, 0, dir.path()).rpc;
+    let seq = start(seq_cfg).await.unwrap();
+    let follower = start(rpc_config(&chain, 1, dir.path())).await.unwrap();
+    connect(&follower, &seq).await;
+    wait_for_peers(&[&seq, &follower], 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // meshes
+
+    // A block built elsewhere, on the genesis: published by the sequencer, accepted by the
+    // follower (signed with the sequencer key, so it passes validation).
+    let now = op_gossip::clock::unix_now();
+    let genesis = seq.head().unwrap();
+    let mut env = block(&chain, genesis.number + 1, now, 200);
+    env.payload.parent_hash = genesis.hash;
+    let env = rehash(env);
+    let hash = call(
+        addr_of(&seq),
+        "opgossip_publishPayload",
+        json!([envelope_json(&env)]),
+    )
+    .await;
+    assert_eq!(hash, json!(env.payload.block_hash));
+    let head = follower
+        .wait_for_head(genesis.number + 1, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(head.hash, env.payload.block_hash);
+
+    // admin_postUnsafePayload stores without publishing.
+    let mut next = block(&chain, genesis.number + 2, now, 100);
+    next.payload.parent_hash = env.payload.block_hash;
+    let next = rehash(next);
+    assert_eq!(
+        call(
+            addr_of(&follower),
+            "admin_postUnsafePayload",
+            json!([envelope_json(&next)])
+        )
+        .await,
+        Value::Null
+    );
+    let head = follower
+        .wait_for_head(genesis.number + 2, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(head.hash, next.payload.block_hash);
+
+    // A follower has no key to publish with; a tampered payload is refused by both.
+    let response = rpc(
+        addr_of(&follower),
+        "opgossip_publishPayload",
+        json!([envelope_json(&next)]),
+    )
+    .await;
+    assert_eq!(response["error"]["code"], json!(-32000), "{response}");
+    let mut tampered = envelope_json(&next);
+    tampered["executionPayload"]["gasUsed"] = json!("0x1");
+    for (node, method) in [
+        (&seq, "opgossip_publishPayload"),
+        (&follower, "admin_postUnsafePayload"),
+    ] {
+        let response = rpc(addr_of(node), method, json!([tampered.clone()])).await;
+        assert_eq!(
+            response["error"]["code"],
+            json!(-32602),
+            "{method}: {response}"
+        );
+        assert!(
+            response["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("block hash"),
+            "{response}"
+        );
+    }
+    let response = rpc(
+        addr_of(&seq),
+        "admin_postUnsafePayload",
+        json!([{"executionPayload": {}}]),
+    )
+    .await;
+    assert_eq!(response["error"]["code"], json!(-32602), "{response}");
+    follower.shutdown().await;
+    seq.shutdown().await;
+}

@@ -9,6 +9,7 @@
 //!                                    └► PeerLists / BanList (persisted) ─► gate
 //! ```
 
+pub mod payloads;
 pub mod types;
 
 use std::collections::BTreeMap;
@@ -65,6 +66,8 @@ pub struct AdminContext {
     pub lists: Arc<PeerLists>,
     /// The ban books.
     pub bans: Arc<BanList>,
+    /// Posting and publishing payloads.
+    pub payloads: payloads::PayloadContext,
 }
 
 /// Why the server could not start.
@@ -121,6 +124,13 @@ fn invalid(message: impl std::fmt::Display) -> ErrorObjectOwned {
 
 fn failed(message: impl std::fmt::Display) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(SERVER_ERROR, message.to_string(), None::<()>)
+}
+
+fn payload_error(e: payloads::PayloadError) -> ErrorObjectOwned {
+    match e {
+        payloads::PayloadError::Invalid(_) => invalid(e),
+        payloads::PayloadError::Unavailable(_) => failed(e),
+    }
 }
 
 fn json(value: impl serde::Serialize) -> RpcResult {
@@ -354,6 +364,17 @@ pub fn module(context: AdminContext) -> RpcModule<AdminContext> {
         let lists = ctx.lists.clone();
         blocking(move || lists.unblock_peer(&peer)).await?;
         Ok(Value::Null)
+    });
+    method!(m, "admin_postUnsafePayload", |p, ctx| {
+        let envelope: Value = first(&p)?;
+        let block = ctx.payloads.decode(envelope).map_err(payload_error)?;
+        ctx.payloads.store(block).await.map_err(payload_error)?;
+        Ok(Value::Null)
+    });
+    method!(m, "opgossip_publishPayload", |p, ctx| {
+        let envelope: Value = first(&p)?;
+        let block = ctx.payloads.decode(envelope).map_err(payload_error)?;
+        json(ctx.payloads.publish(block).await.map_err(payload_error)?)
     });
     method!(m, "opgossip_banPeer", |p, ctx| {
         let peer = peer_param(&p)?;
