@@ -29,6 +29,12 @@
 //!  (a REJECT charges the forwarder, a height-limit one only an equivocator:
 //!  p2p::peers::equivocation)
 //!
+//!  store writer ──"wrote" (watch)──► engine::driver (with --l2): the store's canonical block
+//!  above the engine's head ──► newPayload + forkchoiceUpdated (engine::client, fresh JWT each)
+//!  ── unreachable: backoff; INVALID: remembered, never resent; the store is the queue
+//!  producer (with --l2) ──► engine::builder: forkchoiceUpdated+attributes, getPayload ──► sign,
+//!  publish, newPayload, forkchoiceUpdated
+//!
 //!  admin RPC (rpc, jsonrpsee HTTP) ──► NetworkHandle commands (peer snapshots from the
 //!  p2p::peers::book, connect, disconnect, close what the gate now refuses)
 //!                                  └─► p2p::peers::{lists, bans} (shared, persisted)
