@@ -46,7 +46,7 @@ pub struct NodeArgs {
     )]
     pub datadir: PathBuf,
 
-    /// Node key file (hex secp256k1 secret), created on first run (default: <datadir>/opnode_p2p_priv.txt).
+    /// Node key file (hex secp256k1 secret), created on first run (default: `<datadir>/opnode_p2p_priv.txt`).
     #[arg(
         long = "p2p.priv.path",
         value_name = "FILE",
@@ -79,7 +79,7 @@ pub struct NodeArgs {
     )]
     pub listen_tcp: u16,
 
-    /// Static peers: comma-separated multiaddrs ending in /p2p/<peer id>; dialled at start and
+    /// Static peers: comma-separated multiaddrs ending in `/p2p/<peer id>`; dialled at start and
     /// every minute while disconnected.
     #[arg(
         long = "p2p.static",

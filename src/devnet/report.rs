@@ -2,7 +2,7 @@
 //! filling did (blocks fetched by payload_by_number, catch-up time, fetch rate next to the bound
 //! the rate limits allow).
 //!
-//! Built by the orchestrator ([`super::Devnet`]) from the events its child nodes print, written
+//! Built by the orchestrator ([`super::run`]) from the events its child nodes print, written
 //! as JSON with `--report`, summarised on stdout.
 
 use std::collections::{HashMap, HashSet};

@@ -1,6 +1,6 @@
 //! Gossipsub configured as op-node configures it, for the chain's four block topics.
 //!
-//! Sits inside the [`super::event_loop`]'s behaviour. Reference: `shared/spec/op-p2p.md` §4.
+//! Sits inside the event loop's behaviour. Reference: `shared/spec/op-p2p.md` §4.
 
 use std::collections::HashSet;
 use std::time::Duration;

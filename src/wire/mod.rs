@@ -1,7 +1,7 @@
 //! Sans-IO codecs for every byte format of the OP Stack block-gossip protocol.
 //!
 //! Data flow (gossip in): raw `pubsub` data → [`snappy::decompress_gossip`] (bounded by the
-//! declared length) → [`envelope::SignedEnvelope::split`] (signature ‖ payload bytes) →
+//! declared length) → `envelope::SignedEnvelope::split` (signature ‖ payload bytes) →
 //! [`signature`] (signing hash, recovery) → [`ssz`] (payload decode per [`BlockVersion`]) →
 //! [`block_hash`] (header recomputation). Gossip out runs the same pieces backwards
 //! ([`envelope::encode_signed`]). Request/response frames for `payload_by_number` live in

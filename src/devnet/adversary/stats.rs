@@ -22,7 +22,7 @@ pub(super) struct AnswerStats {
     stream_errors: AtomicU64,
 }
 
-/// A snapshot of [`AnswerStats`].
+/// A snapshot of `AnswerStats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Answers {
     /// Code 0 with a payload.

@@ -6,7 +6,7 @@
 //! rust-libp2p's gossipsub exposes only a peer's total, so the parts it adds itself are derived:
 //! the IP colocation term is recomputed from its formula, and the behaviour penalty is what is
 //! left (at op-node's "light" level there are no topic terms, so total = app + IP colocation +
-//! behaviour penalty; any float noise below [`NOISE`] is treated as zero).
+//! behaviour penalty; any float noise below `NOISE` is treated as zero).
 
 use serde::Serialize;
 
