@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod devnet;
+pub mod fake_engine;
 pub mod fake_server;
 pub mod http;
 pub mod net;
