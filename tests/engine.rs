@@ -302,3 +302,45 @@ async fn the_engine_refuses_a_wrong_or_stale_token_and_a_tampered_payload() {
         .unwrap();
     assert!(status.status.is_invalid(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_attaches_its_first_follower_to_an_engine() {
+    let chain = devnet_now();
+    let engine = FakeEngine::start(secret(), chain).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("jwt.hex");
+    std::fs::write(
+        &secret_file,
+        format!("0x{}\n", "7365637265742d666f722d7465737473".repeat(2)),
+    )
+    .unwrap();
+    let url = engine.url();
+    let report = tokio::task::spawn_blocking(move || {
+        let secret_file = secret_file.to_string_lossy().to_string();
+        common::devnet::run_devnet(&[
+            "--nodes",
+            "3",
+            "--blocks",
+            "15",
+            "--block-time",
+            "100ms",
+            "--l2",
+            &url,
+            "--l2.jwt-secret",
+            &secret_file,
+        ])
+    })
+    .await
+    .unwrap();
+    let nodes = report["per_node"].as_array().unwrap();
+    let attached = &nodes[1]["engine"];
+    assert_eq!(attached["inserted"], serde_json::json!(15), "{attached}");
+    assert_eq!(attached["invalid"], serde_json::json!(0));
+    assert_eq!(attached["head_number"], serde_json::json!(15));
+    assert_eq!(attached["head_hash"], serde_json::json!(engine.head().hash));
+    assert!(
+        nodes[2].get("engine").is_none(),
+        "only the first follower is attached"
+    );
+    assert_eq!(engine.head().number, 15);
+}
