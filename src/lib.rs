@@ -84,6 +84,7 @@ pub mod cli;
 pub mod clock;
 pub mod devnet;
 pub mod engine;
+pub mod l1;
 pub mod metrics;
 pub mod node;
 pub mod p2p;

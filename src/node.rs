@@ -78,6 +78,8 @@ pub struct NodeConfig {
     pub reqresp_server: Option<ServerConfig>,
     /// Fill gaps with payload_by_number (`--syncmode.req-resp`); `None` = never fetch.
     pub sync: Option<SyncConfig>,
+    /// `--l1`: the unsafe block signer is read from the L1 SystemConfig.
+    pub l1: Option<crate::l1::L1Config>,
     /// `--l2`: the execution engine accepted blocks are inserted into.
     pub engine: Option<crate::engine::EngineConfig>,
     /// Fraction of gossip deliveries lost on purpose (devnet `--drop`); 0 for a real node.
@@ -197,6 +199,9 @@ pub enum NodeError {
     /// Production failed or the producer stopped.
     #[error("block production: {0}")]
     Produce(String),
+    /// The L1 RPC could not be set up (a bad URL).
+    #[error("l1: {0}")]
+    L1(String),
     /// The execution engine could not be set up (a bad URL).
     #[error("engine: {0}")]
     Engine(String),
@@ -301,6 +306,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let initial_head = store.head()?;
     let validator = Arc::new(BlockValidator::new(config.chain.clone(), config.validator));
     let shutdown = CancellationToken::new();
+    if let Some(l1) = config.l1.clone() {
+        let source = crate::l1::SignerSource::new(l1).map_err(|e| NodeError::L1(e.to_string()))?;
+        if let Err(e) = source.start(validator.clone(), shutdown.clone()).await {
+            // The configured signer stays; the reload keeps trying.
+            tracing::error!(error = %e, "starting without the L1 signer");
+        }
+    }
     let (events, _) = broadcast::channel(EVENT_BROADCAST);
     let (head_tx, head_rx) = watch::channel(initial_head);
     let (store_tx, store_rx) = mpsc::channel(STORE_QUEUE);

@@ -142,6 +142,14 @@ pub struct NodeArgs {
     #[arg(long = "syncmode.req-resp.max-gap", value_name = "BLOCKS", default_value_t = crate::sync::DEFAULT_MAX_GAP_BLOCKS)]
     pub sync_max_gap: u64,
 
+    /// L1 RPC: the unsafe block signer is read from the chain's SystemConfig (and reloaded).
+    #[arg(long = "l1", env = "OP_NODE_L1_ETH_RPC")]
+    pub l1: Option<String>,
+
+    /// How often the signer is read again from L1 (e.g. 10m).
+    #[arg(long = "l1.runtime-config-reload-interval", default_value = "10m", value_parser = super::parse_duration, env = "OP_NODE_L1_RUNTIME_CONFIG_RELOAD_INTERVAL")]
+    pub l1_reload: std::time::Duration,
+
     /// The execution engine's authenticated RPC (http://host:8551): accepted blocks are
     /// inserted into it in order. Needs --l2.jwt-secret.
     #[arg(long = "l2", env = "OP_NODE_L2_ENGINE_RPC", requires = "l2_jwt_secret")]
@@ -303,6 +311,20 @@ impl NodeArgs {
                 self.peers_lo, self.peers_hi
             )));
         }
+        let l1 = match &self.l1 {
+            Some(url) => Some(crate::l1::L1Config {
+                url: url.clone(),
+                system_config: chain.l1_system_config_address.ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "--l1 needs the chain's l1_system_config_address (chain {})",
+                        chain.name
+                    ))
+                })?,
+                reload_interval: self.l1_reload,
+                start_retry: crate::l1::START_RETRY,
+            }),
+            None => None,
+        };
         let block_time = chain.block_time;
         Ok(NodeConfig {
             chain,
@@ -349,6 +371,7 @@ impl NodeArgs {
                 addr: self.rpc_addr,
                 port: self.rpc_port,
             }),
+            l1,
             engine: match (&self.l2, &self.l2_jwt_secret) {
                 (Some(url), Some(path)) => Some(crate::engine::EngineConfig {
                     url: url.clone(),

@@ -49,6 +49,7 @@ pub fn config(chain: &Arc<ChainSpec>, i: u8, dir: &std::path::Path, sequencer: b
         limits: op_gossip::p2p::ConnectionLimits::default(),
         rpc: None,
         engine: None,
+        l1: None,
         metrics: op_gossip::metrics::MetricsConfig::default(),
         sequencer: sequencer.then(|| SequencerConfig {
             signer: super::dev_signer(),
