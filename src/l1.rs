@@ -151,6 +151,82 @@ impl SignerSource {
     }
 }
 
+/// An L1 block header as the sequencer needs it for the L1-info deposit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct L1Block {
+    /// Number.
+    #[serde(with = "alloy_serde::quantity")]
+    pub number: u64,
+    /// Hash.
+    pub hash: B256,
+    /// Timestamp.
+    #[serde(with = "alloy_serde::quantity")]
+    pub timestamp: u64,
+    /// EIP-1559 base fee.
+    #[serde(default)]
+    pub base_fee_per_gas: Option<alloy_primitives::U256>,
+    /// The randao of the block (`mixHash`).
+    #[serde(default)]
+    pub mix_hash: Option<B256>,
+}
+
+impl SignerSource {
+    /// L1's latest block (`eth_getBlockByNumber("latest", false)`).
+    pub async fn latest_block(&self) -> Result<L1Block, L1Error> {
+        self.client
+            .request("eth_getBlockByNumber", rpc_params!["latest", false])
+            .await
+            .map_err(|e| L1Error {
+                url: self.config.url.clone(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// The sequencer's L1 origin, followed from `--l1`: the latest L1 block no newer than the L2
+/// block being built (an L2 block may not precede its origin), its sequence number counting the
+/// L2 blocks built on the same origin. When L1 cannot be read, the previous origin is kept (the
+/// sequence number goes on), as op-node's sequencer does while its L1 view is stale.
+#[derive(Debug)]
+pub struct OriginTracker {
+    source: SignerSource,
+    current: Option<(L1Block, u64)>,
+}
+
+impl OriginTracker {
+    /// A tracker reading from `source`.
+    pub fn new(source: SignerSource) -> Self {
+        Self {
+            source,
+            current: None,
+        }
+    }
+
+    /// The origin and sequence number for an L2 block at `l2_timestamp` (`None` until L1 has
+    /// been read once).
+    pub async fn next(&mut self, l2_timestamp: u64) -> Option<(L1Block, u64)> {
+        match self.source.latest_block().await {
+            Ok(latest) if latest.timestamp <= l2_timestamp => {
+                let next = match self.current {
+                    Some((block, seq)) if block.hash == latest.hash => (block, seq + 1),
+                    _ => (latest, 0),
+                };
+                self.current = Some(next);
+            }
+            Ok(_) => {
+                // L1 is ahead of this L2 block's time: keep the previous origin.
+                self.current = self.current.map(|(b, seq)| (b, seq + 1));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read L1; keeping the previous origin");
+                self.current = self.current.map(|(b, seq)| (b, seq + 1));
+            }
+        }
+        self.current
+    }
+}
+
 fn apply(validator: &BlockValidator, signer: Address) {
     let before: Vec<Address> = validator.signers().current().collect();
     validator.rotate_signer(signer, unix_now(), DEFAULT_SIGNER_GRACE_SECS);

@@ -471,6 +471,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             shutdown: shutdown.clone(),
             last: initial_head.unwrap_or(genesis),
             engine: engine.clone(),
+            l1: match config.l1.clone() {
+                Some(l1) => Some(crate::l1::OriginTracker::new(
+                    crate::l1::SignerSource::new(l1).map_err(|e| NodeError::L1(e.to_string()))?,
+                )),
+                None => None,
+            },
         };
         tasks.push(tokio::spawn(producer.run()));
     }

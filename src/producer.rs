@@ -75,6 +75,8 @@ pub(crate) struct Producer {
     pub last: BlockRef,
     /// With `--l2`, the engine builds the blocks (else the embedded builder does).
     pub engine: Option<crate::engine::Attached>,
+    /// With `--l1`, the L1 origin of each block follows L1 (else a deterministic devnet origin).
+    pub l1: Option<crate::l1::OriginTracker>,
 }
 
 impl Producer {
@@ -144,7 +146,23 @@ impl Producer {
         timestamp: u64,
         target_tx_bytes: usize,
     ) -> Result<(), String> {
-        let l1 = devnet_l1_origin(timestamp);
+        let followed = match &mut self.l1 {
+            Some(tracker) => tracker.next(timestamp).await,
+            None => None,
+        };
+        let l1 = match followed {
+            Some((block, sequence_number)) => L1Info {
+                number: block.number,
+                timestamp: block.timestamp,
+                hash: block.hash,
+                base_fee: block.base_fee_per_gas.unwrap_or_default(),
+                // Not read from L1 yet; the deposit carries the minimum blob base fee.
+                blob_base_fee: alloy_primitives::U256::from(1u64),
+                sequence_number,
+                ..L1Info::default()
+            },
+            None => devnet_l1_origin(timestamp),
+        };
         let built = match &self.engine {
             Some(engine) => Some(
                 crate::engine::builder::build(

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SYSTEM_CONFIG: Address = Address::repeat_byte(0x5c);
+/// The L1 block the fake L1 reports as latest.
+const L1_HASH: B256 = B256::repeat_byte(0xab);
 
 /// Answers `eth_getStorageAt(SYSTEM_CONFIG, slot, "latest")` with the signer in `signer`, and
 /// records the parameters it was asked.
@@ -53,10 +55,16 @@ async fn fake_l1(signer: Arc<Mutex<Address>>, asked: Arc<Mutex<Vec<Value>>>) -> 
                     let request: Value =
                         serde_json::from_slice(&buf[end + 4..end + 4 + len]).unwrap();
                     buf.drain(..end + 4 + len);
-                    asked.lock().unwrap().push(request["params"].clone());
-                    let word = B256::left_padding_from(signer.lock().unwrap().as_slice());
-                    let text =
-                        json!({"jsonrpc": "2.0", "id": request["id"], "result": word}).to_string();
+                    let result = if request["method"] == "eth_getBlockByNumber" {
+                        json!({"number": "0x64", "hash": L1_HASH,
+                               "timestamp": format!("0x{:x}", op_gossip::clock::unix_now() - 30),
+                               "baseFeePerGas": "0x3b9aca00"})
+                    } else {
+                        asked.lock().unwrap().push(request["params"].clone());
+                        json!(B256::left_padding_from(signer.lock().unwrap().as_slice()))
+                    };
+                    let text = json!({"jsonrpc": "2.0", "id": request["id"], "result": result})
+                        .to_string();
                     let response = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
                         text.len()
@@ -142,4 +150,42 @@ async fn an_unreachable_l1_leaves_the_configured_signer() {
     let node = start(cfg).await.unwrap();
     assert_eq!(current(&node), vec![dev_address()]);
     node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sequencer_follows_the_l1_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let signer = Arc::new(Mutex::new(dev_address()));
+    let url = fake_l1(signer, Arc::default()).await;
+    let mut cfg = config(&chain, 0, dir.path(), true);
+    cfg.l1 = Some(l1_config(url));
+    let seq = start(cfg).await.unwrap();
+    seq.produce(3, Duration::from_millis(20), 0).await.unwrap();
+    let head = seq.wait_for_head(3, Duration::from_secs(20)).await.unwrap();
+    // Each block's L1-info deposit names the L1 block, with sequence numbers 0, 1, 2.
+    for n in 1..=head.number {
+        let block = seq.store().canonical_block(n).unwrap().unwrap();
+        let deposit = block
+            .envelope
+            .payload
+            .transactions
+            .iter()
+            .next()
+            .unwrap()
+            .to_vec();
+        assert_eq!(deposit[0], 0x7e);
+        let at = deposit
+            .windows(32)
+            .position(|w| w == L1_HASH.as_slice())
+            .expect("the L1 origin's hash is in the deposit");
+        assert!(at > 0);
+        let seq_bytes = (n - 1).to_be_bytes();
+        assert!(
+            deposit.windows(8).any(|w| w == seq_bytes),
+            "sequence number {} in the deposit",
+            n - 1
+        );
+    }
+    seq.shutdown().await;
 }
