@@ -32,6 +32,8 @@
 //!  store writer ──"wrote" (watch)──► engine::driver (with --l2): the store's canonical block
 //!  above the engine's head ──► newPayload + forkchoiceUpdated (engine::client, fresh JWT each)
 //!  ── unreachable: backoff; INVALID: remembered, never resent; the store is the queue
+//!  l1 (with --l1): SystemConfig signer slot at start and every 10 min ──► validator signer set
+//!  (rotation with 3 h grace); latest L1 block ──► the sequencer's L1 origin
 //!  producer (with --l2) ──► engine::builder: forkchoiceUpdated+attributes, getPayload ──► sign,
 //!  publish, newPayload, forkchoiceUpdated
 //!
