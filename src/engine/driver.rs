@@ -41,6 +41,10 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// divergence re-reads the engine's head instead (an unsafe reorg this deep means the engine
 /// and the store disagree about more than gossip can settle).
 pub const MAX_REORG_WALK: u64 = 64;
+/// Longest a clean shutdown waits for the engine to take the blocks already stored.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+/// At shutdown, how long the driver waits for the store writer's next write before it stops.
+pub const DRAIN_SETTLE: Duration = Duration::from_millis(500);
 /// INVALID block hashes remembered (each is a signed block the engine refused: rare).
 pub const MAX_INVALID: usize = 1024;
 
@@ -157,24 +161,45 @@ impl InsertionDriver {
         backoff = MIN_BACKOFF;
         loop {
             if self.shutdown.is_cancelled() {
-                return;
+                return self.drain(&mut head, &mut invalid).await;
             }
             match self.step(&mut head, &mut invalid).await {
                 Step::Progress => backoff = MIN_BACKOFF,
                 Step::Idle => {
                     backoff = MIN_BACKOFF;
                     tokio::select! {
-                        () = self.shutdown.cancelled() => return,
+                        () = self.shutdown.cancelled() => {}
                         changed = self.store_writes.changed() => if changed.is_err() { return },
                     }
                 }
                 Step::Backoff => {
                     tokio::select! {
-                        () = self.shutdown.cancelled() => return,
+                        () = self.shutdown.cancelled() => {}
                         () = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
+            }
+        }
+    }
+
+    /// At shutdown: hands the engine what the store holds, including blocks the store writer is
+    /// still writing (it drains its queue during shutdown: the driver waits up to
+    /// [`DRAIN_SETTLE`] for each next write), for at most [`DRAIN_DEADLINE`] in all, so a clean
+    /// stop leaves the engine at the node's head; stops at the first call that fails (the rest
+    /// waits in the store for the next start).
+    async fn drain(&mut self, head: &mut BlockRef, invalid: &mut HashSet<B256>) {
+        let deadline = tokio::time::Instant::now() + DRAIN_DEADLINE;
+        while tokio::time::Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline, self.step(head, invalid)).await {
+                Ok(Step::Progress) => {}
+                Ok(Step::Idle) => {
+                    let settle = tokio::time::timeout(DRAIN_SETTLE, self.store_writes.changed());
+                    if !matches!(settle.await, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+                Ok(Step::Backoff) | Err(_) => return,
             }
         }
     }
