@@ -297,8 +297,10 @@ async fn misbehaving_peers_are_penalised_and_the_client_moves_on() {
     let scores = follower.app_scores();
     for (kind, fake) in &fakes {
         let counters = scores.counters(&fake.peer_id);
+        // At least one error, possibly decayed since (×0.926 per 2 s slot: the silent peer's
+        // error comes after a 2 s read deadline, so on a slow machine a slot may pass).
         assert!(
-            counters.error_responses >= 1.0 && scores.score(&fake.peer_id) < 0.0,
+            counters.error_responses > 0.0 && scores.score(&fake.peer_id) < 0.0,
             "{kind:?} must be penalised: {counters:?}"
         );
     }
