@@ -69,13 +69,8 @@ impl Admission {
         Self { bans, lists }
     }
 
-    /// Why `peer` (when known) at `addr` (when known) is refused at `now`, if it is.
-    pub fn refusal(
-        &self,
-        peer: Option<PeerId>,
-        addr: Option<&Multiaddr>,
-        now: u64,
-    ) -> Option<Refusal> {
+    /// Why `peer` (when known) at `ip` (when known) is refused at `now`, if it is.
+    pub fn refusal(&self, peer: Option<PeerId>, ip: Option<IpAddr>, now: u64) -> Option<Refusal> {
         if let Some(peer) = peer {
             if self.lists.is_peer_blocked(&peer) {
                 return Some(Refusal::PeerBlocked(peer));
@@ -84,7 +79,7 @@ impl Admission {
                 return Some(Refusal::PeerBanned { peer, until });
             }
         }
-        let ip = addr.and_then(ip_of)?;
+        let ip = ip?;
         if let Some(why) = self.lists.ip_block(&ip) {
             return Some(Refusal::IpBlocked(why));
         }
@@ -137,7 +132,10 @@ impl Gate {
         allowed: Option<&AtomicU64>,
         refused: &AtomicU64,
     ) -> Result<(), ConnectionDenied> {
-        match self.admission.refusal(peer, addr, unix_now()) {
+        match self
+            .admission
+            .refusal(peer, addr.and_then(ip_of), unix_now())
+        {
             Some(refusal) => {
                 refused.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(?peer, %refusal, "connection refused");
@@ -238,17 +236,17 @@ mod tests {
         let admission = Admission::new(bans.clone(), lists.clone());
         let peer = PeerId::random();
         let addr: Multiaddr = "/ip4/10.1.2.3/tcp/9222".parse().unwrap();
-        assert_eq!(admission.refusal(Some(peer), Some(&addr), 100), None);
+        assert_eq!(admission.refusal(Some(peer), ip_of(&addr), 100), None);
 
         bans.ban_ip("10.1.2.3".parse().unwrap(), 200);
         assert!(matches!(
-            admission.refusal(None, Some(&addr), 100),
+            admission.refusal(None, ip_of(&addr), 100),
             Some(Refusal::IpBanned { until: 200, .. })
         ));
-        assert_eq!(admission.refusal(None, Some(&addr), 200), None, "expired");
+        assert_eq!(admission.refusal(None, ip_of(&addr), 200), None, "expired");
 
         lists.block_subnet("10.0.0.0/8".parse().unwrap()).unwrap();
-        let refusal = admission.refusal(None, Some(&addr), 300).unwrap();
+        let refusal = admission.refusal(None, ip_of(&addr), 300).unwrap();
         assert!(!refusal.is_ban());
         assert_eq!(refusal.to_string(), "subnet 10.0.0.0/8 is blocked");
 
@@ -256,7 +254,7 @@ mod tests {
         let other: Multiaddr = "/ip6/::1/tcp/1".parse().unwrap();
         assert!(
             admission
-                .refusal(Some(peer), Some(&other), 300)
+                .refusal(Some(peer), ip_of(&other), 300)
                 .unwrap()
                 .is_ban()
         );

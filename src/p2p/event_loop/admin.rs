@@ -56,8 +56,10 @@ impl EventLoop {
                     known: self.book.len(),
                     ..NetworkStats::default()
                 };
-                for view in self.peer_views(true) {
-                    for (count, on) in stats.block_topics.iter_mut().zip(view.block_topics) {
+                let subscribed = self.block_topics();
+                for peer in self.swarm.connected_peers() {
+                    let flags = subscribed.get(peer).copied().unwrap_or_default();
+                    for (count, on) in stats.block_topics.iter_mut().zip(flags) {
                         *count += usize::from(on);
                     }
                 }
@@ -105,22 +107,15 @@ impl EventLoop {
                     .swarm
                     .connected_peers()
                     .filter_map(|peer| {
-                        let addr = self.book.get(peer).and_then(|r| r.remote_ip).map(|ip| {
-                            libp2p::Multiaddr::empty().with(match ip {
-                                std::net::IpAddr::V4(v4) => libp2p::multiaddr::Protocol::Ip4(v4),
-                                std::net::IpAddr::V6(v6) => libp2p::multiaddr::Protocol::Ip6(v6),
-                            })
-                        });
-                        self.admission
-                            .refusal(Some(*peer), addr.as_ref(), now)
-                            .map(|r| {
-                                let reason = if r.is_ban() {
-                                    DisconnectReason::Banned
-                                } else {
-                                    DisconnectReason::Blocked
-                                };
-                                (*peer, reason)
-                            })
+                        let ip = self.book.get(peer).and_then(|r| r.remote_ip);
+                        self.admission.refusal(Some(*peer), ip, now).map(|r| {
+                            let reason = if r.is_ban() {
+                                DisconnectReason::Banned
+                            } else {
+                                DisconnectReason::Blocked
+                            };
+                            (*peer, reason)
+                        })
                     })
                     .collect();
                 for (peer, reason) in refused {
@@ -144,8 +139,8 @@ impl EventLoop {
         }
     }
 
-    /// Every known peer (or only the connected ones).
-    fn peer_views(&self, connected_only: bool) -> Vec<PeerView> {
+    /// Which of the chain's four block topics (V1..V4) each peer gossipsub knows subscribes to.
+    fn block_topics(&self) -> std::collections::HashMap<PeerId, [bool; 4]> {
         let topics = gossip::topics(self.validator.chain());
         let mut subscribed: std::collections::HashMap<PeerId, [bool; 4]> =
             std::collections::HashMap::new();
@@ -155,6 +150,12 @@ impl EventLoop {
                 *flag |= peer_topics.contains(&&topic.hash());
             }
         }
+        subscribed
+    }
+
+    /// Every known peer (or only the connected ones).
+    fn peer_views(&self, connected_only: bool) -> Vec<PeerView> {
+        let subscribed = self.block_topics();
         let live: std::collections::HashMap<PeerId, _> = self.breakdowns().into_iter().collect();
         self.book
             .iter()

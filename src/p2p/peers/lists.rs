@@ -27,7 +27,7 @@ pub struct ListFull;
 struct Lists {
     blocked_peers: HashSet<PeerId>,
     blocked_ips: HashSet<IpAddr>,
-    blocked_subnets: Vec<Subnet>,
+    blocked_subnets: HashSet<Subnet>,
     protected: HashSet<PeerId>,
 }
 
@@ -62,10 +62,10 @@ impl PeerLists {
             );
         }
         for (k, _) in read(PeerRecords::BlockedSubnets) {
-            match text(&k).and_then(|t| t.parse::<Subnet>().ok()) {
-                Some(s) => lists.blocked_subnets.push(s),
-                None => tracing::warn!("skipping a damaged blocked-subnet record"),
-            }
+            insert_or_warn(
+                &mut lists.blocked_subnets,
+                text(&k).and_then(|t| t.parse().ok()),
+            );
         }
         Self {
             lists: Mutex::new(lists),
@@ -110,17 +110,7 @@ impl PeerLists {
 
     /// Blocks every IP in `subnet` permanently.
     pub fn block_subnet(&self, subnet: Subnet) -> Result<(), ListFull> {
-        let added = {
-            let mut lists = self.lock();
-            if lists.blocked_subnets.contains(&subnet) {
-                false
-            } else if lists.blocked_subnets.len() >= MAX_LIST_ENTRIES {
-                return Err(ListFull);
-            } else {
-                lists.blocked_subnets.push(subnet);
-                true
-            }
-        };
+        let added = add(&mut self.lock().blocked_subnets, subnet)?;
         self.persist(
             added,
             PeerRecords::BlockedSubnets,
@@ -131,12 +121,7 @@ impl PeerLists {
 
     /// Lifts `subnet`'s block.
     pub fn unblock_subnet(&self, subnet: &Subnet) {
-        let removed = {
-            let mut lists = self.lock();
-            let before = lists.blocked_subnets.len();
-            lists.blocked_subnets.retain(|s| s != subnet);
-            lists.blocked_subnets.len() != before
-        };
+        let removed = self.lock().blocked_subnets.remove(subnet);
         self.unpersist(
             removed,
             PeerRecords::BlockedSubnets,
@@ -193,7 +178,7 @@ impl PeerLists {
 
     /// The blocked subnets.
     pub fn blocked_subnets(&self) -> Vec<Subnet> {
-        self.lock().blocked_subnets.clone()
+        self.lock().blocked_subnets.iter().copied().collect()
     }
 
     fn persist(&self, changed: bool, records: PeerRecords, key: &[u8]) {
