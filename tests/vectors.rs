@@ -7,6 +7,7 @@ use std::process::Command;
 
 use alloy_primitives::{Address, Bytes};
 use common::*;
+use op_gossip::p2p::recent_messages::RecentMessages;
 use op_gossip::validate::{ValidatorConfig, Verdict, verdict_of};
 use op_gossip::wire::BlockVersion;
 use op_gossip::wire::envelope::decode_message;
@@ -97,6 +98,36 @@ fn every_vector_gets_its_verdict_through_the_library() {
         assert_eq!(verdict_of(&result), verdict, "{file}: {result:?}");
         assert_eq!(result.as_ref().err().map(|e| e.reason()), reason, "{file}");
     }
+}
+
+/// The event loop validates from the body gossipsub's id function decompressed: same verdicts.
+#[test]
+fn every_vector_gets_its_verdict_through_the_message_cache() {
+    let chain = vectors_chain();
+    let topics = chain.topics();
+    let cache = RecentMessages::default();
+    for &(file, version, now, verdict, reason) in CASES {
+        let v = validator(vectors_chain());
+        let raw = vector(file);
+        let topic = &topics[usize::from(version.topic_index())];
+        let id = cache.message_id(topic, &raw);
+        assert!(cache.decompressed(&id).is_some(), "{file}: body kept");
+        let result = cache.validate(&v, version, &id, &raw, now);
+        assert_eq!(verdict_of(&result), verdict, "{file}: {result:?}");
+        assert_eq!(result.as_ref().err().map(|e| e.reason()), reason, "{file}");
+    }
+    // A body below the minimum size is judged from the raw bytes, with the size error.
+    let tiny = op_gossip::wire::snappy::compress_block(&[0u8; 10]);
+    let id = cache.message_id(&topics[0], &tiny);
+    let v = validator(vectors_chain());
+    let result = cache.validate(&v, BlockVersion::V1, &id, &tiny, 0);
+    assert_eq!(
+        result.as_ref().err().map(|e| e.reason()),
+        v.validate(BlockVersion::V1, &tiny, 0)
+            .err()
+            .map(|e| e.reason())
+    );
+    assert_eq!(verdict_of(&result), Verdict::Reject);
 }
 
 #[test]

@@ -29,6 +29,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::gossip::{self, Gossipsub};
+use super::recent_messages::RecentMessages;
 use super::reqresp::inbound::{self, InboundStreams};
 use super::{
     Command, IDLE_CONNECTION_TIMEOUT, NetworkConfig, NetworkError, NetworkEvent,
@@ -72,6 +73,8 @@ pub struct EventLoop {
     judged_tx: mpsc::Sender<Judged>,
     judged_rx: mpsc::Receiver<Judged>,
     validator: Arc<BlockValidator>,
+    /// Recent messages' ids and decompressed bodies, filled by gossipsub's id function.
+    recent: Arc<RecentMessages>,
     /// Free places in the validation queue.
     queue: Arc<Semaphore>,
     /// Validations allowed to run at once.
@@ -180,6 +183,7 @@ impl EventLoop {
         let agent = config.agent_version.clone();
         let metrics = config.metrics.clone();
         let inbound_streams = InboundStreams::default();
+        let recent = Arc::new(RecentMessages::default());
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
             .with_tcp(
@@ -196,6 +200,7 @@ impl EventLoop {
                         &gossip_config,
                         scoring,
                         metrics.for_gossipsub(),
+                        recent.clone(),
                     )?,
                     identify: identify::Behaviour::new(
                         identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
@@ -230,6 +235,7 @@ impl EventLoop {
             judged_tx,
             judged_rx,
             validator: config.validator,
+            recent,
             queue: Arc::new(Semaphore::new(VALIDATION_QUEUE)),
             running: Arc::new(Semaphore::new(VALIDATION_CONCURRENCY)),
             static_peers: config.static_peers,
@@ -496,12 +502,14 @@ impl EventLoop {
             return;
         };
         let validator = self.validator.clone();
+        let recent = self.recent.clone();
         let running = self.running.clone();
         let judged = self.judged_tx.clone();
         let events = self.events.clone();
         let app_scores = self.app_scores.clone();
         let metrics = self.metrics.clone();
         let data = message.data;
+        let id = message_id.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let work = async {
@@ -510,7 +518,7 @@ impl EventLoop {
                 let permit = running.acquire_owned().await.ok()?;
                 tokio::task::spawn_blocking(move || {
                     let _permit = permit;
-                    validator.validate(version, &data, unix_now())
+                    recent.validate(&validator, version, &id.0, &data, unix_now())
                 })
                 .await
                 .ok()

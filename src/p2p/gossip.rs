@@ -3,6 +3,7 @@
 //! Sits inside the event loop's behaviour. Reference: `shared/spec/op-p2p.md` §4.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::gossipsub::{
@@ -10,13 +11,13 @@ use libp2p::gossipsub::{
     WhitelistSubscriptionFilter,
 };
 
+use super::recent_messages::RecentMessages;
 use super::scoring::{self, ScoringLevel};
 use crate::chain::ChainSpec;
 use crate::metrics::{
     GOSSIPSUB_MAX_TOPICS, GOSSIPSUB_PREFIX, GossipEvent, Metrics, PEER_SCORE_BUCKETS,
 };
 use crate::wire::MAX_GOSSIP_SIZE_BYTES;
-use crate::wire::message_id::message_id;
 
 /// op-node `DefaultMeshD`: mesh target size.
 pub const DEFAULT_MESH_D: usize = 8;
@@ -69,7 +70,8 @@ pub type Gossipsub =
     gossipsub::Behaviour<gossipsub::IdentityTransform, WhitelistSubscriptionFilter>;
 
 /// Builds gossipsub: anonymous messages only (author, seqno or signature → rejected by gossipsub
-/// itself), op-node's message id, validation by the application, PX off, a 10 MiB cap, and
+/// itself), op-node's message id (computed once per message through `recent`, which keeps the
+/// decompressed body for the validator), validation by the application, PX off, a 10 MiB cap, and
 /// op-node's peer scoring at `scoring`. Its own metrics (mesh, GRAFT/PRUNE reasons, queues, by
 /// topic) go into `metrics`' registry, and each topic joined counts as a JOIN event (`None`: no
 /// metrics, for the devnet's adversary).
@@ -78,12 +80,13 @@ pub fn build(
     config: &GossipConfig,
     scoring: ScoringLevel,
     metrics: Option<&Metrics>,
+    recent: Arc<RecentMessages>,
 ) -> Result<Gossipsub, String> {
     let gossip_config = ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
         .validate_messages()
-        .message_id_fn(|m: &gossipsub::Message| {
-            MessageId::from(message_id(m.topic.as_str(), &m.data).to_vec())
+        .message_id_fn(move |m: &gossipsub::Message| {
+            MessageId::from(recent.message_id(m.topic.as_str(), &m.data).to_vec())
         })
         .max_transmit_size(MAX_GOSSIP_SIZE_BYTES)
         .heartbeat_interval(HEARTBEAT)

@@ -22,6 +22,7 @@ pub mod gate;
 pub mod gossip;
 pub mod keys;
 pub mod peers;
+pub mod recent_messages;
 pub mod reqresp;
 pub mod scoring;
 pub mod views;

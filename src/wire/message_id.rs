@@ -21,8 +21,13 @@ pub const MESSAGE_ID_BYTES: usize = 20;
 pub fn message_id(topic: &str, data: &[u8]) -> [u8; MESSAGE_ID_BYTES] {
     match decompress_block_bounded(data, MAX_GOSSIP_SIZE_BYTES) {
         Ok(decompressed) => message_id_decompressed(topic, &decompressed),
-        Err(_) => digest(DOMAIN_INVALID_SNAPPY, topic, data),
+        Err(_) => message_id_invalid(topic, data),
     }
+}
+
+/// The id of data that is not valid snappy within 10 MiB: the raw bytes are hashed instead.
+pub fn message_id_invalid(topic: &str, raw: &[u8]) -> [u8; MESSAGE_ID_BYTES] {
+    digest(DOMAIN_INVALID_SNAPPY, topic, raw)
 }
 
 /// The id when the caller already holds the decompressed bytes of valid snappy data.

@@ -304,7 +304,13 @@ fn build_swarm(config: &AdversaryConfig) -> Result<Swarm<Behaviour>, AdversaryEr
         .map_err(|e| setup(e.to_string()))?
         .with_behaviour(|key| {
             Ok(Behaviour {
-                gossipsub: gossip::build(&chain, &gossip_config, ScoringLevel::None, None)?,
+                gossipsub: gossip::build(
+                    &chain,
+                    &gossip_config,
+                    ScoringLevel::None,
+                    None,
+                    Default::default(),
+                )?,
                 identify: identify::Behaviour::new(
                     identify::Config::new("/opstack/identify/1".into(), key.public())
                         .with_agent_version("op-gossip-adversary".into()),
