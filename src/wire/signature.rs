@@ -4,12 +4,17 @@
 //! step before compression on the publish path. Reference: `shared/spec/op-p2p.md` §2.3–§2.4.
 //!
 //! Recovery follows go-ethereum's `crypto.SigToPub` exactly: `v` is the raw recovery id 0..=3
-//! (27/28 are refused), and high-`s` signatures are accepted. k256 refuses high-`s` during
-//! recovery, so such signatures are normalised first (`s → n − s` flips the y parity), which
-//! recovers the same key.
+//! (27/28 are refused), and high-`s` signatures are accepted (the formula below recovers the same
+//! key for `s` and `n − s` with the other parity, as libsecp256k1 does).
 
 use alloy_primitives::{Address, B256, keccak256};
 use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
+use k256::elliptic_curve::bigint::{ArrayEncoding, CheckedAdd};
+use k256::elliptic_curve::ops::{Invert, LinearCombination, Reduce};
+use k256::elliptic_curve::point::DecompressPoint;
+use k256::elliptic_curve::subtle::Choice;
+use k256::elliptic_curve::{Curve, PrimeField};
+use k256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar, Secp256k1, U256};
 
 /// Length of a block signature: r (32) ‖ s (32) ‖ v (1).
 pub const SIGNATURE_BYTES: usize = 65;
@@ -56,17 +61,47 @@ pub fn recover_signer(
         return Err(SignatureError::BadRecoveryId(v));
     }
     let signature = Signature::from_slice(&sig[..64]).map_err(|_| SignatureError::BadScalars)?;
-    let mut recid = RecoveryId::from_byte(v).ok_or(SignatureError::BadRecoveryId(v))?;
-    let signature = match signature.normalize_s() {
-        Some(low_s) => {
-            recid = RecoveryId::new(!recid.is_y_odd(), recid.is_x_reduced());
-            low_s
-        }
-        None => signature,
-    };
-    let key = VerifyingKey::recover_from_prehash(signing_hash.as_slice(), &signature, recid)
-        .map_err(|_| SignatureError::RecoveryFailed)?;
+    let recid = RecoveryId::from_byte(v).ok_or(SignatureError::BadRecoveryId(v))?;
+    let key =
+        recover_key(&signing_hash.0, &signature, recid).ok_or(SignatureError::RecoveryFailed)?;
     Ok(address_of(&key))
+}
+
+/// The public key Q = r⁻¹·(s·R − z·G), where R is the curve point with x = r (+ n when `recid`
+/// says x was reduced) and the y parity `recid` gives, and z the prehash as a scalar.
+///
+/// Written here, on k256's arithmetic, rather than calling `VerifyingKey::recover_from_prehash`
+/// because that function (ecdsa 0.16) ends by verifying the signature against the key it just
+/// recovered: a second double-scalar multiplication, about half of each block's signature cost,
+/// that cannot fail (the verification point z·s⁻¹·G + r·s⁻¹·Q is R, whose x is r by
+/// construction) except on high `s`, which k256 refuses and go-ethereum accepts. A test compares
+/// this function with k256's on many keys, hashes, both parities and high `s`.
+fn recover_key(
+    prehash: &[u8; 32],
+    signature: &Signature,
+    recid: RecoveryId,
+) -> Option<VerifyingKey> {
+    let (r, s) = signature.split_scalars();
+    let z = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(*prehash));
+    let mut x = r.to_repr();
+    if recid.is_x_reduced() {
+        let restored: Option<U256> = U256::from_be_slice(&x)
+            .checked_add(&Secp256k1::ORDER)
+            .into();
+        x = restored?.to_be_byte_array();
+    }
+    let big_r: Option<AffinePoint> =
+        AffinePoint::decompress(&x, Choice::from(u8::from(recid.is_y_odd()))).into();
+    let r_inv = *r.invert();
+    let u1 = -(r_inv * z);
+    let u2 = r_inv * *s;
+    let q = ProjectivePoint::lincomb(
+        &ProjectivePoint::GENERATOR,
+        &u1,
+        &ProjectivePoint::from(big_r?),
+        &u2,
+    );
+    VerifyingKey::from_affine(q.to_affine()).ok()
 }
 
 /// The Ethereum address of a public key: the last 20 bytes of keccak256 of the uncompressed point.
@@ -141,5 +176,91 @@ impl BlockSigner {
     /// Signs the bytes that follow the signature in a gossip message, for `chain_id`.
     pub fn sign_payload(&self, chain_id: u64, signed_bytes: &[u8]) -> [u8; SIGNATURE_BYTES] {
         self.sign_hash(&signing_hash(chain_id, payload_hash(signed_bytes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// k256's recovery (with its closing verification) on a low-`s` signature.
+    fn k256_recover(
+        prehash: &[u8; 32],
+        sig: &Signature,
+        recid: RecoveryId,
+    ) -> Option<VerifyingKey> {
+        VerifyingKey::recover_from_prehash(prehash, sig, recid).ok()
+    }
+
+    #[test]
+    fn recovery_matches_k256_for_every_parity_reduction_and_high_s() {
+        for i in 1u64..=64 {
+            let mut secret = [0u8; 32];
+            secret[0] = 0x5a;
+            secret[24..].copy_from_slice(&i.to_be_bytes());
+            let key = SigningKey::from_slice(&secret).unwrap();
+            let prehash = keccak256(i.to_le_bytes()).0;
+            let (sig, recid) = key.sign_prehash_recoverable(&prehash).unwrap();
+            let expected = key.verifying_key();
+            assert_eq!(recover_key(&prehash, &sig, recid).as_ref(), Some(expected));
+            // Every other recovery id gives what k256 gives (another key, or none).
+            for byte in 0..4u8 {
+                let other = RecoveryId::from_byte(byte).unwrap();
+                assert_eq!(
+                    recover_key(&prehash, &sig, other),
+                    k256_recover(&prehash, &sig, other),
+                    "key {i}, recovery id {byte}"
+                );
+            }
+            // High s with the other parity recovers the same key, as in go-ethereum.
+            let (r, s) = sig.split_scalars();
+            let high = Signature::from_scalars(r.to_repr(), (-*s).to_repr()).unwrap();
+            let flipped = RecoveryId::new(!recid.is_y_odd(), recid.is_x_reduced());
+            assert_eq!(
+                recover_key(&prehash, &high, flipped).as_ref(),
+                Some(expected)
+            );
+            // And through the wire-level function.
+            let mut wire = [0u8; SIGNATURE_BYTES];
+            wire[..64].copy_from_slice(&high.to_bytes());
+            wire[64] = flipped.to_byte();
+            assert_eq!(
+                recover_signer(&wire, &B256::from(prehash)),
+                Ok(address_of(expected))
+            );
+        }
+    }
+
+    #[test]
+    fn signatures_that_recover_nothing_are_refused() {
+        let prehash = B256::repeat_byte(7);
+        // Small r: some are the x of a curve point, some not, and x + n is a field element too
+        // (recovery ids 2 and 3). Whatever k256 recovers, we recover.
+        for r in 1u8..=20 {
+            let mut wire = [0u8; SIGNATURE_BYTES];
+            wire[31] = r;
+            wire[63] = 1;
+            for v in 0..4u8 {
+                wire[64] = v;
+                let sig = Signature::from_slice(&wire[..64]).unwrap();
+                let recid = RecoveryId::from_byte(v).unwrap();
+                let ours = recover_signer(&wire, &prehash);
+                match k256_recover(&prehash.0, &sig, recid) {
+                    Some(key) => assert_eq!(ours, Ok(address_of(&key)), "r {r} v {v}"),
+                    None => assert_eq!(ours, Err(SignatureError::RecoveryFailed), "r {r} v {v}"),
+                }
+            }
+        }
+        let mut wire = [0u8; SIGNATURE_BYTES];
+        wire[64] = 27;
+        assert_eq!(
+            recover_signer(&wire, &prehash),
+            Err(SignatureError::BadRecoveryId(27))
+        );
+        wire[64] = 0;
+        assert_eq!(
+            recover_signer(&wire, &prehash),
+            Err(SignatureError::BadScalars)
+        );
     }
 }
