@@ -203,8 +203,29 @@ fn a_reqresp_spammer_is_rate_limited_while_honest_sync_and_gossip_are_served() {
         assert!(u(&req["requests"]) as f64 >= RATE * span_secs * 0.5, "{n}");
         let limited = u(&req["answers"]["rate_limited"]);
         assert!(limited > 0, "{n}");
-        // Only the spammer is refused (the late joiner asks once at a time, within its rate).
-        assert_eq!(u(&n["server_rate_limited"]), limited, "{n}");
+        // Only the spammer is refused (the late joiner asks once at a time, within its rate):
+        // every refusal it saw was counted by the server, and the server may have refused a few
+        // more whose answers were still on the way when the spammer stopped counting (at most
+        // its requests left without an answer).
+        let answers = &req["answers"];
+        let answered: u64 = [
+            "served",
+            "not_found",
+            "invalid",
+            "rate_limited",
+            "other_code",
+            "open_failed",
+            "stream_errors",
+        ]
+        .iter()
+        .map(|k| u(&answers[*k]))
+        .sum();
+        let unanswered = u(&req["requests"]).saturating_sub(answered);
+        let server = u(&n["server_rate_limited"]);
+        assert!(
+            (limited..=limited + unanswered).contains(&server),
+            "server refused {server}, spammer saw {limited} with {unanswered} unanswered: {n}"
+        );
         let first = u(&req["requests_before_first_limit"]) as f64;
         assert!(
             first <= first_refusal_bound,
