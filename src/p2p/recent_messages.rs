@@ -26,9 +26,8 @@ use std::sync::Mutex;
 use alloy_primitives::Bytes;
 
 use crate::validate::{BlockValidator, ValidBlock, ValidationError};
-use crate::wire::message_id::{MESSAGE_ID_BYTES, message_id_decompressed, message_id_invalid};
-use crate::wire::snappy::decompress_block_bounded;
-use crate::wire::{BlockVersion, MAX_GOSSIP_SIZE_BYTES, MIN_GOSSIP_SIZE_BYTES};
+use crate::wire::message_id::{MESSAGE_ID_BYTES, message_id_and_body};
+use crate::wire::{BlockVersion, MIN_GOSSIP_SIZE_BYTES};
 
 /// Messages remembered. Duplicates of a block arrive within a second of the first copy and IWANT
 /// requests within gossipsub's 6 s history; at op-node's block times that is a handful of
@@ -38,6 +37,10 @@ pub const MAX_ENTRIES: usize = 64;
 /// Raw plus decompressed bytes remembered: 16 typical 100 KiB blocks (each kept twice), or two
 /// 2 MiB ones. Well inside the node's 64 MiB memory target.
 pub const BUDGET_BYTES: usize = 8 << 20;
+
+/// The largest message (raw plus decompressed bytes) kept: half the budget, so one message never
+/// evicts all the others.
+const MAX_ENTRY_BYTES: usize = BUDGET_BYTES / 2;
 
 /// One remembered message.
 struct Entry {
@@ -95,20 +98,18 @@ impl RecentMessages {
         if let Some(id) = self.find(key, topic, raw) {
             return id;
         }
-        let decompressed = decompress_block_bounded(raw, MAX_GOSSIP_SIZE_BYTES)
-            .ok()
-            .map(Bytes::from);
-        let id = match &decompressed {
-            Some(body) => message_id_decompressed(topic, body),
-            None => message_id_invalid(topic, raw),
-        };
-        self.remember(Entry {
-            key,
-            topic: topic.to_owned(),
-            raw: Bytes::copy_from_slice(raw),
-            id,
-            decompressed,
-        });
+        let (id, body) = message_id_and_body(topic, raw);
+        let size = raw.len() + body.as_ref().map_or(0, Vec::len);
+        // Checked before the raw bytes are copied: a message too big to keep costs no copy.
+        if size <= MAX_ENTRY_BYTES {
+            self.remember(Entry {
+                key,
+                topic: topic.to_owned(),
+                raw: Bytes::copy_from_slice(raw),
+                id,
+                decompressed: body.map(Bytes::from),
+            });
+        }
         id
     }
 
@@ -158,9 +159,6 @@ impl RecentMessages {
 
     fn remember(&self, entry: Entry) {
         let size = entry.size();
-        if size > BUDGET_BYTES / 2 {
-            return;
-        }
         let mut entries = self.lock();
         while entries.list.len() >= MAX_ENTRIES || entries.bytes + size > BUDGET_BYTES {
             match entries.list.pop_front() {

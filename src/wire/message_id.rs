@@ -19,15 +19,16 @@ pub const MESSAGE_ID_BYTES: usize = 20;
 
 /// Computes the id of a message with raw (compressed) `data` published on `topic`.
 pub fn message_id(topic: &str, data: &[u8]) -> [u8; MESSAGE_ID_BYTES] {
-    match decompress_block_bounded(data, MAX_GOSSIP_SIZE_BYTES) {
-        Ok(decompressed) => message_id_decompressed(topic, &decompressed),
-        Err(_) => message_id_invalid(topic, data),
-    }
+    message_id_and_body(topic, data).0
 }
 
-/// The id of data that is not valid snappy within 10 MiB: the raw bytes are hashed instead.
-pub fn message_id_invalid(topic: &str, raw: &[u8]) -> [u8; MESSAGE_ID_BYTES] {
-    digest(DOMAIN_INVALID_SNAPPY, topic, raw)
+/// The id of raw (compressed) `data` on `topic`, with the decompressed body when the data is
+/// valid snappy within 10 MiB (the body the id hashes; without one the raw bytes are hashed).
+pub fn message_id_and_body(topic: &str, data: &[u8]) -> ([u8; MESSAGE_ID_BYTES], Option<Vec<u8>>) {
+    match decompress_block_bounded(data, MAX_GOSSIP_SIZE_BYTES) {
+        Ok(body) => (message_id_decompressed(topic, &body), Some(body)),
+        Err(_) => (digest(DOMAIN_INVALID_SNAPPY, topic, data), None),
+    }
 }
 
 /// The id when the caller already holds the decompressed bytes of valid snappy data.
