@@ -210,7 +210,10 @@ impl PeerBook {
         }
     }
 
-    /// Identify data arrived.
+    /// Identify data arrived. Its listen addresses are kept only while the peer is connected
+    /// and we are not closing it: identify answers on a connection's first streams, so its
+    /// report can arrive after `opp2p_disconnectPeer` cleared the addresses, and must not
+    /// bring them back.
     pub fn on_identify(&mut self, peer: PeerId, info: &libp2p::identify::Info, now: u64) {
         let record = self.entry(peer, now);
         record.agent_version = cut(&info.agent_version);
@@ -221,6 +224,9 @@ impl PeerBook {
             .take(MAX_PROTOCOLS)
             .map(|p| cut(p.as_ref()))
             .collect();
+        if !record.is_connected() || record.disconnecting.is_some() {
+            return;
+        }
         for addr in info.listen_addrs.iter().take(MAX_ADDRESSES).rev() {
             remember_address(record, addr.clone());
         }
@@ -337,6 +343,45 @@ mod tests {
             book.on_closed(peer, 0, Some(&reset), 6),
             Some(DisconnectReason::RemoteClosed)
         );
+    }
+
+    #[test]
+    fn identify_from_a_closing_connection_does_not_restore_cleared_addresses() {
+        let mut book = PeerBook::new();
+        let peer = PeerId::random();
+        let dialed: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+        let listen: Multiaddr = "/ip4/127.0.0.1/tcp/2".parse().unwrap();
+        let info = libp2p::identify::Info {
+            public_key: libp2p::identity::Keypair::generate_ed25519().public(),
+            protocol_version: "p".into(),
+            agent_version: "a".into(),
+            listen_addrs: vec![listen.clone()],
+            protocols: vec![],
+            observed_addr: dialed.clone(),
+            signed_peer_record: None,
+        };
+        book.on_connected(peer, Direction::Outbound, dialed.clone(), 1);
+        book.on_identify(peer, &info, 2);
+        assert_eq!(
+            book.get(&peer).unwrap().addresses,
+            vec![listen.clone(), dialed.clone()]
+        );
+
+        // The operator disconnects and forgets; identify's report is still on its way.
+        book.mark_disconnecting(peer, DisconnectReason::Operator, 3);
+        book.forget_addresses(&peer);
+        book.on_identify(peer, &info, 3);
+        assert!(book.get(&peer).unwrap().addresses.is_empty());
+        book.on_closed(peer, 0, None, 4);
+        book.on_identify(peer, &info, 4);
+        let record = book.get(&peer).unwrap();
+        assert!(record.addresses.is_empty());
+        assert_eq!(record.agent_version, "a", "the rest of identify is kept");
+
+        // A new connection learns them again.
+        book.on_connected(peer, Direction::Inbound, dialed, 5);
+        book.on_identify(peer, &info, 6);
+        assert_eq!(book.get(&peer).unwrap().addresses, vec![listen]);
     }
 
     #[test]
