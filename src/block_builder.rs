@@ -160,7 +160,7 @@ impl Deposit {
 /// sizes are realistic): a splitmix64 stream seeded from keccak(nonce). Not cryptographic, and
 /// need not be: one keccak per 32 bytes cost the devnet's sequencer 1.9 ms of CPU per 100 KiB
 /// (~190 ms for a 10 MiB block) on the cores its peers validate on; this stream takes 32 µs.
-fn filler_data(nonce: u64, len: usize) -> Vec<u8> {
+pub(crate) fn filler_data(nonce: u64, len: usize) -> Vec<u8> {
     /// splitmix64's increment (the golden-ratio constant) and output mixing multipliers
     /// (Steele, Lea and Flood, "Fast splittable pseudorandom number generators", 2014).
     const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -234,16 +234,8 @@ mod tests {
             cache.message_id(TOPIC, &raw);
         }
         assert_eq!(cache.lock().list.len(), MAX_ENTRIES);
-        // 1 MiB of incompressible-ish data: raw ≈ body, so each entry is ~2 MiB.
-        let mut seed = 1u64;
-        let big: Vec<u8> = (0..(1 << 20))
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect();
+        // 1 MiB of incompressible data: raw ≈ body, so each entry is ~2 MiB.
+        let big = crate::block_builder::filler_data(1, 1 << 20);
         for i in 0..8u8 {
             let mut body = big.clone();
             body[0] = i;
