@@ -70,10 +70,15 @@ async fn fetched_by_peer(
                 // The store writer sends a batch's Stored events before it moves the head, so
                 // they are all in the channel now; a loaded machine leaves the reader behind
                 // (CI counted 483 of 500 when this returned at once).
-                while let Ok(event) = events.try_recv() {
-                    count(&event);
+                loop {
+                    match events.try_recv() {
+                        Ok(event) => count(&event),
+                        Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                            panic!("the test fell {n} events behind the node")
+                        }
+                        Err(_) => return,
+                    }
                 }
-                return;
             }
         }
     })
