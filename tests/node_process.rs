@@ -166,6 +166,18 @@ fn devnet_command_delivers_every_block_and_writes_its_report() {
     assert_eq!(r["published"], 15);
     assert_eq!(r["all_delivered"], true);
     assert_eq!(r["per_node"].as_array().unwrap().len(), 5);
+    if cfg!(target_os = "linux") {
+        // Five nodes cannot validate, forward and store 15 blocks of 20 KiB for free, nor in
+        // more CPU than the cores had over the run.
+        let cpu = &r["cpu"];
+        let secs = cpu["node_cpu_secs"].as_f64().unwrap();
+        let cores = cpu["cores"].as_f64().unwrap();
+        let wall = r["duration_secs"].as_f64().unwrap();
+        assert!(secs > 0.0 && secs <= cores * wall + 0.5, "{cpu}");
+        let per_block = cpu["node_cpu_ms_per_block"].as_f64().unwrap();
+        assert!((per_block - 1000.0 * secs / 15.0).abs() < 1e-6, "{cpu}");
+        assert!(cpu["host_steal_secs"].as_f64().unwrap() >= 0.0);
+    }
     for node in r["per_node"].as_array().unwrap().iter().skip(1) {
         assert_eq!(node["received"], 15);
         assert_eq!(node["delivery_ratio"], 1.0);

@@ -123,6 +123,16 @@ pub async fn run(args: &DevnetArgs) -> Result<(), CliError> {
         report.latency_ms.max,
         report.max_peak_rss_mib
     );
+    if let Some(cpu) = &report.cpu {
+        println!(
+            "node CPU {:.1} ms per block ({:.1} s over {} processes on {} cores); host steal {:.1} s",
+            cpu.node_cpu_ms_per_block,
+            cpu.node_cpu_secs,
+            report.nodes,
+            cpu.cores,
+            cpu.host_steal_secs
+        );
+    }
     for n in report.per_node.iter().skip(1) {
         if n.received < report.published {
             println!(

@@ -5,13 +5,14 @@
 //! Run: write a rollup.json whose genesis is now → start every node on port 0 and read back its
 //! address → dial the topology → wait for the meshes → ask the sequencer for the blocks → collect
 //! every accept/publish event with its wall-clock time → stop the nodes and read their peak RSS
-//! → [`report::DevnetReport`].
+//! → [`report::DevnetReport`], with the CPU the nodes used while producing ([`cpu`]).
 //!
 //! With `--adversary <kind>` an [`adversary`] joins once the meshes formed, attacks every node
 //! running at that moment while the blocks are produced, and is stopped before the nodes;
 //! [`hostile`] follows what the nodes say about it and adds the report's `adversary` section.
 
 pub mod adversary;
+pub mod cpu;
 pub mod hostile;
 pub mod report;
 
@@ -234,6 +235,7 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
 
     // 3. Produce and collect.
     let started = Instant::now();
+    let cpu_start = cpu::sample(&node_pids(&children));
     let interval_ms = plan.block_time.as_millis() as u64;
     let mut remaining = plan.blocks;
     if let (Some(k), Some(late)) = (plan.late_joiner, late) {
@@ -314,6 +316,7 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
         }
     }
     let duration_secs = started.elapsed().as_secs_f64();
+    let cpu_end = cpu::sample(&node_pids(&children));
     if plan.progress {
         print_progress(&stats, plan.blocks);
         if std::io::stderr().is_terminal() {
@@ -367,7 +370,16 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     );
     report.adversary = adversary
         .map(|(adv, peer, counters)| hostile::report(adv, peer, &stats, &first_phase, counters));
+    report.cpu = cpu::report(&cpu_start, &cpu_end, report.published);
     Ok(report)
+}
+
+/// The process id of each running node, in node order.
+fn node_pids(children: &[Option<ChildNode>]) -> Vec<Option<u32>> {
+    children
+        .iter()
+        .map(|c| c.as_ref().and_then(|c| c.process.id()))
+        .collect()
 }
 
 /// Waits for `nodes` to report their addresses, dials every topology edge that touches them

@@ -144,6 +144,8 @@ pub struct DevnetReport {
     pub per_node: Vec<NodeReport>,
     /// `--adversary`: what the hostile node did and how the honest nodes handled it.
     pub adversary: Option<super::hostile::AdversaryReport>,
+    /// CPU the nodes used while the blocks were produced, and the host's steal (Linux only).
+    pub cpu: Option<super::cpu::CpuReport>,
 }
 
 /// What the orchestrator collected about one node.
@@ -323,6 +325,7 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
         max_peak_rss_mib: per_node.iter().map(|n| n.peak_rss_mib).fold(0.0, f64::max),
         per_node,
         adversary: None,
+        cpu: None,
     }
 }
 
