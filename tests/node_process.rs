@@ -145,6 +145,11 @@ async fn follower_data_survives_sigkill_and_sigterm_is_graceful() {
     );
     let exit = follower.wait_for("exit", |_| true);
     assert!(exit["peak_rss_kib"].as_u64().unwrap() > 0);
+    assert_eq!(
+        exit["head"]["number"], 15,
+        "the exit line carries the final head"
+    );
+    assert_eq!(exit["head"]["hash"], seq.head().unwrap().hash.to_string());
     assert!(follower.child.wait().unwrap().success());
     seq.shutdown().await;
 }

@@ -5,9 +5,10 @@
 //! `peers {count}`, `accepted {number, hash, from, at_ms}`, `published {number, hash, at_ms}`, `fetched {number, at_ms}` (stored from
 //! payload_by_number), `head {number, hash, at_ms}`, `judged {verdict, reason, from, at_ms}`
 //! (non-ACCEPT only), `banned {peer, score, until, at_ms}` (the ban monitor banned `peer` until
-//! unix second `until`), `produced {ok, error}`, `lagged {missed}`, `exit {peak_rss_kib, sync,
-//! server, engine}` (`sync`: the sync client's counters; `server`: the payload_by_number
-//! server's; `engine`: the engine insertion driver's, with `--l2`).
+//! unix second `until`), `produced {ok, error}`, `lagged {missed}`, `exit {head, peak_rss_kib,
+//! sync, server, engine}` (`head`: `{number, hash}` the node stopped on, or null; `sync`: the
+//! sync client's counters; `server`: the payload_by_number server's; `engine`: the engine
+//! insertion driver's, with `--l2`).
 //! `from` is the peer that forwarded the message to this node.
 //! Commands (stdin): `dial {addr}`, `produce {count, interval_ms, block_size}`, `shutdown`.
 //! End of stdin counts as `shutdown`, so a node never outlives its orchestrator.
@@ -22,6 +23,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::clock::unix_millis;
 use crate::node::{BlockSource, NodeEvent, ProducerClient, RunningNode};
 use crate::p2p::reqresp::server::ServerStats;
+use crate::store::BlockRef;
 use crate::sync::SyncStats;
 use crate::validate::Verdict;
 use std::time::SystemTime;
@@ -78,10 +80,12 @@ pub fn serve(node: &RunningNode) -> oneshot::Receiver<()> {
     stop_rx
 }
 
-/// Writes the final `exit` line with the process's peak resident memory and the sync client's
-/// and payload_by_number server's counters.
+/// Writes the final `exit` line with the head the node stopped on, the process's peak resident
+/// memory and the sync client's and payload_by_number server's counters. The head is in the line
+/// itself because `head` events still queued when the node stops may never be written.
 pub async fn report_exit(
     enabled: bool,
+    head: Option<BlockRef>,
     sync: Option<&SyncStats>,
     server: Option<&ServerStats>,
     engine: Option<&crate::engine::driver::EngineStats>,
@@ -90,8 +94,9 @@ pub async fn report_exit(
         let sync = sync.map(SyncStats::snapshot);
         let server = server.map(ServerStats::snapshot);
         let engine = engine.map(crate::engine::driver::EngineStats::snapshot);
-        let line = json!({"event": "exit", "peak_rss_kib": peak_rss_kib(), "sync": sync,
-            "server": server, "engine": engine})
+        let head = head.map(|h| json!({"number": h.number, "hash": h.hash}));
+        let line = json!({"event": "exit", "head": head, "peak_rss_kib": peak_rss_kib(),
+            "sync": sync, "server": server, "engine": engine})
         .to_string();
         let mut out = tokio::io::stdout();
         let _ = out.write_all(format!("{line}\n").as_bytes()).await;

@@ -468,9 +468,13 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
     let sync = node.sync_stats().cloned();
     let server = node.server_stats().cloned();
     let engine = node.engine_stats().cloned();
+    let head = node.head_watch();
     node.shutdown().await;
+    // Read after the store writer drained its queue: the head the node stops on.
+    let head = *head.borrow();
     super::control::report_exit(
         args.control.is_some(),
+        head,
         sync.as_deref(),
         server.as_deref(),
         engine.as_deref(),

@@ -550,6 +550,14 @@ fn apply(s: &mut NodeStats, event: &Value) {
             s.produced = Some(if ok { Ok(()) } else { Err(error) });
         }
         Some("exit") => {
+            // The head the node stopped on; its last `head` events may not have been written.
+            if let Some(n) = event
+                .get("head")
+                .and_then(|h| h.get("number"))
+                .and_then(Value::as_u64)
+            {
+                s.head = Some(n);
+            }
             s.peak_rss_kib = u("peak_rss_kib");
             s.sync = event
                 .get("sync")
