@@ -55,18 +55,18 @@ pub fn sample(pids: &[Option<u32>]) -> CpuSample {
 pub fn report(start: &CpuSample, end: &CpuSample, published: u64) -> Option<CpuReport> {
     let per_sec = ticks_per_second()?;
     let steal = end.steal?.saturating_sub(start.steal?);
-    let mut node_ticks = 0;
-    let mut any = false;
-    for (i, after) in end.nodes.iter().enumerate() {
-        if let Some(after) = after {
-            any = true;
-            let before = start.nodes.get(i).copied().flatten().unwrap_or(0);
-            node_ticks += after.saturating_sub(before);
-        }
-    }
-    if !any {
+    if end.nodes.iter().all(Option::is_none) {
         return None;
     }
+    let node_ticks: u64 = end
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, after)| {
+            let before = start.nodes.get(i).copied().flatten().unwrap_or(0);
+            after.map(|after| after.saturating_sub(before))
+        })
+        .sum();
     let node_cpu_secs = node_ticks as f64 / per_sec as f64;
     Some(CpuReport {
         node_cpu_secs,
@@ -75,9 +75,14 @@ pub fn report(start: &CpuSample, end: &CpuSample, published: u64) -> Option<CpuR
         } else {
             1000.0 * node_cpu_secs / published as f64
         },
-        cores: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        cores: cores(),
         host_steal_secs: steal as f64 / per_sec as f64,
     })
+}
+
+/// Logical cores of this machine, which all the devnet's nodes share (1 when unknown).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// utime + stime from a `/proc/<pid>/stat` line. The command name (field 2) is in parentheses

@@ -669,8 +669,7 @@ async fn spawn_node(
 /// one. All nodes share one machine, so more threads than cores only adds context switches
 /// (measured: 20 nodes on 2 cores use 18% less CPU with one worker each than with two).
 fn worker_threads_per_node(nodes: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    (cores / nodes.max(1)).max(1)
+    (cpu::cores() / nodes.max(1)).max(1)
 }
 
 /// A deterministic node key for node `i` (distinct, valid secp256k1 scalars).
