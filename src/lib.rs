@@ -61,6 +61,8 @@
 //!  wire::signature   payload hash → signing hash → signer recovery (v ∈ {0,1,2,3}, high-s ok)
 //!  wire::ssz         payload layout of the topic's version (V1..V4), zero-copy transactions
 //!  wire::block_hash  header rebuilt from the payload, keccak(rlp) compared to the claim
+//!  wire::tx_trie     its transactions root; the large leaves are hashed in one batch
+//!  wire::keccak      batch keccak: payload hash and trie leaves two at a time (AVX-512)
 //!  validate          op-node's rules and verdicts (ACCEPT / IGNORE / REJECT), seen cache
 //! ```
 //!

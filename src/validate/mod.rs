@@ -15,6 +15,12 @@
 //! 6. block hash recomputed (REJECT)
 //! 7. seen cache: > 5 blocks at the height (REJECT), duplicate (IGNORE), else ACCEPT
 //!
+//! The verdicts come in that order; the work does not quite: the SSZ decode runs before the
+//! signature check so that, on CPUs with AVX-512, the payload hash and the transaction trie's leaf
+//! hashes share one two-lane keccak pass ([`crate::wire::keccak`]), which costs about what the
+//! payload hash alone did. A decode error is still reported only after the signature passed, and
+//! a forged message still costs one payload-sized keccak pass (plus a bounded SSZ decode).
+//!
 //! Steps 1–6 are stateless and can run on many messages in parallel; the signer set and seen
 //! cache sit behind short locks. Time is passed in (`now`, unix seconds) so tests drive it.
 //! Reference: `shared/spec/op-p2p.md` §3.
@@ -32,12 +38,14 @@ pub use seen::{MAX_BLOCKS_PER_HEIGHT, SEEN_CACHE_HEIGHTS, SeenCache};
 pub use signers::{DEFAULT_SIGNER_GRACE_SECS, SignerMatch, SignerSet};
 
 use crate::chain::ChainSpec;
-use crate::wire::block_hash::compute_block_hash;
+use crate::wire::block_hash::{BlockHeader, transactions_root};
 use crate::wire::envelope::SignedBytes;
+use crate::wire::keccak::{self, Message, keccak256_all};
 use crate::wire::signature::{SIGNATURE_BYTES, payload_hash, recover_signer, signing_hash};
 use crate::wire::snappy::{SnappyError, decompress_gossip};
 use crate::wire::ssz::decode_envelope;
-use crate::wire::{BlockVersion, ExecutionPayloadEnvelope};
+use crate::wire::tx_trie::TransactionLeaves;
+use crate::wire::{BlockVersion, ExecutionPayloadEnvelope, Transactions};
 
 /// op-node's default `--p2p.gossip.timestamp.threshold`: blocks older than this are rejected.
 pub const DEFAULT_PAST_WINDOW_SECS: u64 = 60;
@@ -154,11 +162,16 @@ impl BlockValidator {
         let parts =
             SignedBytes::split(decompressed).ok_or(SnappyError::TooSmall { declared: len })?;
 
-        let (signer, payload_hash) = self.check_signature(&parts, now)?;
-        let envelope = decode_envelope(version, &parts.signed)?;
+        // Decoded ahead of the signature check so the payload hash and the transaction leaves
+        // can be hashed in one pass; a decode error still counts only after the signature.
+        let decoded = decode_envelope(version, &parts.signed);
+        let hashes = MessageHashes::compute(&parts.signed, decoded.as_ref().ok());
+        let (signer, payload_hash) = self.check_signature(&parts, hashes.payload, now)?;
+        let envelope = decoded?;
         check_timestamp(&self.config, envelope.payload.timestamp, now)?;
         check_fork_fields(&self.chain, version, &envelope)?;
-        check_block_hash(&envelope)?;
+        let transactions_root = hashes.transactions_root(&envelope.payload.transactions);
+        check_block_hash_with_transactions_root(&envelope, transactions_root)?;
         let payload = &envelope.payload;
         self.seen
             .lock()
@@ -179,9 +192,9 @@ impl BlockValidator {
     fn check_signature(
         &self,
         parts: &SignedBytes,
+        hash: B256,
         now: u64,
     ) -> Result<(Address, B256), ValidationError> {
-        let hash = payload_hash(&parts.signed);
         let recovered = recover_signer(&parts.signature, &signing_hash(self.chain.chain_id, hash))?;
         let signers = self.signers.read().unwrap_or_else(|p| p.into_inner());
         match signers.check(recovered, now) {
@@ -275,12 +288,66 @@ pub fn check_fork_fields(
 
 /// Rule 9: the claimed block hash equals the recomputed header hash.
 pub fn check_block_hash(envelope: &ExecutionPayloadEnvelope) -> Result<(), ValidationError> {
-    let computed = compute_block_hash(envelope);
+    let root = transactions_root(&envelope.payload.transactions);
+    check_block_hash_with_transactions_root(envelope, root)
+}
+
+/// [`check_block_hash`] with the transactions root already computed.
+fn check_block_hash_with_transactions_root(
+    envelope: &ExecutionPayloadEnvelope,
+    transactions_root: B256,
+) -> Result<(), ValidationError> {
+    let computed = BlockHeader::with_transactions_root(envelope, transactions_root).hash();
     let claimed = envelope.payload.block_hash;
     if computed != claimed {
         return Err(ValidationError::BlockHashMismatch { claimed, computed });
     }
     Ok(())
+}
+
+/// The keccak work on a message's bytes, done in one pass where the CPU allows.
+///
+/// On a CPU that hashes two messages for the price of one ([`keccak::hashes_in_pairs`]), the
+/// transaction leaves ride along with the payload hash, so the pass costs about what the payload
+/// hash alone costs (the larger of the two), and a forged message costs no more than before. On
+/// other CPUs the leaves wait for the block-hash check, which a forged message never reaches.
+struct MessageHashes {
+    /// keccak256 of the signed bytes (what op-node signs).
+    payload: B256,
+    /// The transaction trie's batched leaves and the pass's hashes (the payload's first, then
+    /// one per leaf), when the leaves were hashed in the same pass.
+    leaves: Option<(TransactionLeaves, Vec<B256>)>,
+}
+
+impl MessageHashes {
+    fn compute(signed: &[u8], decoded: Option<&ExecutionPayloadEnvelope>) -> Self {
+        let Some(envelope) = decoded.filter(|_| keccak::hashes_in_pairs()) else {
+            return Self {
+                payload: payload_hash(signed),
+                leaves: None,
+            };
+        };
+        let txs = &envelope.payload.transactions;
+        let leaves = TransactionLeaves::new(txs);
+        let hashes =
+            keccak256_all(std::iter::once(Message::new(signed)).chain(leaves.messages(txs)));
+        Self {
+            payload: hashes
+                .first()
+                .copied()
+                .unwrap_or_else(|| payload_hash(signed)),
+            leaves: Some((leaves, hashes)),
+        }
+    }
+
+    /// The transactions root of `txs` (the transactions the leaves were taken from), from the
+    /// leaf hashes of this pass when there are any.
+    fn transactions_root(&self, txs: &Transactions) -> B256 {
+        self.leaves
+            .as_ref()
+            .and_then(|(leaves, hashes)| leaves.root(txs, hashes.get(1..)?))
+            .unwrap_or_else(|| transactions_root(txs))
+    }
 }
 
 /// Validation outcome as a verdict (ACCEPT on success).

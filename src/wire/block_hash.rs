@@ -57,6 +57,15 @@ impl BlockHeader {
     /// Rebuilds the header exactly as op-node does: withdrawals hash = OP's `withdrawalsRoot` plus
     /// the empty requests hash for V4; the trie root of the withdrawals list for V2/V3; none for V1.
     pub fn from_envelope(envelope: &ExecutionPayloadEnvelope) -> Self {
+        Self::with_transactions_root(envelope, transactions_root(&envelope.payload.transactions))
+    }
+
+    /// [`Self::from_envelope`] with the transactions root already computed (the validator
+    /// hashes the trie's leaves together with the payload).
+    pub fn with_transactions_root(
+        envelope: &ExecutionPayloadEnvelope,
+        transactions_root: B256,
+    ) -> Self {
         let p = &envelope.payload;
         let (withdrawals_root, requests_hash) = match (p.withdrawals_root, &p.withdrawals) {
             (Some(root), _) => (Some(root), Some(EMPTY_REQUESTS_HASH)),
@@ -68,7 +77,7 @@ impl BlockHeader {
             ommers_hash: EMPTY_OMMERS_HASH,
             beneficiary: p.fee_recipient,
             state_root: p.state_root,
-            transactions_root: transactions_root(&p.transactions),
+            transactions_root,
             receipts_root: p.receipts_root,
             logs_bloom: p.logs_bloom,
             difficulty: U256::ZERO,
@@ -208,8 +217,7 @@ pub fn compute_block_hash(envelope: &ExecutionPayloadEnvelope) -> B256 {
 
 /// Ordered trie root over the raw transaction bytes (go-ethereum `DeriveSha`).
 pub fn transactions_root(txs: &super::Transactions) -> B256 {
-    let items: Vec<&[u8]> = txs.iter().collect();
-    alloy_trie::root::ordered_trie_root_encoded(&items)
+    super::tx_trie::transactions_root(txs)
 }
 
 /// Ordered trie root over RLP-encoded withdrawals.

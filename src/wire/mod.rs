@@ -14,12 +14,14 @@
 
 pub mod block_hash;
 pub mod envelope;
+pub mod keccak;
 pub mod message_id;
 pub mod payload;
 pub mod reqresp;
 pub mod signature;
 pub mod snappy;
 pub mod ssz;
+pub mod tx_trie;
 mod version;
 
 pub use payload::{ExecutionPayload, ExecutionPayloadEnvelope, Transactions, Withdrawal};

@@ -38,7 +38,7 @@ pub enum SignatureError {
 
 /// keccak256 of everything after the signature: the payload hash op-node signs.
 pub fn payload_hash(signed_bytes: &[u8]) -> B256 {
-    keccak256(signed_bytes)
+    super::keccak::keccak256(signed_bytes)
 }
 
 /// `keccak256(domain ‖ chain_id as u256 big-endian ‖ payload_hash)` (op-node
