@@ -165,7 +165,11 @@ impl BlockValidator {
         // Decoded ahead of the signature check so the payload hash and the transaction leaves
         // can be hashed in one pass; a decode error still counts only after the signature.
         let decoded = decode_envelope(version, &parts.signed);
-        let hashes = MessageHashes::compute(&parts.signed, decoded.as_ref().ok());
+        let hashes = MessageHashes::compute(
+            &parts.signed,
+            decoded.as_ref().ok(),
+            keccak::hashes_in_pairs(),
+        );
         let (signer, payload_hash) = self.check_signature(&parts, hashes.payload, now)?;
         let envelope = decoded?;
         check_timestamp(&self.config, envelope.payload.timestamp, now)?;
@@ -320,8 +324,10 @@ struct MessageHashes {
 }
 
 impl MessageHashes {
-    fn compute(signed: &[u8], decoded: Option<&ExecutionPayloadEnvelope>) -> Self {
-        let Some(envelope) = decoded.filter(|_| keccak::hashes_in_pairs()) else {
+    /// Hashes `signed`, with the leaves of `decoded` in the same pass when `in_pairs`
+    /// ([`keccak::hashes_in_pairs`] in production).
+    fn compute(signed: &[u8], decoded: Option<&ExecutionPayloadEnvelope>, in_pairs: bool) -> Self {
+        let Some(envelope) = decoded.filter(|_| in_pairs) else {
             return Self {
                 payload: payload_hash(signed),
                 leaves: None,
@@ -355,5 +361,48 @@ pub fn verdict_of<T>(result: &Result<T, ValidationError>) -> Verdict {
     match result {
         Ok(_) => Verdict::Accept,
         Err(e) => e.verdict(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly
+mod tests {
+    use super::*;
+    use crate::block_builder::{BlockSpec, L1Info, build_block};
+    use crate::chain_config::load_chain;
+    use crate::wire::ssz::encode_envelope;
+
+    #[test]
+    fn one_pass_and_separate_hashing_agree() {
+        // Both paths run on every CPU here, whichever one `validate` takes on this one.
+        let chain = load_chain("devnet").unwrap();
+        for target_tx_bytes in [0, 1000, 100 * 1024] {
+            let spec = BlockSpec {
+                parent_hash: B256::repeat_byte(1),
+                number: 7,
+                timestamp: chain.genesis.l2_time + 1_000_000,
+                target_tx_bytes,
+                l1: L1Info::default(),
+            };
+            let envelope = build_block(&chain, &spec);
+            let version = chain.block_version_at(spec.timestamp);
+            let signed = encode_envelope(version, &envelope).unwrap();
+            let txs = &envelope.payload.transactions;
+            let paired = MessageHashes::compute(&signed, Some(&envelope), true);
+            let separate = MessageHashes::compute(&signed, Some(&envelope), false);
+            assert!(paired.leaves.is_some() && separate.leaves.is_none());
+            assert_eq!(paired.payload, separate.payload);
+            assert_eq!(paired.payload, alloy_primitives::keccak256(&signed));
+            assert_eq!(
+                paired.transactions_root(txs),
+                separate.transactions_root(txs)
+            );
+            assert_eq!(
+                BlockHeader::with_transactions_root(&envelope, paired.transactions_root(txs))
+                    .hash(),
+                envelope.payload.block_hash,
+                "{target_tx_bytes} bytes"
+            );
+        }
     }
 }

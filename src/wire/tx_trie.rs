@@ -202,7 +202,8 @@ impl TransactionLeaves {
 impl BatchedLeaf {
     /// The leaf of transaction `index` (of `tx_len` bytes, at least 56 so its string header is
     /// the long form) whose key is `key`, placed `depth` nibbles down. `None` if a header would
-    /// not fit [`MAX_HEAD_BYTES`], which the bounds on keys and messages rule out.
+    /// not fit [`MAX_HEAD_BYTES`] (which the bounds on keys and messages rule out); the leaf is
+    /// then left to the `HashBuilder`, like a small one, and the root is the same.
     fn new(index: usize, position: usize, key: Key, depth: usize, tx_len: usize) -> Option<Self> {
         let nibbles = Nibbles::unpack(key.as_slice());
         let path = alloy_trie::nodes::encode_path_leaf(&nibbles.slice(depth..), true);

@@ -185,6 +185,21 @@ mod tests {
     }
 
     #[test]
+    fn the_fallback_matches_alloy() {
+        // alloy's keccak over head ‖ body: what CPUs without AVX-512 run.
+        let data = bytes(500, 1);
+        for split in [0, 7, 136, 500] {
+            let (head, body) = data.split_at(split);
+            let message = Message::with_head(head, body);
+            assert_eq!(
+                keccak256_one_by_one(&message),
+                keccak256(&data),
+                "split {split}"
+            );
+        }
+    }
+
+    #[test]
     fn reports_whether_it_pairs() {
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
