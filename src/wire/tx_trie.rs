@@ -17,7 +17,7 @@
 //! by the `HashBuilder` as before.
 
 use alloy_primitives::B256;
-use alloy_rlp::{Header, length_of_length};
+use alloy_rlp::{Encodable, Header};
 use alloy_trie::root::adjust_index_for_rlp;
 use alloy_trie::{EMPTY_ROOT_HASH, HashBuilder, Nibbles};
 
@@ -58,29 +58,15 @@ impl Key {
         }
     }
 
-    /// `rlp(index)`: `0x80` for zero, the byte itself below 0x80, else `0x80 + n` and the `n`
-    /// big-endian bytes without leading zeros.
+    /// `rlp(index)`, encoded by alloy-rlp (at most 9 bytes: a length byte and 8 value bytes).
     fn of(index: usize) -> Self {
         let mut bytes = [0u8; 9];
-        let len = match index {
-            0 => {
-                bytes[0] = alloy_rlp::EMPTY_STRING_CODE;
-                1
-            }
-            1..=0x7f => {
-                bytes[0] = index as u8;
-                1
-            }
-            _ => {
-                let be = index.to_be_bytes();
-                let skip = (index.leading_zeros() / 8) as usize;
-                let n = be.len() - skip;
-                bytes[0] = alloy_rlp::EMPTY_STRING_CODE + n as u8;
-                bytes[1..=n].copy_from_slice(&be[skip..]);
-                n + 1
-            }
-        };
-        Self { bytes, len }
+        let mut out: &mut [u8] = &mut bytes;
+        index.encode(&mut out);
+        Self {
+            bytes,
+            len: index.length(),
+        }
     }
 
     fn as_slice(&self) -> &[u8] {
@@ -200,37 +186,38 @@ impl TransactionLeaves {
 }
 
 impl BatchedLeaf {
-    /// The leaf of transaction `index` (of `tx_len` bytes, at least 56 so its string header is
-    /// the long form) whose key is `key`, placed `depth` nibbles down. `None` if a header would
+    /// The leaf of transaction `index` (of `tx_len` bytes) whose key is `key`, placed `depth`
+    /// nibbles down; the header lengths are alloy-rlp's own. `None` if a header would
     /// not fit [`MAX_HEAD_BYTES`] (which the bounds on keys and messages rule out); the leaf is
     /// then left to the `HashBuilder`, like a small one, and the root is the same.
     fn new(index: usize, position: usize, key: Key, depth: usize, tx_len: usize) -> Option<Self> {
         let nibbles = Nibbles::unpack(key.as_slice());
         let path = alloy_trie::nodes::encode_path_leaf(&nibbles.slice(depth..), true);
-        // The path as an RLP string: a single byte below 0x80 is its own encoding (a hex-prefix
-        // first byte is 0x2_ or 0x3_), longer paths get a one-byte length prefix.
-        let path_rlp_len = if path.len() == 1 { 1 } else { 1 + path.len() };
-        let tx_rlp_len = length_of_length(tx_len).checked_add(tx_len)?;
-        let list = Header {
-            list: true,
-            payload_length: path_rlp_len.checked_add(tx_rlp_len)?,
-        };
+        let path = path.as_slice();
         let string = Header {
             list: false,
             payload_length: tx_len,
         };
-        let mut head = Vec::with_capacity(MAX_HEAD_BYTES);
-        list.encode(&mut head);
-        alloy_rlp::Encodable::encode(path.as_slice(), &mut head);
-        string.encode(&mut head);
-        let mut fixed = [0u8; MAX_HEAD_BYTES];
-        fixed.get_mut(..head.len())?.copy_from_slice(&head);
+        let list = Header {
+            list: true,
+            payload_length: path.length().checked_add(string.length_with_payload())?,
+        };
+        let head_len = list.length() + path.length() + string.length();
+        if head_len > MAX_HEAD_BYTES {
+            return None;
+        }
+        // Encoded straight into the fixed array: it has room for `head_len` bytes (checked above).
+        let mut head = [0u8; MAX_HEAD_BYTES];
+        let mut out: &mut [u8] = &mut head;
+        list.encode(&mut out);
+        path.encode(&mut out);
+        string.encode(&mut out);
         Some(Self {
             index: u32::try_from(index).ok()?,
             position: u32::try_from(position).ok()?,
             depth: u8::try_from(depth).ok()?,
-            head: fixed,
-            head_len: u8::try_from(head.len()).ok()?,
+            head,
+            head_len: u8::try_from(head_len).ok()?,
         })
     }
 }
