@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::net::*;
 use common::*;
 use op_gossip::node::{NodeEvent, start};
+use op_gossip::p2p::INLINE_VALIDATION_MAX_BYTES;
 use op_gossip::validate::Verdict;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -53,6 +54,30 @@ async fn five_nodes_every_follower_stores_every_block() {
                 sequencer.store().canonical_block(n).unwrap().unwrap()
             );
         }
+    }
+    // Blocks above the inline bound are validated on the blocking pool instead of the worker
+    // that received them; they travel the line all the same.
+    let big = INLINE_VALIDATION_MAX_BYTES + 64 * 1024;
+    sequencer
+        .produce(2, Duration::from_millis(100), big)
+        .await
+        .unwrap();
+    let expected = sequencer.wait_for_head(22, WAIT).await.unwrap();
+    for (i, f) in followers.iter().enumerate() {
+        assert_eq!(
+            f.wait_for_head(22, WAIT).await,
+            Some(expected),
+            "follower {i}, big blocks"
+        );
+        let stored = f.store().canonical_block(22).unwrap().unwrap();
+        let tx_bytes: usize = stored
+            .envelope
+            .payload
+            .transactions
+            .iter()
+            .map(|t| t.len())
+            .sum();
+        assert!(tx_bytes > INLINE_VALIDATION_MAX_BYTES, "{tx_bytes} bytes");
     }
     for node in followers {
         node.shutdown().await;

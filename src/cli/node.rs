@@ -252,8 +252,9 @@ pub struct NodeArgs {
     #[arg(long = "store.retention", default_value_t = DEFAULT_RETENTION_BLOCKS)]
     pub retention: u64,
 
-    /// Async worker threads (default: one per core). Validation and store writes run on a
-    /// separate blocking pool, so one worker suffices when many nodes share a machine.
+    /// Async worker threads (default: one per core). Store writes and the validation of big
+    /// blocks run on a separate blocking pool, so one worker suffices when many nodes share a
+    /// machine.
     #[arg(long = "runtime.worker-threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024).map(usize::from))]
     pub worker_threads: Option<usize>,
 

@@ -32,13 +32,14 @@ use super::gossip::{self, Gossipsub};
 use super::recent_messages::RecentMessages;
 use super::reqresp::inbound::{self, InboundStreams};
 use super::{
-    Command, IDLE_CONNECTION_TIMEOUT, NetworkConfig, NetworkError, NetworkEvent,
-    STATIC_REDIAL_INTERVAL, VALIDATION_CONCURRENCY, VALIDATION_QUEUE, VALIDATION_TIMEOUT,
-    peer_id_of,
+    Command, IDLE_CONNECTION_TIMEOUT, INLINE_VALIDATION_MAX_BYTES, NetworkConfig, NetworkError,
+    NetworkEvent, STATIC_REDIAL_INTERVAL, VALIDATION_CONCURRENCY, VALIDATION_QUEUE,
+    VALIDATION_TIMEOUT, peer_id_of,
 };
 use crate::clock::unix_now;
 use crate::metrics::Metrics;
 use crate::validate::{BlockValidator, Verdict};
+use crate::wire::snappy::declared_len;
 
 /// Replies waiting for a dial to finish (`opp2p_connectPeer`).
 type PendingConnects = HashMap<PeerId, Vec<tokio::sync::oneshot::Sender<Result<(), NetworkError>>>>;
@@ -510,18 +511,23 @@ impl EventLoop {
         let metrics = self.metrics.clone();
         let data = message.data;
         let id = message_id.clone();
+        // Small blocks are validated on this task's worker, big ones on the blocking pool (see
+        // `INLINE_VALIDATION_MAX_BYTES`). Invalid snappy fails validation at once: small.
+        let inline = declared_len(&data).map_or(true, |n| n <= INLINE_VALIDATION_MAX_BYTES);
         tokio::spawn(async move {
             let _slot = slot;
             let work = async {
-                // The permit moves into the blocking task, so a timed-out validation keeps its
-                // place until it really ends and concurrency never exceeds the bound.
+                // The permit moves into the validation, so a timed-out one keeps its place until
+                // it really ends and concurrency never exceeds the bound.
                 let permit = running.acquire_owned().await.ok()?;
-                tokio::task::spawn_blocking(move || {
+                let validate = move || {
                     let _permit = permit;
                     recent.validate(&validator, version, &id.0, &data, unix_now())
-                })
-                .await
-                .ok()
+                };
+                if inline {
+                    return Some(validate());
+                }
+                tokio::task::spawn_blocking(validate).await.ok()
             };
             let result = tokio::time::timeout(VALIDATION_TIMEOUT, work)
                 .await

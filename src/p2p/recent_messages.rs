@@ -4,13 +4,13 @@
 //! Sits at the very start of the gossip-in path. gossipsub computes op-node's message id (snappy
 //! decompression plus SHA-256 over the whole body, [`crate::wire::message_id`]) for *every* copy
 //! it receives, before it can tell the copy is a duplicate; with a mesh of 8 a node receives each
-//! block several times (measured: 3.2 copies per node per block in the 20-node propagation
+//! block several times (measured: 4.9 copies per node per block in the 20-node propagation
 //! benchmark). Here a copy already seen costs one fast hash and one comparison of its bytes
 //! instead, and the validator takes the body the id function decompressed instead of
 //! decompressing it again. Measured on a 100 KiB block (release build): an id costs 102 µs
 //! without the cache; with it 10.6 µs for a duplicate and about 170 µs for a first copy (the copy
-//! of the raw bytes into fresh memory), so a node receiving 3.2 copies spends about 190 µs per
-//! block instead of about 360 µs (ids plus the validator's own decompression). The price is up
+//! of the raw bytes into fresh memory), so a node receiving 4.9 copies spends about 210 µs per
+//! block instead of about 535 µs (ids plus the validator's own decompression). The price is up
 //! to [`BUDGET_BYTES`] of memory (peak RSS in that benchmark: 44 MiB instead of 36 MiB).
 //!
 //! A lookup is exact: the fast hash only picks the candidate, whose raw bytes and topic are then
