@@ -89,6 +89,7 @@ pub mod clock;
 pub mod devnet;
 pub mod engine;
 pub mod l1;
+pub mod log_limit;
 pub mod metrics;
 pub mod node;
 pub mod p2p;

@@ -267,6 +267,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let store = Arc::new(Store::open(
         &config.data_dir.join(STORE_FILE),
         config.retention,
+        &config.chain,
     )?);
     let genesis = BlockRef {
         number: config.chain.genesis.l2.number,

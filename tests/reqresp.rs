@@ -340,3 +340,71 @@ async fn a_peer_without_the_protocol_is_an_error_not_a_hang() {
     client.shutdown().await;
     quiet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_damaged_while_serving_answers_code_3_and_the_node_stays_up() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let mut server_config = config(&chain, 0, dir.path(), true);
+    // Limits wide enough that no answer below is a rate-limit refusal.
+    server_config.reqresp_server = Some(ServerConfig {
+        per_peer: Rate {
+            per_second: 1000,
+            burst: 1000,
+        },
+        ..ServerConfig::default()
+    });
+    let server = start(server_config).await.unwrap();
+    let mut client_config = config(&chain, 1, dir.path(), false);
+    client_config.sync = None;
+    let client = start(client_config).await.unwrap();
+    connect(&client, &server).await;
+    wait_for_peers(&[&server, &client], 1).await;
+    // 40 blocks of 150 KB: 6 MB, more than the store's 4 MiB page cache, so reads reach the file.
+    const N: u64 = 40;
+    server
+        .produce(N, Duration::from_millis(10), 150_000)
+        .await
+        .unwrap();
+    server.wait_for_head(N, WAIT).await.unwrap();
+
+    // Damage every page after the header region, in place, under the running node.
+    let path = dir.path().join("node0").join(op_gossip::node::STORE_FILE);
+    let len = std::fs::metadata(&path).unwrap().len() as usize;
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&vec![0xFF; len - 8192], 8192).unwrap();
+    drop(file);
+
+    let mut control = client.network().stream_control();
+    let mut code_3 = 0;
+    for number in 1..=N {
+        match request_payload(
+            &mut control,
+            &chain,
+            server.peer_id(),
+            number,
+            RequestTimeouts::default(),
+        )
+        .await
+        {
+            Ok(envelope) => assert_eq!(envelope.payload.block_number, number),
+            Err(RequestError::ErrorCode(3)) => code_3 += 1,
+            Err(e) => panic!("block {number}: {e}"),
+        }
+    }
+    let stats = server.server_stats().unwrap();
+    assert!(code_3 > 0, "every block came from the page cache");
+    assert_eq!(stats.errors.load(Ordering::Relaxed), code_3);
+    assert_eq!(stats.rate_limited.load(Ordering::Relaxed), 0);
+    // Still up: it answers the next request (with whatever it can read) and keeps its peer.
+    let _ = request_payload(
+        &mut control,
+        &chain,
+        server.peer_id(),
+        N,
+        RequestTimeouts::default(),
+    )
+    .await;
+    assert_eq!(server.network().connected_peers().await.unwrap().len(), 1);
+}

@@ -46,7 +46,12 @@ fn id(b: &StoredBlock) -> BlockRef {
 #[test]
 fn the_head_follows_parent_links_and_waits_for_gaps_to_close() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.redb"), 100).unwrap();
+    let store = Store::open(
+        &dir.path().join("s.redb"),
+        100,
+        &chain_up_to(BlockVersion::V4),
+    )
+    .unwrap();
     assert_eq!(store.head().unwrap(), None);
     let blocks = chain_of(B256::ZERO, 1, 6, 0);
     // The first block ever stored becomes the head.
@@ -87,7 +92,12 @@ fn the_head_follows_parent_links_and_waits_for_gaps_to_close() {
 #[test]
 fn retention_prunes_blocks_far_below_the_head() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.redb"), 10).unwrap();
+    let store = Store::open(
+        &dir.path().join("s.redb"),
+        10,
+        &chain_up_to(BlockVersion::V4),
+    )
+    .unwrap();
     let blocks = chain_of(B256::ZERO, 1, 30, 0);
     for chunk in blocks.chunks(7) {
         store.insert_batch(chunk).unwrap();
@@ -104,10 +114,10 @@ fn everything_survives_reopening() {
     let path = dir.path().join("s.redb");
     let blocks = chain_of(B256::ZERO, 1, 5, 0);
     {
-        let store = Store::open(&path, 100).unwrap();
+        let store = Store::open(&path, 100, &chain_up_to(BlockVersion::V4)).unwrap();
         store.insert_batch(&blocks).unwrap();
     }
-    let store = Store::open(&path, 100).unwrap();
+    let store = Store::open(&path, 100, &chain_up_to(BlockVersion::V4)).unwrap();
     assert_eq!(store.head().unwrap(), Some(id(&blocks[4])));
     assert_eq!(store.canonical_block(3).unwrap().as_ref(), Some(&blocks[2]));
 }
@@ -121,13 +131,18 @@ fn a_file_that_is_not_a_store_is_an_error_not_a_panic() {
         b"this is not a redb file, just text that happens to be here",
     )
     .unwrap();
-    assert!(Store::open(&path, 100).is_err());
+    assert!(Store::open(&path, 100, &chain_up_to(BlockVersion::V4)).is_err());
 }
 
 #[test]
 fn holes_anchor_reanchor_and_serving_blocks_above_a_hole() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.redb"), 1000).unwrap();
+    let store = Store::open(
+        &dir.path().join("s.redb"),
+        1000,
+        &chain_up_to(BlockVersion::V4),
+    )
+    .unwrap();
     let genesis = BlockRef {
         number: 0,
         hash: B256::ZERO,
@@ -182,7 +197,12 @@ fn holes_anchor_reanchor_and_serving_blocks_above_a_hole() {
 #[test]
 fn a_block_at_head_plus_one_that_does_not_link_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.redb"), 1000).unwrap();
+    let store = Store::open(
+        &dir.path().join("s.redb"),
+        1000,
+        &chain_up_to(BlockVersion::V4),
+    )
+    .unwrap();
     let ours = chain_of(B256::ZERO, 1, 3, 0);
     let theirs = chain_of(B256::repeat_byte(9), 4, 2, 1);
     store.insert_batch(&ours).unwrap();

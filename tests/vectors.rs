@@ -1,4 +1,4 @@
-//! Every message in `shared/vectors/` gives the verdict its README lists, through the library
+//! Every message in `tests/fixtures/vectors/` gives the verdict its README lists, through the library
 //! and through `op-gossip check-message`.
 
 mod common;
@@ -87,7 +87,7 @@ fn vectors_chain() -> op_gossip::chain::ChainSpec {
 }
 
 fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    fixture_path(name).display().to_string()
 }
 
 #[test]
@@ -163,7 +163,7 @@ fn every_vector_gets_its_verdict_through_check_message() {
 
 #[test]
 fn golden_vectors_decode_with_the_documented_facts() {
-    // shared/vectors/README.md: block hashes (V1–V3 match the recomputed header) and payload hashes.
+    // tests/fixtures/vectors/README.md: block hashes (V1–V3 match the recomputed header) and payload hashes.
     let facts = [
         (
             "opalloy_golden.v1.hex",

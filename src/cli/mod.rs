@@ -5,6 +5,7 @@
 
 pub mod check_message;
 pub mod control;
+pub mod datadir;
 pub mod devnet;
 pub mod node;
 
@@ -146,12 +147,15 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     value.checked_mul(factor).ok_or_else(bad)
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); colours only on a terminal, so a
+/// log file or journal gets plain text.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -37,14 +37,10 @@ pub struct NodeArgs {
     #[command(flatten)]
     pub chain: ChainArgs,
 
-    /// Data directory (block store; node key unless --p2p.priv.path is given).
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "op-gossip-data",
-        env = "OP_GOSSIP_DATADIR"
-    )]
-    pub datadir: PathBuf,
+    /// Data directory (block store; node key unless --p2p.priv.path is given). Default: one per
+    /// chain, `$XDG_DATA_HOME/op-gossip/<chain>` or `~/.local/share/op-gossip/<chain>`.
+    #[arg(long, value_name = "DIR", env = "OP_GOSSIP_DATADIR")]
+    pub datadir: Option<PathBuf>,
 
     /// Node key file (hex secp256k1 secret), created on first run (default: `<datadir>/opnode_p2p_priv.txt`).
     #[arg(
@@ -267,10 +263,14 @@ impl NodeArgs {
     /// Validates the flags into a node configuration.
     pub fn to_config(&self, signer_override: Option<Address>) -> Result<NodeConfig, CliError> {
         let chain = Arc::new(self.chain.load(signer_override)?);
+        let data_dir = match &self.datadir {
+            Some(dir) => dir.clone(),
+            None => super::datadir::default_data_dir(&self.chain, &chain)?,
+        };
         let keypair = match (&self.priv_raw, &self.priv_path) {
             (Some(raw), _) => keypair_from_hex(raw, "--p2p.priv.raw"),
             (None, Some(path)) => load_or_create(path),
-            (None, None) => load_or_create(&self.datadir.join("opnode_p2p_priv.txt")),
+            (None, None) => load_or_create(&data_dir.join("opnode_p2p_priv.txt")),
         }
         .map_err(|e| CliError::Usage(e.to_string()))?;
         if self.mesh_lo > self.mesh_d || self.mesh_d > self.mesh_dhi {
@@ -329,7 +329,7 @@ impl NodeArgs {
         let block_time = chain.block_time;
         Ok(NodeConfig {
             chain,
-            data_dir: self.datadir.clone(),
+            data_dir,
             keypair,
             listen_ip: self.listen_ip,
             listen_port: self.listen_tcp,
@@ -431,14 +431,20 @@ fn load_sequencer_key(value: &str) -> Result<BlockSigner, CliError> {
 
 /// Runs the node until SIGINT/SIGTERM (or a shutdown command on the control channel).
 pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<(), CliError> {
+    let mut signals = ShutdownSignals::install();
     let config = args.to_config(signer_override)?;
     let chain = config.chain.clone();
+    tracing::info!(
+        chain = %chain.name,
+        chain_id = chain.chain_id,
+        store = %config.data_dir.join(crate::node::STORE_FILE).display(),
+        "starting"
+    );
     if chain.configured_signers().next().is_none() {
         tracing::warn!(
             "no unsafe block signer configured: every gossip block will be ignored (set --p2p.unsafe.block.signer)"
         );
     }
-    tracing::info!(chain = %chain.name, chain_id = chain.chain_id, datadir = %args.datadir.display(), "starting");
     let node = start(config)
         .await
         .map_err(|e| CliError::Runtime(e.to_string()))?;
@@ -463,7 +469,7 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
         }
     };
     tokio::select! {
-        () = shutdown_signal() => tracing::info!("signal received, shutting down"),
+        () = signals.recv() => tracing::info!("signal received, shutting down"),
         () = stop_requested => tracing::info!("shutdown requested"),
     }
     let sync = node.sync_stats().cloned();
@@ -484,25 +490,40 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// SIGINT and SIGTERM, caught from the moment [`ShutdownSignals::install`] runs: a signal that
+/// arrives while the node is still starting stops it gracefully once it is up, instead of
+/// killing it with the signal's default action.
+pub struct ShutdownSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers (inside a tokio runtime).
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            // Both or neither: without handlers, `recv` falls back to tokio's ctrl-c.
+            let streams = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                .ok();
+            Self { streams }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Resolves on the first SIGINT or SIGTERM (also one received before this was awaited).
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some((int, term)) = &mut self.streams {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

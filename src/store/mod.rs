@@ -12,9 +12,17 @@
 //! arrived early (a later number) are linked in as soon as the gap closes.
 //!
 //! Retention: blocks more than `retention` below the head are pruned on every write.
+//!
+//! Identity and damage: a store records the chain it belongs to and is refused for any other
+//! ([`open`]); a damaged file is an error at open (redb's integrity check) and, should damage
+//! appear while the node runs, an error for the read that meets it ([`guard`]), never a panic.
 
+mod guard;
+mod open;
 mod peers;
 
+use guard::guarded;
+pub use open::{ChainRecord, STORE_FORMAT};
 pub use peers::PeerRecords;
 
 use std::path::Path;
@@ -22,6 +30,7 @@ use std::path::Path;
 use alloy_primitives::{B256, Bytes};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
+use crate::chain::ChainSpec;
 use crate::wire::ssz::{decode_envelope, encode_envelope};
 use crate::wire::{BlockVersion, ExecutionPayloadEnvelope};
 
@@ -35,7 +44,7 @@ const CACHE_BYTES: usize = 4 << 20;
 const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
 /// `number` → hash of the block at that number on the head chain.
 const CANONICAL: TableDefinition<u64, &[u8]> = TableDefinition::new("canonical");
-/// `"head"` → `number (u64 BE) ‖ hash`.
+/// `"head"` → `number (u64 BE) ‖ hash`; `"format"` and `"chain"`: see [`open`].
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const HEAD_KEY: &str = "head";
 const KEY_BYTES: usize = 8 + 32;
@@ -80,6 +89,57 @@ pub enum StoreError {
     /// The block cannot be encoded in its version's layout.
     #[error("block cannot be stored: {0}")]
     Encode(String),
+    /// The file cannot be opened or fails redb's integrity check.
+    #[error(
+        "block store {path} is damaged ({detail}). Move its directory away (or delete it) and start \
+         again: the node then begins with an empty store, fetches recent blocks from its peers \
+         and forgets its peer bans and scores"
+    )]
+    Damaged {
+        /// The store file.
+        path: String,
+        /// What redb said.
+        detail: String,
+    },
+    /// The store was created for another chain.
+    #[error(
+        "block store {path} belongs to {found}, not to {chain} ({expected}). Give this chain its \
+         own --datadir, or move that directory away to start {chain}'s store afresh"
+    )]
+    OtherChain {
+        /// The store file.
+        path: String,
+        /// What the store records.
+        found: Box<ChainRecord>,
+        /// The chain the node runs.
+        chain: String,
+        /// That chain's record.
+        expected: Box<ChainRecord>,
+    },
+    /// The store was written by a build with another store format.
+    #[error(
+        "block store {path} has format {found}; this op-gossip reads format {STORE_FORMAT}. Run the \
+         op-gossip that wrote it, or move its directory away to start afresh"
+    )]
+    UnknownFormat {
+        /// The store file.
+        path: String,
+        /// Its format.
+        found: u32,
+    },
+    /// A store from before chain records whose content does not prove it is this chain's.
+    #[error(
+        "block store {path} was written before stores recorded their chain, and it is not \
+         {chain}'s: {reason}. Give {chain} its own --datadir, or move that directory away"
+    )]
+    Unproven {
+        /// The store file.
+        path: String,
+        /// The chain the node runs.
+        chain: String,
+        /// Why its content does not fit the chain.
+        reason: String,
+    },
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
@@ -101,24 +161,31 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path`.
-    pub fn open(path: &Path, retention: u64) -> Result<Self, StoreError> {
+    /// Opens (or creates) the store of `chain` at `path`. A store of another chain, of an
+    /// unknown format, or a damaged file is refused with an error that says what to do; a refused
+    /// store is not written to (see [`open`]).
+    pub fn open(path: &Path, retention: u64, chain: &ChainSpec) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(db_err)?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Db(format!(
+                    "cannot create the directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
         }
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(db_err)?;
-        let txn = db.begin_write().map_err(db_err)?;
-        {
-            // Create the tables so that readers never see them missing.
-            txn.open_table(BLOCKS).map_err(db_err)?;
-            txn.open_table(CANONICAL).map_err(db_err)?;
-            txn.open_table(META).map_err(db_err)?;
-            peers::create_tables(&txn)?;
-        }
-        txn.commit().map_err(db_err)?;
+        let db = open::open_database(path, chain)?;
+        guarded(|| {
+            let txn = db.begin_write().map_err(db_err)?;
+            {
+                // Create the tables so that readers never see them missing.
+                txn.open_table(BLOCKS).map_err(db_err)?;
+                txn.open_table(CANONICAL).map_err(db_err)?;
+                txn.open_table(META).map_err(db_err)?;
+                peers::create_tables(&txn)?;
+                open::record_chain(&txn, chain)?;
+            }
+            txn.commit().map_err(db_err)
+        })?;
         Ok(Self {
             db,
             retention: retention.max(1),
@@ -127,87 +194,95 @@ impl Store {
 
     /// The unsafe head, if any block was ever stored.
     pub fn head(&self) -> Result<Option<BlockRef>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let meta = txn.open_table(META).map_err(db_err)?;
-        read_head(&meta)
+        guarded(|| {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let meta = txn.open_table(META).map_err(db_err)?;
+            read_head(&meta)
+        })
     }
 
     /// Stores a batch of blocks in one durable transaction and moves the head as far as they
     /// (and blocks stored earlier) link. Returns the head after the batch.
     pub fn insert_batch(&self, blocks: &[StoredBlock]) -> Result<Option<BlockRef>, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let head = {
-            let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
-            let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            let mut head = read_head(&meta)?;
-            for block in blocks {
-                let id = block.id();
-                let mut value = Vec::with_capacity(1 + 1024);
-                value.push(block.version.topic_index());
-                value.extend(
-                    encode_envelope(block.version, &block.envelope)
-                        .map_err(|e| StoreError::Encode(e.to_string()))?,
-                );
-                table
-                    .insert(key(id).as_slice(), value.as_slice())
-                    .map_err(db_err)?;
-                if head.is_none() {
-                    head = Some(id);
-                    canonical
-                        .insert(id.number, id.hash.as_slice())
+        guarded(|| {
+            let txn = self.db.begin_write().map_err(db_err)?;
+            let head = {
+                let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
+                let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                let mut head = read_head(&meta)?;
+                for block in blocks {
+                    let id = block.id();
+                    let mut value = Vec::with_capacity(1 + 1024);
+                    value.push(block.version.topic_index());
+                    value.extend(
+                        encode_envelope(block.version, &block.envelope)
+                            .map_err(|e| StoreError::Encode(e.to_string()))?,
+                    );
+                    table
+                        .insert(key(id).as_slice(), value.as_slice())
                         .map_err(db_err)?;
+                    if head.is_none() {
+                        head = Some(id);
+                        canonical
+                            .insert(id.number, id.hash.as_slice())
+                            .map_err(db_err)?;
+                    }
                 }
-            }
-            // Extend the head along stored children, possibly several (a gap just closed).
-            if let Some(current) = head {
-                head = Some(extend_head(&table, &mut canonical, current)?);
-            }
-            if let Some(h) = head {
-                meta.insert(HEAD_KEY, encode_ref(h).as_slice())
-                    .map_err(db_err)?;
-                self.prune(&mut table, &mut canonical, h.number)?;
-            }
-            head
-        };
-        txn.commit().map_err(db_err)?;
-        Ok(head)
+                // Extend the head along stored children, possibly several (a gap just closed).
+                if let Some(current) = head {
+                    head = Some(extend_head(&table, &mut canonical, current)?);
+                }
+                if let Some(h) = head {
+                    meta.insert(HEAD_KEY, encode_ref(h).as_slice())
+                        .map_err(db_err)?;
+                    self.prune(&mut table, &mut canonical, h.number)?;
+                }
+                head
+            };
+            txn.commit().map_err(db_err)?;
+            Ok(head)
+        })
     }
 
     /// Makes `anchor` the head of an empty store without storing a block for it (the sync
     /// client anchors a fresh store at the chain's genesis so that it fetches the chain from
     /// there). Returns false, changing nothing, when the store already has a head.
     pub fn anchor_if_empty(&self, anchor: BlockRef) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let set = {
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            let empty = read_head(&meta)?.is_none();
-            if empty {
-                meta.insert(HEAD_KEY, encode_ref(anchor).as_slice())
-                    .map_err(db_err)?;
-            }
-            empty
-        };
-        txn.commit().map_err(db_err)?;
-        Ok(set)
+        guarded(|| {
+            let txn = self.db.begin_write().map_err(db_err)?;
+            let set = {
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                let empty = read_head(&meta)?.is_none();
+                if empty {
+                    meta.insert(HEAD_KEY, encode_ref(anchor).as_slice())
+                        .map_err(db_err)?;
+                }
+                empty
+            };
+            txn.commit().map_err(db_err)?;
+            Ok(set)
+        })
     }
 
     /// Makes `anchor` the head whether or not it is stored (the execution engine's head, where a
     /// node attached to an engine resumes), then moves it along stored children. The blocks below
     /// stay until retention prunes them; the sync client fills what is missing above.
     pub fn anchor_at(&self, anchor: BlockRef) -> Result<BlockRef, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let head = {
-            let table = txn.open_table(BLOCKS).map_err(db_err)?;
-            let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            let head = extend_head(&table, &mut canonical, anchor)?;
-            meta.insert(HEAD_KEY, encode_ref(head).as_slice())
-                .map_err(db_err)?;
-            head
-        };
-        txn.commit().map_err(db_err)?;
-        Ok(head)
+        guarded(|| {
+            let txn = self.db.begin_write().map_err(db_err)?;
+            let head = {
+                let table = txn.open_table(BLOCKS).map_err(db_err)?;
+                let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                let head = extend_head(&table, &mut canonical, anchor)?;
+                meta.insert(HEAD_KEY, encode_ref(head).as_slice())
+                    .map_err(db_err)?;
+                head
+            };
+            txn.commit().map_err(db_err)?;
+            Ok(head)
+        })
     }
 
     /// Moves the head to the stored block `to` (a gap too long to fill: the head jumps and the
@@ -215,25 +290,27 @@ impl Store {
     /// chain stay until retention prunes them. Returns the new head, or `None` (nothing changed)
     /// when `to` is not stored.
     pub fn reanchor(&self, to: BlockRef) -> Result<Option<BlockRef>, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let head = {
-            let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
-            if table.get(key(to).as_slice()).map_err(db_err)?.is_none() {
-                return Ok(None);
-            }
-            let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            canonical
-                .insert(to.number, to.hash.as_slice())
-                .map_err(db_err)?;
-            let head = extend_head(&table, &mut canonical, to)?;
-            meta.insert(HEAD_KEY, encode_ref(head).as_slice())
-                .map_err(db_err)?;
-            self.prune(&mut table, &mut canonical, head.number)?;
-            head
-        };
-        txn.commit().map_err(db_err)?;
-        Ok(Some(head))
+        guarded(|| {
+            let txn = self.db.begin_write().map_err(db_err)?;
+            let head = {
+                let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
+                if table.get(key(to).as_slice()).map_err(db_err)?.is_none() {
+                    return Ok(None);
+                }
+                let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
+                let mut meta = txn.open_table(META).map_err(db_err)?;
+                canonical
+                    .insert(to.number, to.hash.as_slice())
+                    .map_err(db_err)?;
+                let head = extend_head(&table, &mut canonical, to)?;
+                meta.insert(HEAD_KEY, encode_ref(head).as_slice())
+                    .map_err(db_err)?;
+                self.prune(&mut table, &mut canonical, head.number)?;
+                head
+            };
+            txn.commit().map_err(db_err)?;
+            Ok(Some(head))
+        })
     }
 
     /// The holes between the head and the blocks stored above it (which arrived early and wait
@@ -242,50 +319,52 @@ impl Store {
     /// gossip-accepted block is signed by the sequencer, so its parent is what the hole must end
     /// with (the sync client's trusted hash).
     pub fn holes(&self, max_entries: usize) -> Result<Holes, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let meta = txn.open_table(META).map_err(db_err)?;
-        let Some(head) = read_head(&meta)? else {
-            return Ok(Holes::default());
-        };
-        let mut out = Holes {
-            head: Some(head),
-            ..Holes::default()
-        };
-        let table = txn.open_table(BLOCKS).map_err(db_err)?;
-        let Some(first) = head.number.checked_add(1) else {
-            return Ok(out);
-        };
-        let start = first.to_be_bytes();
-        let holes = &mut out.holes;
-        let mut below = head.number;
-        for entry in table
-            .range::<&[u8]>(start.as_slice()..)
-            .map_err(db_err)?
-            .take(max_entries)
-        {
-            let (k, v) = entry.map_err(db_err)?;
-            let id = decode_ref(k.value())?;
-            let parent = stored_parent_hash(v.value())
-                .ok_or_else(|| StoreError::Corrupt(format!("block {}", id.number)))?;
-            let link = BlockLink { id, parent };
-            if id.number == first {
-                // Stored at head + 1 yet not the head's child (the head is extended at every
-                // write): the chain above was re-organised under the head.
-                out.unlinked_next.get_or_insert(link);
-            } else if id.number > below.saturating_add(1) {
-                holes.push(Hole {
-                    after: below,
-                    before: id.number,
-                    above: vec![link],
-                });
-            } else if let Some(hole) = holes.last_mut().filter(|h| h.before == id.number) {
-                // Another block at the same height above the hole (equivocation): each parent
-                // is a candidate; only the one that links wins.
-                hole.above.push(link);
+        guarded(|| {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let meta = txn.open_table(META).map_err(db_err)?;
+            let Some(head) = read_head(&meta)? else {
+                return Ok(Holes::default());
+            };
+            let mut out = Holes {
+                head: Some(head),
+                ..Holes::default()
+            };
+            let table = txn.open_table(BLOCKS).map_err(db_err)?;
+            let Some(first) = head.number.checked_add(1) else {
+                return Ok(out);
+            };
+            let start = first.to_be_bytes();
+            let holes = &mut out.holes;
+            let mut below = head.number;
+            for entry in table
+                .range::<&[u8]>(start.as_slice()..)
+                .map_err(db_err)?
+                .take(max_entries)
+            {
+                let (k, v) = entry.map_err(db_err)?;
+                let id = decode_ref(k.value())?;
+                let parent = stored_parent_hash(v.value())
+                    .ok_or_else(|| StoreError::Corrupt(format!("block {}", id.number)))?;
+                let link = BlockLink { id, parent };
+                if id.number == first {
+                    // Stored at head + 1 yet not the head's child (the head is extended at every
+                    // write): the chain above was re-organised under the head.
+                    out.unlinked_next.get_or_insert(link);
+                } else if id.number > below.saturating_add(1) {
+                    holes.push(Hole {
+                        after: below,
+                        before: id.number,
+                        above: vec![link],
+                    });
+                } else if let Some(hole) = holes.last_mut().filter(|h| h.before == id.number) {
+                    // Another block at the same height above the hole (equivocation): each parent
+                    // is a candidate; only the one that links wins.
+                    hole.above.push(link);
+                }
+                below = id.number;
             }
-            below = id.number;
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Removes blocks more than `retention` below the head.
@@ -322,21 +401,23 @@ impl Store {
 
     /// The block at `number` on the head chain.
     pub fn canonical_block(&self, number: u64) -> Result<Option<StoredBlock>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let canonical = txn.open_table(CANONICAL).map_err(db_err)?;
-        let Some(hash) = canonical
-            .get(number)
-            .map_err(db_err)?
-            .map(|v| B256::from_slice(v.value()))
-        else {
-            return Ok(None);
-        };
-        drop(canonical);
-        let table = txn.open_table(BLOCKS).map_err(db_err)?;
-        let value = table
-            .get(key(BlockRef { number, hash }).as_slice())
-            .map_err(db_err)?;
-        value.map(|v| decode_block(v.value(), number)).transpose()
+        guarded(|| {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let canonical = txn.open_table(CANONICAL).map_err(db_err)?;
+            let Some(hash) = canonical
+                .get(number)
+                .map_err(db_err)?
+                .map(|v| B256::from_slice(v.value()))
+            else {
+                return Ok(None);
+            };
+            drop(canonical);
+            let table = txn.open_table(BLOCKS).map_err(db_err)?;
+            let value = table
+                .get(key(BlockRef { number, hash }).as_slice())
+                .map_err(db_err)?;
+            value.map(|v| decode_block(v.value(), number)).transpose()
+        })
     }
 
     /// The block to serve for `number`: the canonical one, or else the only block stored at
@@ -344,38 +425,44 @@ impl Store {
     /// accepted from gossip or linked to one, and the asking client checks the hash chain).
     /// `None` when there is none, or several and none canonical.
     pub fn block_by_number(&self, number: u64) -> Result<Option<StoredBlock>, StoreError> {
-        if let Some(block) = self.canonical_block(number)? {
-            return Ok(Some(block));
-        }
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(BLOCKS).map_err(db_err)?;
-        let mut found = None;
-        // At most two entries are read: a second block at the number makes the answer ambiguous.
-        for entry in blocks_at(&table, number)?.take(2) {
-            let (_, v) = entry.map_err(db_err)?;
-            if found.is_some() {
-                return Ok(None);
+        guarded(|| {
+            if let Some(block) = self.canonical_block(number)? {
+                return Ok(Some(block));
             }
-            found = Some(decode_block(v.value(), number)?);
-        }
-        Ok(found)
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(BLOCKS).map_err(db_err)?;
+            let mut found = None;
+            // At most two entries are read: a second block at the number makes the answer ambiguous.
+            for entry in blocks_at(&table, number)?.take(2) {
+                let (_, v) = entry.map_err(db_err)?;
+                if found.is_some() {
+                    return Ok(None);
+                }
+                found = Some(decode_block(v.value(), number)?);
+            }
+            Ok(found)
+        })
     }
 
     /// A block by number and hash (canonical or not).
     pub fn block(&self, id: BlockRef) -> Result<Option<StoredBlock>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(BLOCKS).map_err(db_err)?;
-        let value = table.get(key(id).as_slice()).map_err(db_err)?;
-        value
-            .map(|v| decode_block(v.value(), id.number))
-            .transpose()
+        guarded(|| {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(BLOCKS).map_err(db_err)?;
+            let value = table.get(key(id).as_slice()).map_err(db_err)?;
+            value
+                .map(|v| decode_block(v.value(), id.number))
+                .transpose()
+        })
     }
 
     /// Number of stored blocks (all heights, canonical or not).
     pub fn len(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(BLOCKS).map_err(db_err)?;
-        table.len().map_err(db_err)
+        guarded(|| {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(BLOCKS).map_err(db_err)?;
+            table.len().map_err(db_err)
+        })
     }
 
     /// True when nothing is stored.

@@ -16,7 +16,7 @@
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Store, StoreError, db_err};
+use super::{Store, StoreError, db_err, guarded};
 
 /// A table of keyed peer records with a `u64` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,34 +81,40 @@ impl Store {
         key: &[u8],
         value: u64,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = txn.open_table(records.table()).map_err(db_err)?;
-            table.insert(key, value).map_err(db_err)?;
-        }
-        txn.commit().map_err(db_err)
+        guarded(|| {
+            let txn = self.db.begin_write().map_err(db_err)?;
+            {
+                let mut table = txn.open_table(records.table()).map_err(db_err)?;
+                table.insert(key, value).map_err(db_err)?;
+            }
+            txn.commit().map_err(db_err)
+        })
     }
 
     /// Forgets `key` in `records`.
     pub fn remove_peer_record(&self, records: PeerRecords, key: &[u8]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = txn.open_table(records.table()).map_err(db_err)?;
-            table.remove(key).map_err(db_err)?;
-        }
-        txn.commit().map_err(db_err)
+        guarded(|| {
+            let txn = self.db.begin_write().map_err(db_err)?;
+            {
+                let mut table = txn.open_table(records.table()).map_err(db_err)?;
+                table.remove(key).map_err(db_err)?;
+            }
+            txn.commit().map_err(db_err)
+        })
     }
 
     /// Every record of `records`.
     pub fn peer_records(&self, records: PeerRecords) -> Result<Vec<(Vec<u8>, u64)>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(records.table()).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            out.push((k.value().to_vec(), v.value()));
-        }
-        Ok(out)
+        guarded(|| {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(records.table()).map_err(db_err)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(db_err)? {
+                let (k, v) = entry.map_err(db_err)?;
+                out.push((k.value().to_vec(), v.value()));
+            }
+            Ok(out)
+        })
     }
 
     /// Replaces the score records: writes `put` and deletes `remove`, in one transaction.
@@ -117,28 +123,32 @@ impl Store {
         put: &[(Vec<u8>, Vec<u8>)],
         remove: &[Vec<u8>],
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = txn.open_table(PEER_SCORES).map_err(db_err)?;
-            for (k, v) in put {
-                table.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
+        guarded(|| {
+            let txn = self.db.begin_write().map_err(db_err)?;
+            {
+                let mut table = txn.open_table(PEER_SCORES).map_err(db_err)?;
+                for (k, v) in put {
+                    table.insert(k.as_slice(), v.as_slice()).map_err(db_err)?;
+                }
+                for k in remove {
+                    table.remove(k.as_slice()).map_err(db_err)?;
+                }
             }
-            for k in remove {
-                table.remove(k.as_slice()).map_err(db_err)?;
-            }
-        }
-        txn.commit().map_err(db_err)
+            txn.commit().map_err(db_err)
+        })
     }
 
     /// Every score record.
     pub fn peer_scores(&self) -> Result<ScoreRows, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(PEER_SCORES).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            out.push((k.value().to_vec(), v.value().to_vec()));
-        }
-        Ok(out)
+        guarded(|| {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let table = txn.open_table(PEER_SCORES).map_err(db_err)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(db_err)? {
+                let (k, v) = entry.map_err(db_err)?;
+                out.push((k.value().to_vec(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
     }
 }

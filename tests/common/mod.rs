@@ -21,7 +21,7 @@ use op_gossip::wire::signature::BlockSigner;
 use op_gossip::wire::ssz::encode_envelope;
 use op_gossip::wire::{BlockVersion, ExecutionPayloadEnvelope};
 
-/// Anvil/Hardhat account #5: the signer of the shared vectors and of the devnet chain file.
+/// Anvil/Hardhat account #5: the signer of the test vectors (`tests/fixtures/vectors/`) and of the devnet chain file.
 pub const DEV_KEY: &str = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba";
 /// Its address.
 pub const DEV_ADDRESS: &str = "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc";
@@ -159,16 +159,20 @@ pub fn with_raw_signature(
     encode_with_signature(&sig, &encode_envelope(version, envelope).unwrap())
 }
 
-/// Path of a shared vector file.
+/// Path of a test vector file (`tests/fixtures/vectors/`, described by its README).
 pub fn vector_path(name: &str) -> PathBuf {
+    fixture_path("vectors").join(name)
+}
+
+/// Path of a file or folder under `tests/fixtures/`.
+pub fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("shared")
-        .join("vectors")
+        .join("tests")
+        .join("fixtures")
         .join(name)
 }
 
-/// Reads a shared `.hex` vector.
+/// Reads a `.hex` test vector.
 pub fn vector(name: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(vector_path(name)).unwrap();
     hex::decode(text.trim()).unwrap()

@@ -29,6 +29,7 @@ use super::inbound::InboundStreams;
 use super::limits::{PeerLimiters, PeerSlots, Rate, Tokens, acquire};
 use super::{MAX_THROTTLE_DELAY, REQUEST_TIMEOUT, RESPONSE_TIMEOUT, protocols};
 use crate::chain::ChainSpec;
+use crate::log_limit::LogEvery;
 use crate::metrics::{Metrics, RateLimitRefusal, ReqRole};
 use crate::p2p::peers::app_score::{AppScores, PeerOutcome};
 use crate::store::Store;
@@ -288,8 +289,12 @@ async fn serve(shared: &Shared, peer: PeerId, mut stream: Stream) -> (ResultCode
             shared.stats.not_found.fetch_add(1, Ordering::Relaxed);
             encode_error(ResultCode::NotFound).to_vec()
         }
-        Ok(Err(_)) | Err(_) => {
-            shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+        Ok(Err(e)) => {
+            store_failed(shared, number, &e);
+            encode_error(ResultCode::Unknown).to_vec()
+        }
+        Err(e) => {
+            store_failed(shared, number, &e);
             encode_error(ResultCode::Unknown).to_vec()
         }
     };
@@ -314,6 +319,24 @@ async fn serve(shared: &Shared, peer: PeerId, mut stream: Stream) -> (ResultCode
         }
     }
 }
+
+/// A store read failed (a damaged file, or the read task died): counted, and logged at most
+/// once every [`STORE_ERROR_LOG`] interval with the number of failures it stands for, since any
+/// peer can ask for the same damaged block again and again.
+fn store_failed(shared: &Shared, number: u64, error: &dyn std::fmt::Display) {
+    shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+    if let Some(failures) = STORE_ERROR_LOG.event() {
+        tracing::error!(
+            number,
+            failures,
+            %error,
+            "payload_by_number: store read failed, answered code 3"
+        );
+    }
+}
+
+/// One line per 10 s for store failures while serving.
+static STORE_ERROR_LOG: LogEvery = LogEvery::new(Duration::from_secs(10));
 
 async fn respond_error(shared: &Shared, stream: &mut Stream, code: ResultCode) {
     let _ = tokio::time::timeout(shared.config.write_timeout, async {
