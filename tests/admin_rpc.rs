@@ -405,7 +405,7 @@ async fn a_banned_invalid_signature_forwarder_shows_its_reasons() {
     let peer = adversary.peer_id();
 
     let env = block(&chain, 1, op_gossip::clock::unix_now(), 500);
-    let data = signed(&chain, BlockVersion::V4, &env, &other_signer());
+    let data = broken_signature(&chain, BlockVersion::V4, &env);
     adversary
         .network()
         .publish(BlockVersion::V4, data)

@@ -16,11 +16,11 @@ use tokio::sync::broadcast;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Publishes from `from` a block signed by a key that is not the sequencer's.
+/// Publishes from `from` a block whose signature is no valid signature (a provable fault).
 async fn publish_invalid(from: &RunningNode, number: u64) {
     let chain = op_gossip::chain_config::load_chain("devnet").unwrap();
     let env = block(&chain, number, op_gossip::clock::unix_now(), 500);
-    let data = signed(&chain, BlockVersion::V4, &env, &other_signer());
+    let data = broken_signature(&chain, BlockVersion::V4, &env);
     from.network()
         .publish(BlockVersion::V4, data)
         .await
@@ -163,4 +163,82 @@ async fn a_static_peer_is_never_banned() {
     assert!(is_connected(&victim, &peer).await);
     adversary.shutdown().await;
     victim.shutdown().await;
+}
+
+/// Waits until `events` reported `n` REJECTs; returns their reasons.
+async fn rejects(events: &mut broadcast::Receiver<NodeEvent>, n: usize) -> Vec<&'static str> {
+    let mut reasons = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while reasons.len() < n {
+            match events.recv().await {
+                Ok(NodeEvent::Validated {
+                    verdict: op_gossip::validate::Verdict::Reject,
+                    reason,
+                    ..
+                }) => reasons.push(reason.unwrap_or("")),
+                Ok(NodeEvent::PeerBanned { peer, score, .. }) => {
+                    panic!("{peer} banned (score {score})")
+                }
+                Err(broadcast::error::RecvError::Closed) => panic!("node stopped"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {reasons:?}"));
+    reasons
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequencer_stall_or_a_signer_rotation_seen_through_strict_followers_bans_nobody() {
+    // S (sequencer) ─ F (honest forwarder, default 60 s window) ─ T1 (10 s window)
+    //                                                          └─ T2 (knows only a new signer)
+    // S publishes blocks 24 s late (a stall): F accepts and forwards them; T1 REJECTs them as
+    // too old and T2 as signed by a signer it does not accept. Neither proves anything about F:
+    // it must keep a zero application score, stay connected and never be banned.
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let s = start(config(&chain, 0, dir.path(), false)).await.unwrap();
+    let f = start(config(&chain, 1, dir.path(), false)).await.unwrap();
+    let mut strict = config(&chain, 2, dir.path(), false);
+    strict.validator.past_window_secs = 10;
+    let t1 = start(strict).await.unwrap();
+    let mut rotated = (*chain).clone();
+    rotated.unsafe_block_signers = vec![other_signer().address()];
+    let t2 = start(config(&std::sync::Arc::new(rotated), 3, dir.path(), false))
+        .await
+        .unwrap();
+    connect(&f, &s).await;
+    connect(&t1, &f).await;
+    connect(&t2, &f).await;
+    wait_for_peers(&[&s, &t1, &t2], 1).await;
+    wait_for_peers(&[&f], 3).await;
+    let (mut t1_events, mut t2_events) = (t1.subscribe(), t2.subscribe());
+
+    const BLOCKS: u64 = 3;
+    let late = op_gossip::clock::unix_now() - 24;
+    for n in 1..=BLOCKS {
+        let env = block(&chain, n, late + 2 * n, 500);
+        let data = signed(&chain, BlockVersion::V4, &env, &dev_signer());
+        s.network().publish(BlockVersion::V4, data).await.unwrap();
+    }
+    assert_eq!(
+        rejects(&mut t1_events, BLOCKS as usize).await,
+        ["timestamp_too_old"; BLOCKS as usize]
+    );
+    assert_eq!(
+        rejects(&mut t2_events, BLOCKS as usize).await,
+        ["unknown_signer"; BLOCKS as usize]
+    );
+    // The ban monitor checks one connected peer a second: three seconds cover F on both.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let forwarder = f.peer_id();
+    for t in [&t1, &t2] {
+        assert_eq!(t.app_scores().score(&forwarder), 0.0);
+        assert!(t.bans().list(op_gossip::clock::unix_now()).is_empty());
+        assert!(is_connected(t, &forwarder).await);
+    }
+    for node in [s, f, t1, t2] {
+        node.shutdown().await;
+    }
 }

@@ -311,7 +311,7 @@ fn assert_bounded_labels(m: &Exposition, chain: &ChainSpec) {
 
 async fn publish_invalid(from: &RunningNode, chain: &ChainSpec, number: u64) {
     let env = block(chain, number, op_gossip::clock::unix_now(), 500);
-    let data = signed(chain, BlockVersion::V4, &env, &other_signer());
+    let data = broken_signature(chain, BlockVersion::V4, &env);
     from.network()
         .publish(BlockVersion::V4, data)
         .await
@@ -464,7 +464,7 @@ async fn metrics_are_scraped_over_http_and_hold_what_happened() {
     assert_eq!(
         mb.value(
             validation,
-            &[("verdict", "reject"), ("reason", "unknown_signer")]
+            &[("verdict", "reject"), ("reason", "invalid_signature")]
         ),
         1.0
     );

@@ -148,15 +148,23 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`); colours only on a terminal, so a
-/// log file or journal gets plain text.
+/// log file or journal gets plain text. Lines a peer can cause are capped per call site
+/// ([`crate::log_limit::callsite`]); the caller runs its summary task.
 pub fn init_tracing() {
     use std::io::IsTerminal;
+
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(crate::log_limit::callsite::CallsiteLimit::global())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr),
+        )
         .try_init();
 }
 

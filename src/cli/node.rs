@@ -432,6 +432,12 @@ fn load_sequencer_key(value: &str) -> Result<BlockSigner, CliError> {
 /// Runs the node until SIGINT/SIGTERM (or a shutdown command on the control channel).
 pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<(), CliError> {
     let mut signals = ShutdownSignals::install();
+    let log_summaries = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(crate::log_limit::callsite::report_suppressed(
+        crate::log_limit::callsite::global_counts().clone(),
+        log_summaries.clone(),
+    ));
+    let _stop_summaries = log_summaries.drop_guard();
     let config = args.to_config(signer_override)?;
     let chain = config.chain.clone();
     tracing::info!(

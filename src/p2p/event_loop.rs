@@ -17,7 +17,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 
 use super::gate::{Admission, Gate};
-use super::peers::app_score::{AppScores, PeerOutcome};
+use super::peers::app_score::AppScores;
 use super::peers::bans::BanList;
 use super::peers::book::{Direction, PeerBook};
 use super::peers::lists::PeerLists;
@@ -546,12 +546,12 @@ impl EventLoop {
             if let Some(Err(e)) = &result {
                 tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
             }
-            // Gossipsub only forwards ACCEPTed messages: the forwarder is to blame for a REJECT,
-            // unless it only went over the per-height limit (see `peers::equivocation`).
+            // Gossipsub only forwards ACCEPTed messages: the forwarder answers for a REJECT whose
+            // fault is in the bytes (never one that depends on our clock or settings), and for
+            // the per-height limit only past its own share (see `peers::equivocation`).
             if let Some(result) = &result
-                && app_scores.blame_forwarder(source, result)
+                && let Some(outcome) = app_scores.blame_forwarder(source, result)
             {
-                let outcome = PeerOutcome::of_rejected_message(reason.unwrap_or(""));
                 app_scores.record(source, outcome);
                 metrics.penalised(outcome);
             }

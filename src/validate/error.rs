@@ -33,6 +33,26 @@ impl Verdict {
     }
 }
 
+/// What a REJECT proves about the peer that forwarded the message: a fault every honest node
+/// finds in the same bytes, whatever its clock, timestamp window or signer configuration
+/// (project decision 5). Only these cost the forwarder score (`p2p::peers::app_score`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerFault {
+    /// The bytes do not decode: snappy, the size bounds, or the payload's SSZ.
+    Malformed,
+    /// The signature is not a valid secp256k1 signature (bad recovery id or scalars, or no key
+    /// recovers). A valid signature by a key we do not accept is not a fault: the signer may
+    /// have rotated, or our configuration may lag.
+    InvalidSignature,
+    /// The claimed block hash is not the hash of the header.
+    WrongBlockHash,
+    /// A field the block's topic and fork forbid or require (withdrawals, blob gas, roots).
+    ForkFields,
+    /// More blocks at one height than an honest node forwards; proven only against a peer that
+    /// itself delivered that many (`p2p::peers::equivocation`).
+    TooManyAtHeight,
+}
+
 /// Why a gossip block was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[allow(missing_docs)] // variant fields are named for what they carry
@@ -175,6 +195,36 @@ impl ValidationError {
         }
     }
 
+    /// What this failure proves about the forwarder (`None`: nothing, so no penalty). The
+    /// single place punishment policy is decided; every REJECT left out depends on the judge's
+    /// clock or settings (too old, too new, a signer not accepted here), and op-node gives those
+    /// no score effect either.
+    pub fn peer_fault(&self) -> Option<PeerFault> {
+        match self {
+            Self::Snappy(_) | Self::Ssz(_) => Some(PeerFault::Malformed),
+            Self::Signature(_) => Some(PeerFault::InvalidSignature),
+            Self::BlockHashMismatch { .. } => Some(PeerFault::WrongBlockHash),
+            Self::UnexpectedWithdrawals { .. }
+            | Self::WithdrawalsMissing { .. }
+            | Self::WithdrawalsNotEmpty { .. }
+            | Self::UnexpectedBlobFields { .. }
+            | Self::BlobGasUsedMissing { .. }
+            | Self::BlobGasUsedNonZero { .. }
+            | Self::ExcessBlobGasMissing { .. }
+            | Self::ExcessBlobGasNonZero { .. }
+            | Self::ParentBeaconRootMissing { .. }
+            | Self::UnexpectedParentBeaconRoot { .. }
+            | Self::WithdrawalsRootMissing
+            | Self::UnexpectedWithdrawalsRoot { .. } => Some(PeerFault::ForkFields),
+            Self::TooManyBlocksAtHeight { .. } => Some(PeerFault::TooManyAtHeight),
+            Self::SignerUnset
+            | Self::UnknownSigner { .. }
+            | Self::TimestampTooOld { .. }
+            | Self::TimestampTooNew { .. }
+            | Self::AlreadySeen { .. } => None,
+        }
+    }
+
     /// A stable snake_case code for this failure: a bounded set, fit for metric labels and for
     /// the `reason` field of `check-message`.
     pub fn reason(&self) -> &'static str {
@@ -292,6 +342,31 @@ mod tests {
             }
         }
         all
+    }
+
+    #[test]
+    fn only_faults_in_the_bytes_are_held_against_the_forwarder() {
+        let unprovable: Vec<&str> = one_of_each()
+            .iter()
+            .filter(|e| e.peer_fault().is_none())
+            .map(ValidationError::reason)
+            .collect();
+        assert_eq!(
+            unprovable,
+            [
+                "signer_unset",
+                "unknown_signer",
+                "timestamp_too_old",
+                "timestamp_too_new",
+                "already_seen"
+            ]
+        );
+        // Every IGNORE is fault-free (nothing to prove).
+        for e in one_of_each() {
+            if e.verdict() == Verdict::Ignore {
+                assert_eq!(e.peer_fault(), None, "{e}");
+            }
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use alloy_primitives::{Address, B256, Bytes};
 
-pub use error::{ValidationError, Verdict};
+pub use error::{PeerFault, ValidationError, Verdict};
 pub use seen::{MAX_BLOCKS_PER_HEIGHT, SEEN_CACHE_HEIGHTS, SeenCache};
 pub use signers::{DEFAULT_SIGNER_GRACE_SECS, SignerMatch, SignerSet};
 

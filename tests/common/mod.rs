@@ -150,6 +150,20 @@ pub fn signed_dev(chain: &ChainSpec, envelope: &ExecutionPayloadEnvelope) -> Vec
     signed(chain, version, envelope, &dev_signer())
 }
 
+/// A message whose signature is no valid secp256k1 signature (the sequencer's, with Ethereum's
+/// `v = 27`): REJECTed for a fault in its bytes, so its forwarder is penalised, unlike a valid
+/// signature by a key that is not the sequencer's.
+pub fn broken_signature(
+    chain: &ChainSpec,
+    version: BlockVersion,
+    envelope: &ExecutionPayloadEnvelope,
+) -> Vec<u8> {
+    let body = encode_envelope(version, envelope).unwrap();
+    let mut sig = dev_signer().sign_payload(chain.chain_id, &body);
+    sig[64] = 27;
+    encode_with_signature(&sig, &body)
+}
+
 /// A message with an arbitrary 65-byte signature over the encoding of `envelope`.
 pub fn with_raw_signature(
     version: BlockVersion,

@@ -11,8 +11,9 @@ use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use crate::block_builder::{BlockSpec, L1Info, build_block};
 use crate::chain::ChainSpec;
 use crate::wire::block_hash::compute_block_hash;
-use crate::wire::envelope::encode_signed;
+use crate::wire::envelope::{encode_signed, encode_with_signature};
 use crate::wire::signature::BlockSigner;
+use crate::wire::ssz::encode_envelope;
 use crate::wire::{BlockVersion, ExecutionPayloadEnvelope, MAX_GOSSIP_SIZE_BYTES};
 
 /// Forged blocks (not equivocations) are numbered from here: far above any devnet height, so a
@@ -37,8 +38,11 @@ pub fn stranger() -> Result<BlockSigner, ForgeError> {
         .map_err(|e| ForgeError(e.to_string()))
 }
 
-/// `invalid-sig`: a well-formed block (current timestamp, correct hash) signed by `signer`, which
-/// is not the chain's unsafe block signer → REJECT (rule 5b).
+/// `invalid-sig`: a well-formed block (current timestamp, correct hash) signed by `signer`, then
+/// its signature broken so that it is no valid secp256k1 signature at all, in turn: Ethereum's
+/// `v = 27`, `r = 0`, `s = 0` → REJECT (rule 5b), a fault every node finds in the bytes. (A valid
+/// signature by a key that is not the chain's signer is REJECTed too, but proves nothing about
+/// the forwarder: the signer may have rotated. Nobody is penalised for it.)
 pub fn invalid_signature(
     chain: &ChainSpec,
     signer: &BlockSigner,
@@ -46,7 +50,15 @@ pub fn invalid_signature(
     now: u64,
 ) -> Result<(BlockVersion, Vec<u8>), ForgeError> {
     let envelope = forged_block(chain, serial, now);
-    sign(chain, &envelope, signer)
+    let version = chain.block_version_at(envelope.payload.timestamp);
+    let signed = encode_envelope(version, &envelope).map_err(|e| ForgeError(e.to_string()))?;
+    let mut signature = signer.sign_payload(chain.chain_id, &signed);
+    match serial % 3 {
+        0 => signature[64] = 27,
+        1 => signature[..32].fill(0),
+        _ => signature[32..64].fill(0),
+    }
+    Ok((version, encode_with_signature(&signature, &signed)))
 }
 
 /// The defects of `invalid-block`, taken in turn. Each is checked after the signature, so only a
@@ -231,7 +243,7 @@ mod tests {
         assert_ne!(stranger.address(), sequencer.address());
         for serial in 0..3 {
             let m = invalid_signature(&chain, &stranger, serial, NOW).unwrap();
-            assert_eq!(reason(&v, &m), "unknown_signer");
+            assert_eq!(reason(&v, &m), "invalid_signature");
         }
         let reasons: Vec<_> = (0..3)
             .map(|s| reason(&v, &invalid_block(&chain, &sequencer, s, NOW).unwrap()))

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use libp2p::PeerId;
 
 use super::equivocation::{EquivocationTracker, charge_forwarder};
-use crate::validate::{ValidBlock, ValidationError};
+use crate::validate::{PeerFault, ValidBlock, ValidationError};
 
 /// Weight of a valid response (op-node `ValidResponseWeight`).
 pub const VALID_RESPONSE_WEIGHT: f64 = 0.5;
@@ -67,25 +67,29 @@ pub enum PeerOutcome {
     /// when it rate limits the requester (it also covers other server-side failures). Counts as
     /// an error response; tracked apart only to tell the operator why.
     RateLimitedResponse,
-    /// A gossip block we REJECTed (bad hash, wrong fork fields, undecodable...).
+    /// A gossip block we REJECTed for a fault in its bytes (bad hash, wrong fork fields,
+    /// undecodable, over the height limit as delivered by this peer).
     InvalidBlock,
     /// Our server refused one of its payload_by_number requests: over its rate limit for the
     /// whole throttle wait, or over its open-stream limit. Ours (op-node does not score
     /// requesters): a peer keeping a queue that deep is flooding us; the weight is small and
     /// capped, so it shows (`rate_limited`) and costs gossip only together with other faults.
     RequestRefused,
-    /// A gossip block we REJECTed for its signature (invalid, or not the chain's signer). Counts
-    /// as an invalid block; tracked apart only to tell the operator why.
+    /// A gossip block we REJECTed for a cryptographically invalid signature (a valid signature by
+    /// a key we do not accept costs nothing). Counts as an invalid block; tracked apart only to
+    /// tell the operator why.
     InvalidSignature,
 }
 
 impl PeerOutcome {
-    /// The outcome of a REJECTed gossip message with validation reason `reason`
-    /// (`ValidationError::reason`).
-    pub fn of_rejected_message(reason: &str) -> Self {
-        match reason {
-            "invalid_signature" | "unknown_signer" => Self::InvalidSignature,
-            _ => Self::InvalidBlock,
+    /// The outcome of a gossip message whose REJECT proved `fault` against its forwarder.
+    pub fn of_fault(fault: PeerFault) -> Self {
+        match fault {
+            PeerFault::InvalidSignature => Self::InvalidSignature,
+            PeerFault::Malformed
+            | PeerFault::WrongBlockHash
+            | PeerFault::ForkFields
+            | PeerFault::TooManyAtHeight => Self::InvalidBlock,
         }
     }
 }
@@ -208,16 +212,17 @@ impl AppScores {
         self.lock().remove(peer);
     }
 
-    /// Whether the forwarder of a judged gossip message is to be charged an invalid block: every
-    /// REJECT, except one over the per-height limit from a peer that forwarded no more blocks at
-    /// that height than an honest node may ([`super::equivocation`]). Also records the delivery.
+    /// What the forwarder of a judged gossip message is charged with, if anything: a REJECT's
+    /// provable fault only ([`ValidationError::peer_fault`]), and a height-limit REJECT only
+    /// from a peer that itself forwarded more blocks at that height than an honest node may
+    /// ([`super::equivocation`]). Also records the delivery.
     pub fn blame_forwarder(
         &self,
         peer: PeerId,
         result: &Result<ValidBlock, ValidationError>,
-    ) -> bool {
+    ) -> Option<PeerOutcome> {
         let mut tracker = self.forwarded.lock().unwrap_or_else(|p| p.into_inner());
-        charge_forwarder(&mut tracker, peer, result)
+        charge_forwarder(&mut tracker, peer, result).map(PeerOutcome::of_fault)
     }
 
     /// One slot passed: decays the counters of `connected` peers (op-node decays only those),

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use alloy_primitives::B256;
 use libp2p::PeerId;
 
-use crate::validate::{MAX_BLOCKS_PER_HEIGHT, ValidBlock, ValidationError, Verdict};
+use crate::validate::{MAX_BLOCKS_PER_HEIGHT, PeerFault, ValidBlock, ValidationError};
 
 /// Distinct blocks per height an honest node may forward: the most op-node (and we) accept at
 /// one height (5 stored, the 6th accepted, the 7th REJECTed).
@@ -121,34 +121,51 @@ impl EquivocationTracker {
 }
 
 /// The blame rule for one judged gossip message from `peer`: records the block if it reached the
-/// seen cache (accepted, duplicate, or over the height limit), and says whether the forwarder is
-/// charged an invalid block: for every REJECT, except one over the height limit from a peer that
-/// delivered no more blocks at that height than an honest node forwards.
+/// seen cache (accepted, duplicate, or over the height limit), and returns the fault the
+/// forwarder is charged with: the REJECT's provable fault ([`ValidationError::peer_fault`]),
+/// except a height-limit REJECT from a peer that delivered no more blocks at that height than an
+/// honest node forwards.
 pub fn charge_forwarder(
     tracker: &mut EquivocationTracker,
     peer: PeerId,
     result: &Result<ValidBlock, ValidationError>,
-) -> bool {
+) -> Option<PeerFault> {
     match result {
         Ok(block) => {
             let payload = &block.envelope.payload;
             tracker.record(peer, payload.block_number, payload.block_hash);
-            false
+            None
         }
         Err(ValidationError::AlreadySeen { number, hash }) => {
             tracker.record(peer, *number, *hash);
-            false
+            None
         }
-        Err(ValidationError::TooManyBlocksAtHeight { number, hash, .. }) => {
-            tracker.record(peer, *number, *hash)
-        }
-        Err(e) => e.verdict() == Verdict::Reject,
+        Err(ValidationError::TooManyBlocksAtHeight { number, hash, .. }) => tracker
+            .record(peer, *number, *hash)
+            .then_some(PeerFault::TooManyAtHeight),
+        Err(e) => e.peer_fault(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn charged(
+        t: &mut EquivocationTracker,
+        peer: PeerId,
+        result: &Result<ValidBlock, ValidationError>,
+    ) -> bool {
+        charge_forwarder(t, peer, result).is_some()
+    }
+
+    fn no_charge(
+        t: &mut EquivocationTracker,
+        peer: PeerId,
+        result: &Result<ValidBlock, ValidationError>,
+    ) -> bool {
+        charge_forwarder(t, peer, result).is_none()
+    }
 
     fn hash(i: u8) -> B256 {
         B256::repeat_byte(i)
@@ -189,23 +206,35 @@ mod tests {
         let mut t = EquivocationTracker::new();
         let (honest, equivocator) = (PeerId::random(), PeerId::random());
         for i in 1..=6 {
-            assert!(!charge_forwarder(&mut t, equivocator, &too_many(5, i)));
+            assert!(no_charge(&mut t, equivocator, &too_many(5, i)));
         }
         for i in 10..16 {
-            assert!(!charge_forwarder(&mut t, honest, &too_many(5, i)));
+            assert!(no_charge(&mut t, honest, &too_many(5, i)));
         }
-        assert!(charge_forwarder(&mut t, equivocator, &too_many(5, 7)));
-        // Every other REJECT charges, IGNORE never does.
-        let bad = Err(ValidationError::UnknownSigner {
+        assert!(charged(&mut t, equivocator, &too_many(5, 7)));
+        // A REJECT with a fault in the bytes charges; one that depends on our settings (a
+        // signer we do not accept) or clock does not; IGNORE never does.
+        let bad = Err(ValidationError::BlockHashMismatch {
+            claimed: hash(1),
+            computed: hash(2),
+        });
+        assert!(charged(&mut t, honest, &bad));
+        let stranger = Err(ValidationError::UnknownSigner {
             recovered: Default::default(),
         });
-        assert!(charge_forwarder(&mut t, honest, &bad));
+        assert!(no_charge(&mut t, honest, &stranger));
+        let late = Err(ValidationError::TimestampTooOld {
+            timestamp: 1,
+            now: 100,
+            window_secs: 60,
+        });
+        assert!(no_charge(&mut t, honest, &late));
         let seen = Err(ValidationError::AlreadySeen {
             number: 5,
             hash: hash(1),
         });
-        assert!(!charge_forwarder(&mut t, honest, &seen));
-        assert!(!charge_forwarder(
+        assert!(no_charge(&mut t, honest, &seen));
+        assert!(no_charge(
             &mut t,
             honest,
             &Err(ValidationError::SignerUnset)
@@ -221,9 +250,9 @@ mod tests {
                 number: 3,
                 hash: hash(i),
             });
-            assert!(!charge_forwarder(&mut t, peer, &seen));
+            assert!(no_charge(&mut t, peer, &seen));
         }
-        assert!(charge_forwarder(&mut t, peer, &too_many(3, 7)));
+        assert!(charged(&mut t, peer, &too_many(3, 7)));
     }
 
     #[test]

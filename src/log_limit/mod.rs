@@ -2,8 +2,12 @@
 //! place that logs, carrying how many events it stands for. A peer that triggers the same error a
 //! thousand times a second then costs one line per interval, not a thousand, at any log level.
 //!
-//! Used where an event is caused by a request or message from outside (the req/resp server's
-//! store errors); each such place owns one `static` [`LogEvery`].
+//! Two tools: [`LogEvery`], one `static` per place in our code where an event is caused by a
+//! request or message from outside (the req/resp server's store errors), which summarises in the
+//! line it writes; and [`callsite::CallsiteLimit`], a tracing layer that caps every WARN and
+//! ERROR and every line of the networking crates per call site, for the places we do not own.
+
+pub mod callsite;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

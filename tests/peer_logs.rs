@@ -1,0 +1,110 @@
+//! Log lines a peer can cause are capped per call site: a peer sending hundreds of gossip
+//! messages that carry a signature field (each of which rust-libp2p answers with a WARN) costs
+//! the operator at most `LINES_PER_WINDOW` lines, then one summary line per window.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::net::AuthoredPeer;
+use common::*;
+use op_gossip::log_limit::callsite::{LINES_PER_WINDOW, WINDOW};
+
+const WAIT: Duration = Duration::from_secs(30);
+/// What rust-libp2p writes for each such message (in anonymous validation mode).
+const PEER_WARNING: &str = "Signature field was non-empty";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_repeating_a_warning_gets_a_capped_count_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_op-gossip"))
+        .args(["node", "--chain", "devnet", "--datadir"])
+        .arg(dir.path())
+        .args([
+            "--p2p.listen.ip",
+            "127.0.0.1",
+            "--p2p.listen.tcp",
+            "0",
+            "--rpc.disable",
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: the test reads as fast as the node writes; the reader waits beyond 4096 lines.
+    let (tx, lines) = mpsc::sync_channel::<String>(4096);
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next_line = |deadline: Instant| {
+        lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    };
+    // "listening address=/ip4/127.0.0.1/tcp/PORT peer_id=ID"
+    let deadline = Instant::now() + WAIT;
+    let addr = loop {
+        let line = next_line(deadline).expect("the node listens");
+        if let Some(rest) = line.split("listening address=").nth(1) {
+            let mut parts = rest.split(" peer_id=");
+            let addr = parts.next().unwrap().to_owned();
+            let peer = parts.next().unwrap().trim().to_owned();
+            break format!("{addr}/p2p/{peer}");
+        }
+    };
+
+    let chain = op_gossip::chain_config::load_chain("devnet").unwrap();
+    let topic = chain.topic(op_gossip::wire::BlockVersion::V4);
+    let mut peer = AuthoredPeer::new(&[&topic]);
+    peer.swarm
+        .dial(addr.parse::<libp2p::Multiaddr>().unwrap())
+        .unwrap();
+    peer.drive(Duration::from_secs(2)).await;
+    const SENT: u64 = 300;
+    for n in 1..=SENT {
+        let msg = signed_dev(&chain, &block(&chain, n, NOW, 100));
+        peer.swarm
+            .behaviour_mut()
+            .publish(libp2p::gossipsub::IdentTopic::new(&topic), msg)
+            .unwrap();
+        if n % 50 == 0 {
+            peer.drive(Duration::from_millis(100)).await;
+        }
+    }
+    peer.drive(Duration::from_secs(1)).await;
+
+    // Everything the node writes until the summary of the window the warnings fell in.
+    let deadline = Instant::now() + WINDOW + WAIT;
+    let (mut warnings, mut summary) = (0u32, None);
+    while summary.is_none() {
+        let Some(line) = next_line(deadline) else {
+            break;
+        };
+        if line.contains(PEER_WARNING) {
+            warnings += 1;
+        }
+        if line.contains("log lines suppressed") && line.contains("libp2p_gossipsub") {
+            summary = Some(line);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    eprintln!("warnings written: {warnings}; summary: {summary:?}");
+    assert!(warnings >= 1, "the peer's messages reach the warning");
+    assert!(
+        warnings <= LINES_PER_WINDOW,
+        "{warnings} warnings for {SENT} messages"
+    );
+    let summary = summary.expect("a summary line for the suppressed warnings");
+    assert!(summary.contains("suppressed="), "{summary}");
+}
