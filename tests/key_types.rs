@@ -68,7 +68,13 @@ async fn peers_with_every_key_type_op_node_accepts_connect() {
     for (name, key) in keys {
         let peer = connects(key, addr.clone()).await;
         let deadline = tokio::time::Instant::now() + WAIT;
-        while !node.network().connected_peers().await.unwrap().contains(&peer) {
+        while !node
+            .network()
+            .connected_peers()
+            .await
+            .unwrap()
+            .contains(&peer)
+        {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "{name} peer not seen"

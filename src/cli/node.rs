@@ -446,6 +446,12 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
         store = %config.data_dir.join(crate::node::STORE_FILE).display(),
         "starting"
     );
+    // Go raises it for op-node; a 1,024 default would let peers' sockets starve the RPC,
+    // metrics and new peers before the connection limits (p2p::conn_caps) apply.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     if chain.configured_signers().next().is_none() {
         tracing::warn!(
             "no unsafe block signer configured: every gossip block will be ignored (set --p2p.unsafe.block.signer)"

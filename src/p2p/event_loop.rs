@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 
+use super::conn_caps::IpCaps;
 use super::gate::{Admission, Gate};
 use super::peers::app_score::AppScores;
 use super::peers::bans::BanList;
@@ -49,6 +50,10 @@ type PendingConnects = HashMap<PeerId, Vec<tokio::sync::oneshot::Sender<Result<(
 pub(crate) struct Behaviour {
     /// First, so a banned peer is refused before any other protocol sees the connection.
     gate: Gate,
+    /// Then the hard bounds (see [`super::conn_caps`]): per IP and subnet, the totals, memory.
+    ip_caps: IpCaps,
+    limits: libp2p::connection_limits::Behaviour,
+    memory: libp2p::memory_connection_limits::Behaviour,
     gossipsub: Gossipsub,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -194,8 +199,17 @@ impl EventLoop {
             )
             .map_err(|e| NetworkError::Setup(e.to_string()))?
             .with_behaviour(|key| {
+                let mut limits = libp2p::connection_limits::Behaviour::new(
+                    super::conn_caps::libp2p_limits(&config.limits, static_ids.len()),
+                );
+                for peer in &static_ids {
+                    limits.bypass_peer_id(peer);
+                }
                 Ok(Behaviour {
                     gate: Gate::new(admission.clone(), gate_stats),
+                    ip_caps: IpCaps::default(),
+                    limits,
+                    memory: super::conn_caps::memory_limit(),
                     gossipsub: gossip::build(
                         &chain,
                         &gossip_config,

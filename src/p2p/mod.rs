@@ -18,6 +18,7 @@
 //! become behaviours of the same swarm, driven by the same loop.
 //! Reference: `shared/spec/op-p2p.md` §4, §7.4.
 
+pub mod conn_caps;
 mod event_loop;
 pub mod gate;
 pub mod gossip;

@@ -7,6 +7,7 @@ pub mod fake_engine;
 pub mod fake_server;
 pub mod http;
 pub mod net;
+pub mod process;
 
 use std::path::PathBuf;
 use std::sync::Arc;
