@@ -340,6 +340,7 @@ impl NodeArgs {
                 mesh_d_hi: self.mesh_dhi,
                 mesh_d_lazy: self.mesh_dlazy,
                 flood_publish: self.flood_publish,
+                ..GossipConfig::default()
             },
             validator: ValidatorConfig {
                 past_window_secs: self.timestamp_threshold_secs,

@@ -23,6 +23,7 @@ use super::peers::bans::BanList;
 use super::peers::book::{Direction, PeerBook};
 use super::peers::lists::PeerLists;
 use super::peers::scorebook::ScoreBook;
+use super::validation_shares::{ValidationShares, share_for};
 use super::{BanConfig, ConnectionLimits};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, ping, tcp, yamux};
@@ -34,8 +35,7 @@ use super::recent_messages::RecentMessages;
 use super::reqresp::inbound::{self, InboundStreams};
 use super::{
     Command, IDLE_CONNECTION_TIMEOUT, INLINE_VALIDATION_MAX_BYTES, NetworkConfig, NetworkError,
-    NetworkEvent, STATIC_REDIAL_INTERVAL, VALIDATION_CONCURRENCY, VALIDATION_QUEUE,
-    VALIDATION_TIMEOUT, peer_id_of,
+    NetworkEvent, STATIC_REDIAL_INTERVAL, VALIDATION_TIMEOUT, peer_id_of,
 };
 use crate::clock::unix_now;
 use crate::metrics::Metrics;
@@ -68,6 +68,9 @@ struct Judged {
     message_id: MessageId,
     source: PeerId,
     acceptance: MessageAcceptance,
+    /// The forwarder was charged a fault: its score goes to gossipsub and the ban check looks
+    /// at it now, not at the next push or round-robin turn.
+    penalised: bool,
 }
 
 /// Owns the swarm and runs until shutdown.
@@ -83,6 +86,8 @@ pub struct EventLoop {
     recent: Arc<RecentMessages>,
     /// Free places in the validation queue.
     queue: Arc<Semaphore>,
+    /// Each peer's share of the queue.
+    shares: Arc<ValidationShares>,
     /// Validations allowed to run at once.
     running: Arc<Semaphore>,
     static_peers: Vec<Multiaddr>,
@@ -241,7 +246,12 @@ impl EventLoop {
                 addr: addr.to_string(),
                 reason: e.to_string(),
             })?;
-        let (judged_tx, judged_rx) = mpsc::channel(VALIDATION_QUEUE);
+        let (judged_tx, judged_rx) = mpsc::channel(gossip_config.validation_queue.max(1));
+        // Every peer the connection bounds let in, each with its share of the queue.
+        let max_peers = config.limits.hi
+            + super::conn_caps::INBOUND_SLACK
+            + super::conn_caps::OUTBOUND_RESERVE
+            + static_ids.len();
         Ok(Self {
             swarm,
             inbound_streams,
@@ -251,8 +261,12 @@ impl EventLoop {
             judged_rx,
             validator: config.validator,
             recent,
-            queue: Arc::new(Semaphore::new(VALIDATION_QUEUE)),
-            running: Arc::new(Semaphore::new(VALIDATION_CONCURRENCY)),
+            queue: Arc::new(Semaphore::new(gossip_config.validation_queue)),
+            shares: Arc::new(ValidationShares::new(share_for(
+                gossip_config.validation_queue,
+                max_peers,
+            ))),
+            running: Arc::new(Semaphore::new(gossip_config.validation_concurrency)),
             static_peers: config.static_peers,
             listen_addrs: Vec::new(),
             shutdown,
@@ -311,6 +325,9 @@ impl EventLoop {
                 Some(judged) = self.judged_rx.recv() => {
                     self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
                         &judged.message_id, &judged.source, judged.acceptance);
+                    if judged.penalised {
+                        self.punish_now(judged.source);
+                    }
                 }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = redial.tick() => self.dial_static_peers(),
@@ -506,6 +523,18 @@ impl EventLoop {
                 .report_message_validation_result(&message_id, &source, MessageAcceptance::Ignore);
             return;
         }
+        // The forwarder's share first: a flooding peer fills its own share, not the queue.
+        let Some(share) = self.shares.try_take(source) else {
+            self.queue_overflows.fetch_add(1, Ordering::Relaxed);
+            self.metrics.validation_queue_full();
+            tracing::warn!(%source, share = self.shares.share(),
+                "peer's share of the validation queue used up; ignoring message");
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&message_id, &source, MessageAcceptance::Ignore);
+            return;
+        };
         let Ok(slot) = self.queue.clone().try_acquire_owned() else {
             self.queue_overflows.fetch_add(1, Ordering::Relaxed);
             self.metrics.validation_queue_full();
@@ -529,7 +558,7 @@ impl EventLoop {
         // `INLINE_VALIDATION_MAX_BYTES`). Invalid snappy fails validation at once: small.
         let inline = declared_len(&data).map_or(true, |n| n <= INLINE_VALIDATION_MAX_BYTES);
         tokio::spawn(async move {
-            let _slot = slot;
+            let _slot = (slot, share);
             let work = async {
                 // The permit moves into the validation, so a timed-out one keeps its place until
                 // it really ends and concurrency never exceeds the bound.
@@ -563,17 +592,20 @@ impl EventLoop {
             // Gossipsub only forwards ACCEPTed messages: the forwarder answers for a REJECT whose
             // fault is in the bytes (never one that depends on our clock or settings), and for
             // the per-height limit only past its own share (see `peers::equivocation`).
+            let mut penalised = false;
             if let Some(result) = &result
                 && let Some(outcome) = app_scores.blame_forwarder(source, result)
             {
                 app_scores.record(source, outcome);
                 metrics.penalised(outcome);
+                penalised = true;
             }
             let _ = judged
                 .send(Judged {
                     message_id,
                     source,
                     acceptance,
+                    penalised,
                 })
                 .await;
             let _ = events.try_send(NetworkEvent::MessageValidated {

@@ -51,6 +51,10 @@ pub struct GossipConfig {
     pub mesh_d_lazy: usize,
     /// Publish to every peer on the topic instead of the mesh (op-node default: off).
     pub flood_publish: bool,
+    /// Messages waiting for or in validation ([`super::VALIDATION_QUEUE`]).
+    pub validation_queue: usize,
+    /// Validations running at once ([`super::VALIDATION_CONCURRENCY`]).
+    pub validation_concurrency: usize,
 }
 
 impl Default for GossipConfig {
@@ -61,6 +65,8 @@ impl Default for GossipConfig {
             mesh_d_hi: DEFAULT_MESH_D_HI,
             mesh_d_lazy: DEFAULT_MESH_D_LAZY,
             flood_publish: false,
+            validation_queue: super::VALIDATION_QUEUE,
+            validation_concurrency: super::VALIDATION_CONCURRENCY,
         }
     }
 }

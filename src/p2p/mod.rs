@@ -27,6 +27,7 @@ pub mod peers;
 pub mod recent_messages;
 pub mod reqresp;
 pub mod scoring;
+pub mod validation_shares;
 pub mod views;
 
 use std::net::IpAddr;

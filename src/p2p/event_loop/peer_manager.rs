@@ -30,19 +30,35 @@ impl EventLoop {
     /// disconnected. Without scoring, scores stay unknown and nobody is banned.
     pub(super) fn check_one_peer(&mut self) {
         self.clear_expired_bans();
-        if !self.ban.enabled {
-            return;
-        }
         let mut peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         if peers.is_empty() {
             return;
         }
         peers.sort_unstable();
         self.monitor_cursor = (self.monitor_cursor + 1) % peers.len();
-        let Some(peer) = peers.get(self.monitor_cursor).copied() else {
+        if let Some(peer) = peers.get(self.monitor_cursor).copied() {
+            self.check_peer(peer);
+        }
+    }
+
+    /// A validation just charged `peer` a fault: its application score goes into gossipsub and
+    /// the ban check runs on it now, so a peer flooding invalid messages is cut off after the
+    /// first one judged instead of at its next round-robin turn (up to a second per peer later).
+    pub(super) fn punish_now(&mut self, peer: PeerId) {
+        if !self.swarm.is_connected(&peer) {
             return;
-        };
-        if self.static_ids.contains(&peer) {
+        }
+        let score = self.app_scores.score(&peer);
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(&peer, score);
+        self.check_peer(peer);
+    }
+
+    /// Bans and disconnects `peer` if its score is below the threshold (never a static peer).
+    fn check_peer(&mut self, peer: PeerId) {
+        if !self.ban.enabled || self.static_ids.contains(&peer) {
             return;
         }
         let Some(score) = self.swarm.behaviour().gossipsub.peer_score(&peer) else {
