@@ -71,7 +71,7 @@ async fn attacker(addr: Multiaddr, messages: Vec<Vec<u8>>, stop: CancellationTok
             return;
         }
         let _ = swarm.behaviour_mut().publish(topic.clone(), data);
-        if (n as u64 + 1) % BURST == 0 {
+        if (n as u64 + 1).is_multiple_of(BURST) {
             drive(&mut swarm, Duration::from_millis(50)).await;
         }
     }
