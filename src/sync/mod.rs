@@ -16,6 +16,7 @@
 //! peer that does not speak the protocol fails its requests like any erring peer.
 
 pub mod plan;
+pub mod quarantine;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -15,7 +15,8 @@
 //! can no longer be on the chain (another hash was promoted at their number, or they fall out of
 //! the quarantine untrusted) count as rejected for the peer that sent them.
 //!
-//! Bounds: queue ≤ `max_gap` numbers; quarantine ≤ [`QUARANTINE_CAPACITY`] payloads; trusted set
+//! Bounds: queue ≤ `max_gap` numbers; quarantine ≤ [`QUARANTINE_CAPACITY`] payloads and
+//! [`QUARANTINE_MAX_BYTES`], [`QUARANTINE_PEER_BYTES`] per peer ([`super::quarantine`]); trusted set
 //! ≤ [`TRUSTED_CAPACITY`] hashes; promoted-but-not-yet-stored and expected hashes: one entry per
 //! number above the head, at most `max_gap` plus the holes' edges.
 
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use alloy_primitives::B256;
 use libp2p::PeerId;
 
+use super::quarantine::Quarantine;
 use crate::p2p::peers::app_score::PeerOutcome;
 use crate::p2p::reqresp::client::RequestError;
 use crate::store::{BlockRef, Holes, StoredBlock};
@@ -33,8 +35,7 @@ use crate::store::{BlockRef, Holes, StoredBlock};
 /// our server answers it for rate-limit waits that ran out and for overload).
 const RATE_LIMITED_CODE: u8 = 3;
 
-/// Fetched payloads waiting for trust (op-node's quarantine LRU: 100).
-pub const QUARANTINE_CAPACITY: usize = 100;
+pub use super::quarantine::{QUARANTINE_CAPACITY, QUARANTINE_MAX_BYTES, QUARANTINE_PEER_BYTES};
 /// Hashes known to be on the chain (op-node's trusted-hash LRU: 10,000).
 pub const TRUSTED_CAPACITY: usize = 10_000;
 /// Queue entries looked at when picking a number for a peer (skipping those it lacks).
@@ -92,12 +93,6 @@ pub struct PlanStats {
     pub reanchored: u64,
 }
 
-struct Quarantined {
-    block: StoredBlock,
-    from: PeerId,
-    arrival: u64,
-}
-
 /// The plan. One owner (the sync task); workers go through it for every request and answer.
 pub struct SyncPlan {
     config: PlanConfig,
@@ -108,8 +103,7 @@ pub struct SyncPlan {
     promoted: BTreeMap<u64, (B256, Instant)>,
     /// Number → the only hash it can have (the parent claimed by a trusted block above it).
     expected: BTreeMap<u64, B256>,
-    quarantine: HashMap<B256, Quarantined>,
-    arrivals: u64,
+    quarantine: Quarantine,
     trusted: HashSet<B256>,
     trusted_order: VecDeque<B256>,
     paused_until: Option<Instant>,
@@ -132,8 +126,7 @@ impl SyncPlan {
             in_flight: HashSet::new(),
             promoted: BTreeMap::new(),
             expected: BTreeMap::new(),
-            quarantine: HashMap::new(),
-            arrivals: 0,
+            quarantine: Quarantine::default(),
             trusted: HashSet::new(),
             trusted_order: VecDeque::new(),
             paused_until: None,
@@ -321,19 +314,13 @@ impl SyncPlan {
             self.queue.insert(number);
             return actions;
         }
-        self.arrivals += 1;
-        self.quarantine.insert(
-            hash,
-            Quarantined {
-                block,
-                from: peer,
-                arrival: self.arrivals,
-            },
-        );
+        // What the quarantine's bounds drop counts as rejected for its sender.
+        for sender in self.quarantine.insert(hash, block, peer) {
+            self.reject(sender, &mut actions);
+        }
         if self.trusted.contains(&hash) {
             self.promote(hash, &mut actions, now);
         }
-        self.evict_overflow(&mut actions);
         actions
     }
 
@@ -345,8 +332,7 @@ impl SyncPlan {
         self.not_found.retain(|n, _| *n > head);
         self.promoted
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < PROMOTED_EXPIRY);
-        self.quarantine
-            .retain(|_, q| q.block.envelope.payload.block_number > head);
+        self.quarantine.drop_through(head);
     }
 
     fn trust(&mut self, hash: B256) {
@@ -369,11 +355,9 @@ impl SyncPlan {
     ) -> bool {
         let found = self
             .quarantine
-            .iter()
-            .find(|(h, q)| {
-                q.block.envelope.payload.block_number == number && self.trusted.contains(*h)
-            })
-            .map(|(h, _)| *h);
+            .hashes_at(number)
+            .into_iter()
+            .find(|h| self.trusted.contains(h));
         match found {
             Some(hash) => {
                 self.promote(hash, actions, now);
@@ -406,7 +390,7 @@ impl SyncPlan {
             let Some(below) = number.checked_sub(1).filter(|b| *b > self.head) else {
                 return;
             };
-            if !self.quarantine.contains_key(&parent) {
+            if !self.quarantine.contains(&parent) {
                 self.reject_quarantined_at(below, actions);
                 if !self.in_flight.contains(&below)
                     && !self.promoted.contains_key(&below)
@@ -422,32 +406,8 @@ impl SyncPlan {
     /// Rejects every payload still quarantined at `number` (called once the number's hash is
     /// known and none of them has it).
     fn reject_quarantined_at(&mut self, number: u64, actions: &mut Vec<SyncAction>) {
-        let wrong: Vec<B256> = self
-            .quarantine
-            .iter()
-            .filter(|(_, q)| q.block.envelope.payload.block_number == number)
-            .map(|(h, _)| *h)
-            .collect();
-        for hash in wrong {
+        for hash in self.quarantine.hashes_at(number) {
             if let Some(q) = self.quarantine.remove(&hash) {
-                self.reject(q.from, actions);
-            }
-        }
-    }
-
-    /// Drops the oldest untrusted payloads beyond the capacity; each counts as rejected.
-    fn evict_overflow(&mut self, actions: &mut Vec<SyncAction>) {
-        while self.quarantine.len() > QUARANTINE_CAPACITY {
-            // Linear over ≤ QUARANTINE_CAPACITY + 1 entries, only on overflow.
-            let Some(oldest) = self
-                .quarantine
-                .iter()
-                .min_by_key(|(_, q)| q.arrival)
-                .map(|(h, _)| *h)
-            else {
-                return;
-            };
-            if let Some(q) = self.quarantine.remove(&oldest) {
                 self.reject(q.from, actions);
             }
         }
