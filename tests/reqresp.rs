@@ -408,3 +408,108 @@ async fn a_store_damaged_while_serving_answers_code_3_and_the_node_stays_up() {
     .await;
     assert_eq!(server.network().connected_peers().await.unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_flooded_streams_from_many_peers_leave_honest_requests_served() {
+    // Issue 18's stream attack: 7 peers each hold 13 streams open without a request, and keep
+    // opening and dropping more, while an honest peer fetches 18 blocks one after another.
+    use op_gossip::p2p::reqresp::server::MAX_STREAMS_PER_PEER;
+    const ATTACKERS: u8 = 7;
+    const IDLE_PER_ATTACKER: usize = 13;
+    const HONEST_REQUESTS: u64 = 18;
+    let dir = tempfile::tempdir().unwrap();
+    let chain = devnet_now();
+    let server = start(config(&chain, 0, dir.path(), true)).await.unwrap();
+    let mut honest_config = config(&chain, 1, dir.path(), false);
+    honest_config.sync = None;
+    let honest = start(honest_config).await.unwrap();
+    connect(&honest, &server).await;
+    let mut attackers = Vec::new();
+    for i in 0..ATTACKERS {
+        let mut cfg = config(&chain, 10 + i, dir.path(), false);
+        cfg.sync = None;
+        let attacker = start(cfg).await.unwrap();
+        connect(&attacker, &server).await;
+        attackers.push(attacker);
+    }
+    wait_for_peers(&[&server], 1 + usize::from(ATTACKERS)).await;
+    server
+        .produce(3, Duration::from_millis(20), 1000)
+        .await
+        .unwrap();
+    server.wait_for_head(3, WAIT).await.unwrap();
+
+    let [protocol, _] = protocols(chain.chain_id);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut held = Vec::new();
+    let mut floods = Vec::new();
+    for attacker in &attackers {
+        let mut control = attacker.network().stream_control();
+        for _ in 0..IDLE_PER_ATTACKER {
+            if let Ok(stream) = control
+                .open_stream(server.peer_id(), protocol.clone())
+                .await
+            {
+                held.push(stream);
+            }
+        }
+        let (mut control, protocol, peer, stop) = (
+            control.clone(),
+            protocol.clone(),
+            server.peer_id(),
+            stop.clone(),
+        );
+        floods.push(tokio::spawn(async move {
+            let mut opened = 0u64;
+            while !stop.is_cancelled() {
+                if let Ok(stream) = control.open_stream(peer, protocol.clone()).await {
+                    drop(stream);
+                    opened += 1;
+                }
+                tokio::task::yield_now().await;
+            }
+            opened
+        }));
+    }
+    let mut control = honest.network().stream_control();
+    let mut refused = 0;
+    for i in 0..HONEST_REQUESTS {
+        let number = 1 + i % 3;
+        match request_payload(
+            &mut control,
+            &chain,
+            server.peer_id(),
+            number,
+            RequestTimeouts::default(),
+        )
+        .await
+        {
+            Ok(envelope) => assert_eq!(envelope.payload.block_number, number),
+            Err(RequestError::ErrorCode(3)) => refused += 1,
+            Err(e) => panic!("request {i}: {e}"),
+        }
+    }
+    stop.cancel();
+    let mut flooded = 0;
+    for f in floods {
+        flooded += f.await.unwrap();
+    }
+    drop(held);
+    let stats = server.server_stats().unwrap().snapshot();
+    eprintln!(
+        "{refused} of {HONEST_REQUESTS} honest requests refused; attackers held {} idle streams \
+         and opened {flooded} more; server: {stats:?}",
+        usize::from(ATTACKERS) * IDLE_PER_ATTACKER
+    );
+    assert!(flooded > 100, "the flood ran");
+    assert!(refused * 10 <= HONEST_REQUESTS, "{refused} refused");
+    // Each attacker kept at most its own places; what it tried beyond them cost it score.
+    assert!(
+        stats.rate_limited
+            >= u64::from(ATTACKERS) * (IDLE_PER_ATTACKER - MAX_STREAMS_PER_PEER) as u64
+    );
+    for attacker in &attackers {
+        assert!(server.app_scores().score(&attacker.peer_id()) < 0.0);
+    }
+    assert_eq!(server.app_scores().score(&honest.peer_id()), 0.0);
+}

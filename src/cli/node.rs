@@ -351,8 +351,6 @@ impl NodeArgs {
             reqresp_server: self.serve_req_resp.then(|| ServerConfig {
                 global,
                 per_peer,
-                // As many open streams as the peer's bucket holds tokens.
-                max_streams_per_peer: usize::try_from(per_peer.burst).unwrap_or(usize::MAX),
                 ..ServerConfig::default()
             }),
             sync: self.sync_req_resp.then(|| SyncConfig {

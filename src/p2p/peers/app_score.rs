@@ -70,8 +70,9 @@ pub enum PeerOutcome {
     /// A gossip block we REJECTed for a fault in its bytes (bad hash, wrong fork fields,
     /// undecodable, over the height limit as delivered by this peer).
     InvalidBlock,
-    /// Our server refused one of its payload_by_number requests: over its rate limit for the
-    /// whole throttle wait, or over its open-stream limit. Ours (op-node does not score
+    /// Our server refused one of its payload_by_number requests (over its rate limit for the
+    /// whole throttle wait, over its open-stream limit or the server's capacity), or it opened a
+    /// stream and never sent its request within the read timeout. Ours (op-node does not score
     /// requesters): a peer keeping a queue that deep is flooding us; the weight is small and
     /// capped, so it shows (`rate_limited`) and costs gossip only together with other faults.
     RequestRefused,

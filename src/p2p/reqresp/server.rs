@@ -51,14 +51,16 @@ pub const PEER_RATE: Rate = Rate {
 /// op-node's per-peer limiter table size.
 pub const PEER_TABLE: usize = 1000;
 /// Inbound streams served at once; more are answered code 3 without being read. op-node has no
-/// such cap; 64 is above what the global rate (40 burst) can keep busy.
-pub const MAX_INBOUND_STREAMS: usize = 64;
-/// Streams one peer may have open at once; more are answered code 3 without being read. As many
-/// as the peer's bucket holds tokens (its burst): a peer within its rate never has more waiting,
-/// and an honest client has one request in flight per peer (op-node's per-peer loop, our sync
-/// worker). Beyond it a request would only wait for tokens its own limit will not grant soon,
-/// holding one of the [`MAX_INBOUND_STREAMS`] places every peer shares.
-pub const MAX_STREAMS_PER_PEER: usize = PEER_RATE.burst as usize;
+/// such cap. 128 is [`MAX_STREAMS_PER_PEER`] places for each of the most peers the connection
+/// bounds admit (`p2p::conn_caps`: 30 + 5 inbound + 10 outbound = 45, 90 places) with room for
+/// static peers: however many peer ids flood, each connected peer keeps its own places.
+pub const MAX_INBOUND_STREAMS: usize = 128;
+/// Streams one peer may have open at once; more are answered code 3 without being read, and
+/// cost it a little score. An honest client has one request in flight per peer (op-node's
+/// per-peer loop, our sync worker); two covers a new request overlapping one that timed out.
+/// Beyond it a stream would only hold a place (waiting for its request, or for tokens its own
+/// limit will not grant soon) that another peer needs.
+pub const MAX_STREAMS_PER_PEER: usize = 2;
 
 /// Server settings (op-node's values by default; tests shorten the timeouts).
 #[derive(Debug, Clone, Copy)]
@@ -238,6 +240,9 @@ async fn serve(shared: &Shared, peer: PeerId, mut stream: Stream) -> (ResultCode
         shared
             .metrics
             .rate_limit_refusal(RateLimitRefusal::OverCapacity);
+        // Every connected peer has its own places within the capacity, so a peer refused here
+        // is one of those holding too many: the small, capped refusal penalty.
+        shared.scores.record(peer, PeerOutcome::RequestRefused);
         respond_error(shared, &mut stream, ResultCode::Unknown).await;
         return (ResultCode::Unknown, None);
     };
@@ -254,7 +259,10 @@ async fn serve(shared: &Shared, peer: PeerId, mut stream: Stream) -> (ResultCode
     let number = match read.map(|r| r.map(|()| decode_request(&request))) {
         Ok(Ok(Ok(number))) => number,
         _ => {
+            // A stream opened and left without its request (or with a bad one) held a place
+            // for up to the read timeout: the same small, capped penalty as a refusal.
             shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+            shared.scores.record(peer, PeerOutcome::RequestRefused);
             let _ = stream.close().await;
             return (ResultCode::Unknown, None);
         }
