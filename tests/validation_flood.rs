@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use common::net::*;
 use common::*;
-use futures::StreamExt;
-use libp2p::{Multiaddr, gossipsub, identity, noise, tcp, yamux};
+use libp2p::Multiaddr;
 use op_gossip::node::{NodeEvent, start};
 use op_gossip::wire::BlockVersion;
 use tokio::sync::broadcast::error::RecvError;
@@ -25,59 +24,23 @@ const FORGED_PER_ATTACKER: u64 = 3000;
 const BURST: u64 = 500;
 const HONEST_BLOCKS: u64 = 30;
 
-/// Polls `swarm` for `d` (it has no task of its own).
-async fn drive(swarm: &mut libp2p::Swarm<gossipsub::Behaviour>, d: Duration) {
-    let _ = tokio::time::timeout(d, async {
-        loop {
-            swarm.select_next_some().await;
-        }
-    })
-    .await;
-}
-
-/// One attacker: a bare gossipsub peer (anonymous, as OP nodes publish) with a fresh identity
-/// that dials `addr` and publishes `FORGED_PER_ATTACKER` forged blocks in bursts.
+/// One attacker: publishes `messages` to the node at `addr` in bursts of [`BURST`].
 async fn attacker(addr: Multiaddr, messages: Vec<Vec<u8>>, stop: CancellationToken) {
-    let topic = gossipsub::IdentTopic::new("/optimism/901/3/blocks");
-    let config = gossipsub::ConfigBuilder::default()
-        .validation_mode(gossipsub::ValidationMode::Anonymous)
-        .message_id_fn(|m: &gossipsub::Message| {
-            gossipsub::MessageId::from(alloy_primitives::keccak256(&m.data).to_vec())
-        })
-        .max_transmit_size(10 << 20)
-        .build()
-        .unwrap();
-    let mut swarm =
-        libp2p::SwarmBuilder::with_existing_identity(identity::Keypair::generate_ed25519())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|_| {
-                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
-                    .unwrap()
-            })
-            .unwrap()
-            .build();
-    swarm.behaviour_mut().subscribe(&topic).unwrap();
-    swarm.dial(addr).unwrap();
+    let mut peer = AnonymousPublisher::dial(addr, "/optimism/901/3/blocks");
     // Until the follower's subscription is known (it sends it right after connecting).
-    drive(&mut swarm, Duration::from_secs(2)).await;
+    peer.drive(Duration::from_secs(2)).await;
     for (n, data) in messages.into_iter().enumerate() {
         if stop.is_cancelled() {
             return;
         }
-        let _ = swarm.behaviour_mut().publish(topic.clone(), data);
+        peer.publish(data);
         if (n as u64 + 1).is_multiple_of(BURST) {
-            drive(&mut swarm, Duration::from_millis(50)).await;
+            peer.drive(Duration::from_millis(50)).await;
         }
     }
     tokio::select! {
         () = stop.cancelled() => {}
-        () = drive(&mut swarm, Duration::from_secs(60)) => {}
+        () = peer.drive(Duration::from_secs(60)) => {}
     }
 }
 

@@ -40,6 +40,7 @@ use super::{
 use crate::clock::unix_now;
 use crate::metrics::Metrics;
 use crate::validate::{BlockValidator, Verdict};
+use crate::wire::MAX_GOSSIP_SIZE_BYTES;
 use crate::wire::snappy::declared_len;
 
 /// Replies waiting for a dial to finish (`opp2p_connectPeer`).
@@ -62,6 +63,14 @@ pub(crate) struct Behaviour {
     /// Inbound payload_by_number streams, served outside this loop (see [`inbound`]).
     inbound: inbound::Behaviour,
 }
+
+/// KiB of bodies decompressed at once by validations (those the message-id cache did not keep,
+/// over 4 MiB less their raw size): one of the largest messages (10 MiB) with room to spare, so
+/// that four validations of 10 MiB bombs at once cannot take 40 MiB of the node's 64 MiB memory
+/// target (measured with `tests/bomb_flood.rs`, release: 20 MiB here left a 64.9 MiB peak).
+/// Blocks whose body the cache kept never wait for it. A validation waiting here counts against
+/// its 3 s timeout.
+pub const DECOMPRESS_BUDGET_KIB: u32 = 12 * 1024;
 
 /// A finished validation, on its way back to gossipsub.
 struct Judged {
@@ -88,6 +97,8 @@ pub struct EventLoop {
     queue: Arc<Semaphore>,
     /// Each peer's share of the queue.
     shares: Arc<ValidationShares>,
+    /// KiB of message bodies being decompressed for validation ([`DECOMPRESS_BUDGET_KIB`]).
+    decompress_budget: Arc<Semaphore>,
     /// Validations allowed to run at once.
     running: Arc<Semaphore>,
     static_peers: Vec<Multiaddr>,
@@ -267,6 +278,7 @@ impl EventLoop {
                 max_peers,
             ))),
             running: Arc::new(Semaphore::new(gossip_config.validation_concurrency)),
+            decompress_budget: Arc::new(Semaphore::new(DECOMPRESS_BUDGET_KIB as usize)),
             static_peers: config.static_peers,
             listen_addrs: Vec::new(),
             shutdown,
@@ -556,15 +568,30 @@ impl EventLoop {
         let id = message_id.clone();
         // Small blocks are validated on this task's worker, big ones on the blocking pool (see
         // `INLINE_VALIDATION_MAX_BYTES`). Invalid snappy fails validation at once: small.
-        let inline = declared_len(&data).map_or(true, |n| n <= INLINE_VALIDATION_MAX_BYTES);
+        let declared = declared_len(&data).ok();
+        let inline = declared.is_none_or(|n| n <= INLINE_VALIDATION_MAX_BYTES);
+        // A body the id function did not keep is decompressed again by the validator: its
+        // declared size (bodies over the 10 MiB limit are refused before decompressing) is
+        // taken from the decompression budget first.
+        let decompress_kib = match declared {
+            Some(n) if n <= MAX_GOSSIP_SIZE_BYTES && self.recent.decompressed(&id.0).is_none() => {
+                u32::try_from(n.div_ceil(1024)).unwrap_or(u32::MAX)
+            }
+            _ => 0,
+        };
+        let budget = self.decompress_budget.clone();
         tokio::spawn(async move {
             let _slot = (slot, share);
             let work = async {
                 // The permit moves into the validation, so a timed-out one keeps its place until
                 // it really ends and concurrency never exceeds the bound.
+                let memory = match decompress_kib {
+                    0 => None,
+                    kib => Some(budget.acquire_many_owned(kib).await.ok()?),
+                };
                 let permit = running.acquire_owned().await.ok()?;
                 let validate = move || {
-                    let _permit = permit;
+                    let _permits = (permit, memory);
                     recent.validate(&validator, version, &id.0, &data, unix_now())
                 };
                 if inline {

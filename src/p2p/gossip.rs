@@ -71,6 +71,15 @@ impl Default for GossipConfig {
     }
 }
 
+/// Messages of one received RPC that gossipsub processes (rust-libp2p's default: 5,000); the rest
+/// are dropped. Every message costs its op-node message id on the network loop (a decompression
+/// and a SHA-256 over up to 10 MiB, about 30 ms for the largest) before anything can tell it is
+/// junk, and one RPC is handled in one go: 500 such messages in one RPC stalled the loop for
+/// over a second. Honest peers send a block or two per RPC (a gossip message as it is
+/// published, or the few an IWANT asked for); 16 bounds the stall to about 0.5 s in the worst
+/// case, and a block dropped here is still fetched by gap filling.
+pub const MAX_MESSAGES_PER_RPC: usize = 16;
+
 /// The gossipsub behaviour type we run: only the chain's block topics are tracked.
 pub type Gossipsub =
     gossipsub::Behaviour<gossipsub::IdentityTransform, WhitelistSubscriptionFilter>;
@@ -95,6 +104,7 @@ pub fn build(
             MessageId::from(recent.message_id(m.topic.as_str(), &m.data).to_vec())
         })
         .max_transmit_size(MAX_GOSSIP_SIZE_BYTES)
+        .max_publish_messages(MAX_MESSAGES_PER_RPC)
         .heartbeat_interval(HEARTBEAT)
         .mesh_n(config.mesh_d)
         .mesh_n_low(config.mesh_d_lo)

@@ -16,8 +16,9 @@
 //! A lookup is exact: the fast hash only picks the candidate, whose raw bytes and topic are then
 //! compared in full, so a crafted hash collision costs a comparison and nothing else. Bounds:
 //! at most [`MAX_ENTRIES`] messages and [`BUDGET_BYTES`] of raw plus decompressed bytes, oldest
-//! first out; a message bigger than half the budget is never kept (its id is computed every time,
-//! as without the cache).
+//! first out; a body that would take the entry over half the budget is not kept (only the raw
+//! bytes and the id are), and raw bytes over half the budget are never kept (that id is computed
+//! every time, as without the cache).
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
@@ -99,9 +100,12 @@ impl RecentMessages {
             return id;
         }
         let (id, body) = message_id_and_body(topic, raw);
-        let size = raw.len() + body.as_ref().map_or(0, Vec::len);
-        // Checked before the raw bytes are copied: a message too big to keep costs no copy.
-        if size <= MAX_ENTRY_BYTES {
+        // Checked before the raw bytes are copied: a message too big to keep costs no copy. A
+        // body too big to keep is dropped but its id is remembered: a copy of a highly
+        // compressed message (480 KiB declaring 10 MiB) then costs a hash, not another 10 MiB
+        // decompression and SHA-256 on the network loop.
+        let body = body.filter(|b| raw.len() + b.len() <= MAX_ENTRY_BYTES);
+        if raw.len() <= MAX_ENTRY_BYTES {
             self.remember(Entry {
                 key,
                 topic: topic.to_owned(),
@@ -249,9 +253,27 @@ mod tests {
         );
         drop(entries);
         // Too big to keep: computed, correct, not remembered.
-        let huge = compressed(&big.repeat(3));
+        let huge = compressed(&big.repeat(5));
         let before = cache.lock().list.len();
         assert_eq!(cache.message_id(TOPIC, &huge), message_id(TOPIC, &huge));
         assert_eq!(cache.lock().list.len(), before);
+    }
+
+    #[test]
+    fn a_body_too_big_to_keep_still_has_its_id_remembered() {
+        // 480 KiB-class messages that declare megabytes: the id is remembered from the raw
+        // bytes, the body is not kept (the validator decompresses it again itself).
+        let cache = RecentMessages::default();
+        let body = vec![0u8; MAX_ENTRY_BYTES + 1];
+        let raw = compressed(&body);
+        assert!(raw.len() < 1 << 20);
+        let id = cache.message_id(TOPIC, &raw);
+        assert_eq!(id, message_id(TOPIC, &raw));
+        assert_eq!(
+            cache.find(cache.hasher.hash_one(&raw), TOPIC, &raw),
+            Some(id)
+        );
+        assert_eq!(cache.decompressed(&id), None);
+        assert!(cache.lock().bytes <= 1 << 20, "only the raw bytes are held");
     }
 }

@@ -137,3 +137,61 @@ impl AuthoredPeer {
         .await;
     }
 }
+
+/// A bare gossipsub peer that publishes anonymously (as OP nodes do) with a fresh identity: an
+/// attacker sending whatever bytes it likes on a topic, as many per RPC as rust-libp2p packs.
+pub struct AnonymousPublisher {
+    pub swarm: libp2p::Swarm<libp2p::gossipsub::Behaviour>,
+    topic: libp2p::gossipsub::IdentTopic,
+}
+
+impl AnonymousPublisher {
+    /// Dials `addr` and subscribes to `topic`; drive it before publishing so it learns the
+    /// node's subscription.
+    pub fn dial(addr: libp2p::Multiaddr, topic: &str) -> Self {
+        use libp2p::{gossipsub, identity, noise, tcp, yamux};
+        let config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Anonymous)
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::from(alloy_primitives::keccak256(&m.data).to_vec())
+            })
+            .max_transmit_size(10 << 20)
+            .build()
+            .unwrap();
+        let mut swarm =
+            libp2p::SwarmBuilder::with_existing_identity(identity::Keypair::generate_ed25519())
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default(),
+                    noise::Config::new,
+                    yamux::Config::default,
+                )
+                .unwrap()
+                .with_behaviour(|_| {
+                    gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
+                        .unwrap()
+                })
+                .unwrap()
+                .build();
+        let topic = gossipsub::IdentTopic::new(topic);
+        swarm.behaviour_mut().subscribe(&topic).unwrap();
+        swarm.dial(addr).unwrap();
+        Self { swarm, topic }
+    }
+
+    /// Queues `data` for the node (dropped silently when gossipsub will not take it).
+    pub fn publish(&mut self, data: Vec<u8>) {
+        let _ = self.swarm.behaviour_mut().publish(self.topic.clone(), data);
+    }
+
+    /// Polls the swarm for `duration` (it has no task of its own).
+    pub async fn drive(&mut self, duration: Duration) {
+        use futures::StreamExt;
+        let _ = tokio::time::timeout(duration, async {
+            loop {
+                self.swarm.select_next_some().await;
+            }
+        })
+        .await;
+    }
+}

@@ -146,11 +146,17 @@ pub fn oversize(serial: u64) -> Vec<u8> {
 }
 
 fn just_over_limit(serial: u64) -> Vec<u8> {
-    // The serial as an 8-byte literal, then copies of it: snappy's longest copy is 64 bytes.
+    snappy_bomb(serial, JUST_OVER_LIMIT_BYTES)
+}
+
+/// A genuine snappy block that decompresses to `len` bytes (at least 8): the serial as an 8-byte
+/// literal, then copies of it. About 3 bytes per 64 decompressed: 10 MiB from 480 KiB.
+pub fn snappy_bomb(serial: u64, len: usize) -> Vec<u8> {
+    // Snappy's longest copy is 64 bytes.
     const LITERAL: usize = 8;
     const MAX_COPY: usize = 64;
-    let copied = JUST_OVER_LIMIT_BYTES - LITERAL;
-    let mut out = uvarint(JUST_OVER_LIMIT_BYTES as u64);
+    let copied = len.saturating_sub(LITERAL);
+    let mut out = uvarint(len.max(LITERAL) as u64);
     out.reserve(1 + LITERAL + 3 * copied.div_ceil(MAX_COPY));
     // Literal of 8 bytes: tag (len − 1) << 2.
     out.push(((LITERAL - 1) << 2) as u8);
