@@ -212,6 +212,22 @@ pub struct NodeArgs {
     #[arg(long = "rpc.disable", default_value_t = false)]
     pub rpc_disable: bool,
 
+    /// Also serve the methods that store or sign blocks and ban peers (admin_postUnsafePayload,
+    /// opgossip_publishPayload, opgossip_{ban,unban}{Peer,Addr}); off: "method not found".
+    #[arg(long = "rpc.enable-admin", env = "OP_NODE_RPC_ENABLE_ADMIN", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub rpc_enable_admin: bool,
+
+    /// Host names the admin RPC answers (comma-separated; `localhost` = localhost, 127.0.0.1 and
+    /// `[::1]`; `*` = any); a request with another Host header gets 403.
+    #[arg(
+        long = "rpc.vhosts",
+        value_name = "HOSTS",
+        value_delimiter = ',',
+        default_value = crate::rpc::DEFAULT_VHOSTS,
+        env = "OP_GOSSIP_RPC_VHOSTS"
+    )]
+    pub rpc_vhosts: Vec<String>,
+
     /// Low water mark: the connection manager trims down to this many peers.
     #[arg(long = "p2p.peers.lo", default_value_t = crate::p2p::DEFAULT_PEERS_LO, env = "OP_NODE_P2P_PEERS_LO")]
     pub peers_lo: usize,
@@ -326,6 +342,7 @@ impl NodeArgs {
             }),
             None => None,
         };
+        crate::rpc::host_filter(&self.rpc_vhosts).map_err(|e| CliError::Usage(e.to_string()))?;
         let block_time = chain.block_time;
         Ok(NodeConfig {
             chain,
@@ -371,6 +388,9 @@ impl NodeArgs {
             rpc: (!self.rpc_disable).then_some(crate::rpc::RpcConfig {
                 addr: self.rpc_addr,
                 port: self.rpc_port,
+                enable_admin: self.rpc_enable_admin,
+                vhosts: self.rpc_vhosts.clone(),
+                http: crate::rpc::RPC_HTTP_LIMITS,
             }),
             l1,
             engine: match (&self.l2, &self.l2_jwt_secret) {
@@ -553,6 +573,54 @@ mod tests {
             panic!("not the node subcommand")
         };
         node.to_config(None).unwrap().metrics.listen
+    }
+
+    /// The admin RPC `node` would serve with these flags, or the usage error.
+    fn rpc_config(flags: &[&str]) -> Result<Option<crate::rpc::RpcConfig>, String> {
+        let key = "0x0101010101010101010101010101010101010101010101010101010101010101";
+        let mut args = vec![
+            "op-gossip",
+            "node",
+            "--chain",
+            "devnet",
+            "--p2p.priv.raw",
+            key,
+        ];
+        args.extend_from_slice(flags);
+        let Command::Node(node) = Cli::try_parse_from(args).unwrap().command else {
+            panic!("not the node subcommand")
+        };
+        node.to_config(None)
+            .map(|c| c.rpc)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn rpc_flags_keep_admin_methods_off_and_loopback_names_only() {
+        let rpc = rpc_config(&[]).unwrap().unwrap();
+        assert_eq!(rpc, crate::rpc::RpcConfig::default());
+        assert!(!rpc.enable_admin, "op-node's default: off");
+        assert_eq!(rpc.vhosts, ["localhost"]);
+        assert_eq!(rpc.http, crate::rpc::RPC_HTTP_LIMITS);
+        for flag in ["--rpc.enable-admin", "--rpc.enable-admin=true"] {
+            assert!(rpc_config(&[flag]).unwrap().unwrap().enable_admin, "{flag}");
+        }
+        assert!(
+            !rpc_config(&["--rpc.enable-admin=false"])
+                .unwrap()
+                .unwrap()
+                .enable_admin
+        );
+        assert_eq!(
+            rpc_config(&["--rpc.vhosts", "a.example,localhost"])
+                .unwrap()
+                .unwrap()
+                .vhosts,
+            ["a.example", "localhost"]
+        );
+        let err = rpc_config(&["--rpc.vhosts", "a b"]).unwrap_err();
+        assert!(err.contains("--rpc.vhosts"), "{err}");
+        assert_eq!(rpc_config(&["--rpc.disable"]).unwrap(), None);
     }
 
     #[test]

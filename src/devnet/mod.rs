@@ -611,9 +611,11 @@ async fn spawn_node(
             "--p2p.listen.tcp",
             "0",
             // Every node serves the admin RPC on a free port (its address is in the `listening`
-            // event), so an operator can inspect a running devnet.
+            // event), so an operator can inspect a running devnet, and ban or post blocks on
+            // this local network.
             "--rpc.port",
             "0",
+            "--rpc.enable-admin",
             "--control",
             "stdio",
         ])
