@@ -37,9 +37,12 @@
 //!  producer (with --l2) ──► engine::builder: forkchoiceUpdated+attributes, getPayload ──► sign,
 //!  publish, newPayload, forkchoiceUpdated
 //!
-//!  admin RPC (rpc, jsonrpsee HTTP) ──► NetworkHandle commands (peer snapshots from the
-//!  p2p::peers::book, connect, disconnect, close what the gate now refuses)
-//!                                  └─► p2p::peers::{lists, bans} (shared, persisted)
+//!  http (one accept loop per server: ≤ 64 connections, longest-idle evicted when full, read /
+//!  idle / write deadlines, in-flight cap) ──► admin RPC (rpc: Host allow-list, jsonrpsee;
+//!  admin_* and opgossip_* only with --rpc.enable-admin)
+//!      ──► NetworkHandle commands (peer snapshots from the p2p::peers::book, connect,
+//!          disconnect, close what the gate now refuses)
+//!      └─► p2p::peers::{lists, bans} (shared, persisted)
 //!
 //!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 64 streams, ≤ 15 per peer, per-peer
 //!  + global limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
@@ -47,8 +50,8 @@
 //!  metrics::Metrics (one Arc, one registry) ◄── one-line hooks: event loop (peers, publish,
 //!  slow peers, a score sample of every peer each 15 s), validation tasks (verdict + reason),
 //!  server and sync client (result code, duration, rate-limit waits); read at scrape time:
-//!  gate and ban counters, gossipsub's own metrics ──► metrics::http: GET /metrics
-//!  (--metrics.enabled; ≤ 16 connections, each ≤ 10 s)
+//!  gate and ban counters, gossipsub's own metrics, the HTTP servers' counters ──►
+//!  metrics::http: GET /metrics (--metrics.enabled; served by http like the admin RPC)
 //! ```
 //!
 //! ## Gossip in, byte by byte
@@ -88,6 +91,7 @@ pub mod cli;
 pub mod clock;
 pub mod devnet;
 pub mod engine;
+pub mod http;
 pub mod l1;
 pub mod log_limit;
 pub mod metrics;

@@ -301,7 +301,17 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     }
     // Bound first: a taken metrics port fails the start before any task runs.
     let metrics_listener = match config.metrics.listen {
-        Some(addr) => Some(metrics::http::bind(addr).await?),
+        Some(addr) => {
+            config
+                .metrics
+                .http
+                .validate()
+                .map_err(|e| metrics::http::MetricsError {
+                    addr,
+                    reason: e.to_string(),
+                })?;
+            Some(metrics::http::bind(addr).await?)
+        }
         None => None,
     };
     let initial_head = store.head()?;
@@ -335,6 +345,20 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             bans: bans.clone(),
         },
     ));
+    // What the HTTP servers' bounds did, for the servers that run.
+    let metrics_http = crate::http::HttpStats::new("metrics");
+    let rpc_http = crate::http::HttpStats::new("rpc");
+    let served: Vec<_> = [
+        (metrics_listener.is_some(), &metrics_http),
+        (config.rpc.is_some(), &rpc_http),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, stats)| stats.clone())
+    .collect();
+    if !served.is_empty() {
+        metrics.register_collector(Box::new(crate::http::HttpCollector(served)));
+    }
 
     let (network, net_events, net_task) = p2p::spawn(
         NetworkConfig {
@@ -373,11 +397,19 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             })?;
         tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
         metrics_addr = Some(addr);
-        tasks.push(metrics::http::spawn(
+        match metrics::http::spawn(
             listener,
             metrics.clone(),
+            config.metrics.http,
+            metrics_http,
             shutdown.clone(),
-        ));
+        ) {
+            Ok(task) => tasks.push(task),
+            Err(e) => {
+                shutdown.cancel();
+                return Err(e.into());
+            }
+        }
     }
     tasks.push(tokio::spawn(forward_network_events(
         net_events,
@@ -495,8 +527,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                     signer: config.sequencer.as_ref().map(|s| s.signer.clone()),
                 },
             };
-            match crate::rpc::start(rpc, context, shutdown.clone()).await {
-                Ok(addr) => Some(addr),
+            match crate::rpc::start(rpc, context, rpc_http, shutdown.clone()).await {
+                Ok((addr, task)) => {
+                    tasks.push(task);
+                    Some(addr)
+                }
                 Err(e) => {
                     // Stop what already started before reporting.
                     shutdown.cancel();

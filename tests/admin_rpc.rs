@@ -29,6 +29,9 @@ fn rpc_config(
     cfg.rpc = Some(RpcConfig {
         addr: "127.0.0.1".parse().unwrap(),
         port: 0,
+        // The tests below call the admin methods too.
+        enable_admin: true,
+        ..RpcConfig::default()
     });
     cfg
 }

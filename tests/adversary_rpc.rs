@@ -46,6 +46,7 @@ async fn scenario(kind: AdversaryKind, done: impl Fn(&Value) -> bool) -> Value {
     cfg.rpc = Some(RpcConfig {
         addr: "127.0.0.1".parse().unwrap(),
         port: 0,
+        ..RpcConfig::default()
     });
     let victim: RunningNode = start(cfg).await.unwrap();
     let rpc = victim.rpc_addr().unwrap();

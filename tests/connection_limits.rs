@@ -31,6 +31,7 @@ async fn trims_to_the_low_water_mark_and_keeps_static_and_protected_peers() {
     cfg.rpc = Some(RpcConfig {
         addr: "127.0.0.1".parse().unwrap(),
         port: 0,
+        ..RpcConfig::default()
     });
     // Peer 1 is static.
     cfg.static_peers = vec![peers[0].dial_address().await.unwrap()];

@@ -13,6 +13,8 @@ use common::http::request;
 use common::net::*;
 use common::*;
 use op_gossip::chain::ChainSpec;
+use op_gossip::http::Refusal;
+use op_gossip::http::table::DropCause;
 use op_gossip::metrics::{self, MetricsConfig};
 use op_gossip::node::{NodeConfig, NodeError, NodeEvent, RunningNode, start};
 use op_gossip::p2p::BanConfig;
@@ -64,6 +66,7 @@ fn with_metrics(mut config: NodeConfig) -> NodeConfig {
         listen: Some("127.0.0.1:0".parse().unwrap()),
         // Sampled often, so a test need not wait op-node's 15 s.
         score_sample_interval: Duration::from_millis(300),
+        ..MetricsConfig::default()
     };
     config
 }
@@ -290,6 +293,16 @@ fn assert_bounded_labels(m: &Exposition, chain: &ChainSpec) {
                 }
                 ("op_gossip_p2p_client_request_failures", "kind") => {
                     failure_kinds.contains(&value.as_str())
+                }
+                // The HTTP servers' bounds (op_gossip::http::stats).
+                (f, "server") if f.starts_with("op_gossip_http_") => {
+                    ["metrics", "rpc"].contains(&value.as_str())
+                }
+                ("op_gossip_http_connections_dropped", "cause") => {
+                    DropCause::ALL.iter().any(|c| c.label() == value)
+                }
+                ("op_gossip_http_requests_refused", "cause") => {
+                    Refusal::ALL.iter().any(|r| r.label() == value)
                 }
                 // gossipsub's own metrics: labelled by our topics and small enums of its own.
                 (f, "hash" | "topic") if f.starts_with("op_gossip_gossipsub_") => {

@@ -284,6 +284,7 @@ async fn misbehaving_peers_are_penalised_and_the_client_moves_on() {
     cfg.rpc = Some(op_gossip::rpc::RpcConfig {
         addr: "127.0.0.1".parse().unwrap(),
         port: 0,
+        ..op_gossip::rpc::RpcConfig::default()
     });
     if let Some(sync) = cfg.sync.as_mut() {
         // A silent peer costs one read deadline; keep it short so the test is quick.

@@ -50,12 +50,12 @@ pub struct NodeArgs {
     )]
     pub priv_path: Option<PathBuf>,
 
-    /// Node key as hex (takes precedence over --p2p.priv.path).
+    /// Node key as hex (takes precedence over --p2p.priv.path; prefer the environment variable).
     #[arg(
         long = "p2p.priv.raw",
         value_name = "HEX",
         hide = true,
-        env = "OP_NODE_P2P_PRIV_RAW"
+        env = PRIV_RAW_ENV
     )]
     pub priv_raw: Option<String>,
 
@@ -85,11 +85,12 @@ pub struct NodeArgs {
     )]
     pub static_peers: Vec<Multiaddr>,
 
-    /// Sequencer key (hex, or a file holding hex): sign and publish blocks.
+    /// Sequencer key: a file holding hex (mode 0600), or hex (prefer the environment variable:
+    /// the command line is visible in the process list). Sign and publish blocks.
     #[arg(
         long = "p2p.sequencer.key",
-        value_name = "HEX|FILE",
-        env = "OP_NODE_P2P_SEQUENCER_KEY"
+        value_name = "FILE|HEX",
+        env = SEQUENCER_KEY_ENV
     )]
     pub sequencer_key: Option<String>,
 
@@ -212,6 +213,22 @@ pub struct NodeArgs {
     #[arg(long = "rpc.disable", default_value_t = false)]
     pub rpc_disable: bool,
 
+    /// Also serve the methods that store or sign blocks and ban peers (admin_postUnsafePayload,
+    /// opgossip_publishPayload, opgossip_{ban,unban}{Peer,Addr}); off: "method not found".
+    #[arg(long = "rpc.enable-admin", env = "OP_NODE_RPC_ENABLE_ADMIN", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub rpc_enable_admin: bool,
+
+    /// Host names the admin RPC answers (comma-separated; `localhost` = localhost, 127.0.0.1 and
+    /// `[::1]`; `*` = any); a request with another Host header gets 403.
+    #[arg(
+        long = "rpc.vhosts",
+        value_name = "HOSTS",
+        value_delimiter = ',',
+        default_value = crate::rpc::DEFAULT_VHOSTS,
+        env = "OP_GOSSIP_RPC_VHOSTS"
+    )]
+    pub rpc_vhosts: Vec<String>,
+
     /// Low water mark: the connection manager trims down to this many peers.
     #[arg(long = "p2p.peers.lo", default_value_t = crate::p2p::DEFAULT_PEERS_LO, env = "OP_NODE_P2P_PEERS_LO")]
     pub peers_lo: usize,
@@ -268,7 +285,12 @@ impl NodeArgs {
             None => super::datadir::default_data_dir(&self.chain, &chain)?,
         };
         let keypair = match (&self.priv_raw, &self.priv_path) {
-            (Some(raw), _) => keypair_from_hex(raw, "--p2p.priv.raw"),
+            (Some(raw), _) => {
+                if !from_env(PRIV_RAW_ENV, raw) {
+                    tracing::warn!("{}", argv_key_warning("--p2p.priv.raw", PRIV_RAW_ENV));
+                }
+                keypair_from_hex(raw, "--p2p.priv.raw")
+            }
             (None, Some(path)) => load_or_create(path),
             (None, None) => load_or_create(&data_dir.join("opnode_p2p_priv.txt")),
         }
@@ -282,7 +304,14 @@ impl NodeArgs {
         let sequencer = match &self.sequencer_key {
             None => None,
             Some(key) => Some(SequencerConfig {
-                signer: load_sequencer_key(key)?,
+                signer: {
+                    let (signer, warnings) =
+                        load_sequencer_key(key, from_env(SEQUENCER_KEY_ENV, key))?;
+                    for warning in warnings {
+                        tracing::warn!("{warning}");
+                    }
+                    signer
+                },
                 schedule: if self.on_request {
                     Schedule::OnRequest
                 } else {
@@ -326,6 +355,7 @@ impl NodeArgs {
             }),
             None => None,
         };
+        crate::rpc::host_filter(&self.rpc_vhosts).map_err(|e| CliError::Usage(e.to_string()))?;
         let block_time = chain.block_time;
         Ok(NodeConfig {
             chain,
@@ -370,6 +400,9 @@ impl NodeArgs {
             rpc: (!self.rpc_disable).then_some(crate::rpc::RpcConfig {
                 addr: self.rpc_addr,
                 port: self.rpc_port,
+                enable_admin: self.rpc_enable_admin,
+                vhosts: self.rpc_vhosts.clone(),
+                http: crate::rpc::RPC_HTTP_LIMITS,
             }),
             l1,
             engine: match (&self.l2, &self.l2_jwt_secret) {
@@ -414,18 +447,51 @@ pub fn check_block_size(bytes: usize) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `--p2p.sequencer.key`: hex, or the path of a file holding hex.
-fn load_sequencer_key(value: &str) -> Result<BlockSigner, CliError> {
+/// op-node's environment variable for `--p2p.sequencer.key`.
+pub const SEQUENCER_KEY_ENV: &str = "OP_NODE_P2P_SEQUENCER_KEY";
+/// op-node's environment variable for `--p2p.priv.raw`.
+pub const PRIV_RAW_ENV: &str = "OP_NODE_P2P_PRIV_RAW";
+
+/// Whether `value` came from the environment variable `env` rather than the command line (clap
+/// prefers the command line, so a value equal to the variable's is taken to be the variable's).
+fn from_env(env: &str, value: &str) -> bool {
+    std::env::var(env).is_ok_and(|v| v == value)
+}
+
+/// The warning for a secret given as hex on the command line.
+pub fn argv_key_warning(flag: &str, env: &str) -> String {
+    format!(
+        "{flag} is given as hex on the command line, which every local user can read in the \
+         process list (ps, /proc/<pid>/cmdline); give a file (mode 0600) or set {env} instead"
+    )
+}
+
+/// `--p2p.sequencer.key`: hex, or the path of a file holding hex. `from_env`: the value came from
+/// [`SEQUENCER_KEY_ENV`]. Returns the signer and the warnings to log: hex on the command line,
+/// or a key file that group or others may access.
+pub fn load_sequencer_key(
+    value: &str,
+    from_env: bool,
+) -> Result<(BlockSigner, Vec<String>), CliError> {
+    let mut warnings = Vec::new();
     if let Ok(signer) = BlockSigner::from_hex(value) {
-        return Ok(signer);
+        if !from_env {
+            warnings.push(argv_key_warning("--p2p.sequencer.key", SEQUENCER_KEY_ENV));
+        }
+        return Ok((signer, warnings));
     }
-    let text = std::fs::read_to_string(value).map_err(|e| {
+    let path = std::path::Path::new(value);
+    let text = std::fs::read_to_string(path).map_err(|e| {
         CliError::Usage(format!(
             "--p2p.sequencer.key is neither a hex key nor a readable file ({e})"
         ))
     })?;
-    BlockSigner::from_hex(&text)
-        .map_err(|e| CliError::Usage(format!("--p2p.sequencer.key file {value}: {e}")))
+    if let Some(warning) = crate::p2p::keys::permission_warning(path) {
+        warnings.push(format!("sequencer key: {warning}"));
+    }
+    let signer = BlockSigner::from_hex(&text)
+        .map_err(|e| CliError::Usage(format!("--p2p.sequencer.key file {value}: {e}")))?;
+    Ok((signer, warnings))
 }
 
 /// Runs the node until SIGINT/SIGTERM (or a shutdown command on the control channel).
@@ -564,6 +630,54 @@ mod tests {
             panic!("not the node subcommand")
         };
         node.to_config(None).unwrap().metrics.listen
+    }
+
+    /// The admin RPC `node` would serve with these flags, or the usage error.
+    fn rpc_config(flags: &[&str]) -> Result<Option<crate::rpc::RpcConfig>, String> {
+        let key = "0x0101010101010101010101010101010101010101010101010101010101010101";
+        let mut args = vec![
+            "op-gossip",
+            "node",
+            "--chain",
+            "devnet",
+            "--p2p.priv.raw",
+            key,
+        ];
+        args.extend_from_slice(flags);
+        let Command::Node(node) = Cli::try_parse_from(args).unwrap().command else {
+            panic!("not the node subcommand")
+        };
+        node.to_config(None)
+            .map(|c| c.rpc)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn rpc_flags_keep_admin_methods_off_and_loopback_names_only() {
+        let rpc = rpc_config(&[]).unwrap().unwrap();
+        assert_eq!(rpc, crate::rpc::RpcConfig::default());
+        assert!(!rpc.enable_admin, "op-node's default: off");
+        assert_eq!(rpc.vhosts, ["localhost"]);
+        assert_eq!(rpc.http, crate::rpc::RPC_HTTP_LIMITS);
+        for flag in ["--rpc.enable-admin", "--rpc.enable-admin=true"] {
+            assert!(rpc_config(&[flag]).unwrap().unwrap().enable_admin, "{flag}");
+        }
+        assert!(
+            !rpc_config(&["--rpc.enable-admin=false"])
+                .unwrap()
+                .unwrap()
+                .enable_admin
+        );
+        assert_eq!(
+            rpc_config(&["--rpc.vhosts", "a.example,localhost"])
+                .unwrap()
+                .unwrap()
+                .vhosts,
+            ["a.example", "localhost"]
+        );
+        let err = rpc_config(&["--rpc.vhosts", "a b"]).unwrap_err();
+        assert!(err.contains("--rpc.vhosts"), "{err}");
+        assert_eq!(rpc_config(&["--rpc.disable"]).unwrap(), None);
     }
 
     #[test]

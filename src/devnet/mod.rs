@@ -611,24 +611,28 @@ async fn spawn_node(
             "--p2p.listen.tcp",
             "0",
             // Every node serves the admin RPC on a free port (its address is in the `listening`
-            // event), so an operator can inspect a running devnet.
+            // event), so an operator can inspect a running devnet, and ban or post blocks on
+            // this local network.
             "--rpc.port",
             "0",
+            "--rpc.enable-admin",
             "--control",
             "stdio",
         ])
         .arg("--runtime.worker-threads")
         .arg(worker_threads_per_node(plan.nodes).to_string())
-        .arg("--p2p.priv.raw")
-        .arg(node_key_hex(i));
+        // Keys through the environment, not the command line (visible in the process list;
+        // the node warns about that even though these keys are public).
+        .env(crate::cli::node::PRIV_RAW_ENV, node_key_hex(i));
     if i == 0 {
-        cmd.args([
-            "--p2p.sequencer.key",
-            DEVNET_SEQUENCER_KEY,
-            "--sequencer.on-request",
-        ]);
-    } else if plan.drop > 0.0 {
-        cmd.arg("--test.lose-gossip").arg(plan.drop.to_string());
+        cmd.env(crate::cli::node::SEQUENCER_KEY_ENV, DEVNET_SEQUENCER_KEY)
+            .arg("--sequencer.on-request");
+    } else {
+        // A follower must not inherit a sequencer key from the devnet's own environment.
+        cmd.env_remove(crate::cli::node::SEQUENCER_KEY_ENV);
+        if plan.drop > 0.0 {
+            cmd.arg("--test.lose-gossip").arg(plan.drop.to_string());
+        }
     }
     if let (1, Some((url, secret))) = (i, &plan.engine) {
         cmd.arg("--l2").arg(url).arg("--l2.jwt-secret").arg(secret);

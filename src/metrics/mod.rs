@@ -139,6 +139,8 @@ pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
     /// How often peer scores are sampled ([`PEER_SCORE_SAMPLE_INTERVAL`]; tests shorten it).
     pub score_sample_interval: Duration,
+    /// The endpoint's HTTP bounds ([`http::METRICS_HTTP_LIMITS`]; tests shorten the timeouts).
+    pub http: crate::http::HttpLimits,
 }
 
 impl Default for MetricsConfig {
@@ -146,6 +148,7 @@ impl Default for MetricsConfig {
         Self {
             listen: None,
             score_sample_interval: PEER_SCORE_SAMPLE_INTERVAL,
+            http: http::METRICS_HTTP_LIMITS,
         }
     }
 }
@@ -504,6 +507,11 @@ impl Metrics {
         let mut root = self.registry();
         let own = root.sub_registry_with_prefix(format!("{OWN_PREFIX}_{prefix}"));
         f(own)
+    }
+
+    /// Adds a collector read at scrape time (the HTTP servers' counters, [`crate::http::stats`]).
+    pub fn register_collector(&self, collector: Box<dyn Collector>) {
+        self.registry().register_collector(collector);
     }
 
     /// The whole exposition in OpenMetrics text, `# EOF` included.

@@ -1,13 +1,25 @@
 //! The admin JSON-RPC server (HTTP, jsonrpsee): op-node's `opp2p_*` namespace (spec §9) with its
-//! JSON shapes ([`types`]), plus `opgossip_*` methods for temporary bans, which op-node keeps
-//! internal. It sits beside the network, never inside it: peer state comes from the event loop
-//! through the [`NetworkHandle`]'s bounded commands, and the ban books and operator lists are
-//! shared structures whose disk writes run on the blocking pool.
+//! JSON shapes ([`types`]); with `--rpc.enable-admin` (op-node's flag) also op-node's
+//! `admin_postUnsafePayload`, our `opgossip_publishPayload` ([`payloads`]) and `opgossip_*` methods
+//! for temporary bans, which op-node keeps internal ([`ADMIN_METHODS`]). It sits beside the
+//! network, never inside it: peer state comes from the event loop through the
+//! [`NetworkHandle`]'s bounded commands, and the ban books and operator lists are shared
+//! structures whose disk writes run on the blocking pool.
 //!
 //! ```text
-//! HTTP ─► jsonrpsee ─► opp2p handler ─► NetworkHandle command ─► EventLoop (snapshot / close)
-//!                                    └► PeerLists / BanList (persisted) ─► gate
+//! TCP ─► crate::http (connection table, deadlines, in-flight cap) ─► Host allow-list (403)
+//!     ─► jsonrpsee ─► opp2p handler ─► NetworkHandle command ─► EventLoop (snapshot / close)
+//!                                   └► PeerLists / BanList (persisted) ─► gate
 //! ```
+//!
+//! Security model: the server listens on 127.0.0.1 by default and has no authentication, so it
+//! must not face anyone who is not the operator. A web page in the operator's browser can still
+//! send requests to loopback (by DNS rebinding, under its own host name), so every request's
+//! `Host` must be on `--rpc.vhosts` (geth's convention; default `localhost`, which allows
+//! `localhost`, `127.0.0.1` and `[::1]` on any port) or it gets 403; there is no CORS. What
+//! signs with the sequencer key, stores unsigned blocks or bans peers is not even registered
+//! without `--rpc.enable-admin` (callers get -32601, method not found). The HTTP bounds
+//! ([`RPC_HTTP_LIMITS`]) keep slow and idle clients from locking other callers out.
 
 pub mod payloads;
 pub mod types;
@@ -17,14 +29,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use jsonrpsee::server::middleware::http::HostFilterLayer;
 use jsonrpsee::server::{RpcModule, Server, ServerConfig};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use libp2p::{Multiaddr, PeerId};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
+use crate::http::{HttpLimits, HttpStats};
+use crate::log_limit::LogEvery;
 use crate::p2p::NetworkHandle;
 use crate::p2p::peers::bans::BanList;
 use crate::p2p::peers::book::DisconnectReason;
@@ -34,27 +50,88 @@ use types::{PeerDump, PeerInfo, PeerStats, TempBan};
 
 /// op-node's default RPC port (`--rpc.port`).
 pub const DEFAULT_RPC_PORT: u16 = 9545;
-/// Largest request accepted. Every method takes at most two short strings; 64 KiB leaves room
-/// for a batch of a few hundred calls and keeps a hostile caller from making us buffer megabytes.
+/// Largest request accepted. Every `opp2p_*` method takes at most two short strings; 64 KiB
+/// leaves room for a batch of a few hundred calls and keeps a hostile caller from making us
+/// buffer megabytes.
 pub const MAX_REQUEST_BYTES: u32 = 64 * 1024;
 /// Largest response. A peer dump of 1,000 known peers is about 1.5 MB.
 pub const MAX_RESPONSE_BYTES: u32 = 16 * 1024 * 1024;
-/// Concurrent HTTP connections (jsonrpsee's default is 100; an admin API needs few).
-pub const MAX_CONNECTIONS: u32 = 32;
 /// op-node's `opp2p_connectPeer` timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Shortest time a failed `opp2p_connectPeer` takes to answer. A refused port fails in well under
+/// a millisecond and a port that does not speak libp2p a few milliseconds later; waiting out a
+/// floor hides that difference (with the single error message, the caller cannot tell an open
+/// port from a closed one), and slows a port scan through the node to one port per second per
+/// request in flight.
+pub const CONNECT_FAILURE_FLOOR: Duration = Duration::from_secs(1);
+/// What every failed `opp2p_connectPeer` answers, whatever the cause; the cause goes to the log.
+pub const CONNECT_FAILED: &str = "cannot connect to the peer";
+/// `--rpc.vhosts` by default: loopback names only.
+pub const DEFAULT_VHOSTS: &str = "localhost";
+/// The methods registered only with `--rpc.enable-admin`: what stores a block (and so sends it to
+/// the engine and serves it to peers), signs with the sequencer key, or bans. op-node keeps its
+/// `admin_*` methods behind the same flag; `opp2p_*` stay as op-node has them.
+pub const ADMIN_METHODS: [&str; 6] = [
+    "admin_postUnsafePayload",
+    "opgossip_publishPayload",
+    "opgossip_banPeer",
+    "opgossip_unbanPeer",
+    "opgossip_banAddr",
+    "opgossip_unbanAddr",
+];
+/// The admin RPC's HTTP bounds ([`crate::http`]).
+pub const RPC_HTTP_LIMITS: HttpLimits = HttpLimits {
+    // An operator's tools open a few connections; a full table closes its longest-idle one for
+    // a new caller, so 64 only bounds memory (a task and a read buffer each).
+    max_connections: 64,
+    // Admin calls take milliseconds, except `opp2p_connectPeer` (up to 30 s); 32 was the former
+    // cap on connections, now spent only on requests whose body is in.
+    max_in_flight: 32,
+    // A 64 KiB body from a local tool arrives in milliseconds; 10 s also covers a remote one on
+    // a slow link (geth allows 30 s, for bodies of up to 5 MB).
+    read_timeout: Duration::from_secs(10),
+    // Reconnecting costs a local tool one handshake; half a minute spares a polling script that.
+    idle_timeout: Duration::from_secs(30),
+    // The largest response (16 MiB) at about 0.5 MB/s.
+    write_timeout: Duration::from_secs(30),
+    // Above `opp2p_connectPeer`'s 30 s timeout and failure floor.
+    handler_timeout: Duration::from_secs(60),
+    max_body_bytes: MAX_REQUEST_BYTES as usize,
+};
 /// JSON-RPC "invalid params".
 const INVALID_PARAMS: i32 = -32602;
 /// Server error code for a failed operation (the network stopped, a dial failed, a full list).
 const SERVER_ERROR: i32 = -32000;
+/// One line per interval for failed `opp2p_connectPeer` calls (a caller could spam them).
+static CONNECT_FAILURES: LogEvery = LogEvery::new(Duration::from_secs(10));
 
-/// Where the server listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the server is set up (`--rpc.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcConfig {
     /// `--rpc.addr`.
     pub addr: IpAddr,
     /// `--rpc.port` (0 = any free port).
     pub port: u16,
+    /// `--rpc.enable-admin`: also register [`ADMIN_METHODS`].
+    pub enable_admin: bool,
+    /// `--rpc.vhosts`: the `Host` names allowed (`localhost` stands for `localhost`, `127.0.0.1`
+    /// and `[::1]`; `*` for any; a name allows any port, `name:port` one).
+    pub vhosts: Vec<String>,
+    /// HTTP bounds ([`RPC_HTTP_LIMITS`]; tests shorten the timeouts).
+    pub http: HttpLimits,
+}
+
+impl Default for RpcConfig {
+    /// 127.0.0.1:9545, no admin methods, `localhost` only, [`RPC_HTTP_LIMITS`].
+    fn default() -> Self {
+        Self {
+            addr: IpAddr::from([127, 0, 0, 1]),
+            port: DEFAULT_RPC_PORT,
+            enable_admin: false,
+            vhosts: vec![DEFAULT_VHOSTS.to_owned()],
+            http: RPC_HTTP_LIMITS,
+        }
+    }
 }
 
 /// What the handlers work on.
@@ -81,39 +158,95 @@ pub enum RpcError {
         /// Why.
         reason: String,
     },
+    /// A `--rpc.vhosts` entry is not a host name, or none is given.
+    #[error("--rpc.vhosts: {0}")]
+    VirtualHosts(String),
+    /// The HTTP bounds contradict each other.
+    #[error("admin RPC: {0}")]
+    Limits(#[from] crate::http::HttpError),
 }
 
-/// Starts the server; it stops when `shutdown` is cancelled. Returns the bound address.
+/// The `Host` filter for `vhosts` (see [`RpcConfig::vhosts`]): jsonrpsee's, which answers 403
+/// to a name not on the list and 400 to a request without one.
+pub fn host_filter(vhosts: &[String]) -> Result<HostFilterLayer, RpcError> {
+    let mut allowed = Vec::new();
+    for entry in vhosts {
+        let name = entry.trim().to_ascii_lowercase();
+        match name.as_str() {
+            "" => {}
+            "*" => return Ok(HostFilterLayer::disable()),
+            "localhost" => {
+                allowed.extend(["localhost", "127.0.0.1", "[::1]"].map(|h| format!("{h}:*")));
+            }
+            _ => {
+                // A bare IPv6 address gets the brackets a Host header carries.
+                let name = match name.parse::<std::net::Ipv6Addr>() {
+                    Ok(ip) => format!("[{ip}]"),
+                    Err(_) => name,
+                };
+                let has_port = match name.strip_prefix('[') {
+                    Some(rest) => rest.contains("]:"),
+                    None => name.contains(':'),
+                };
+                let pattern = if has_port { name } else { format!("{name}:*") };
+                // Checked one by one, to name the entry at fault.
+                HostFilterLayer::new([pattern.as_str()])
+                    .map_err(|e| RpcError::VirtualHosts(format!("{entry:?}: {e}")))?;
+                allowed.push(pattern);
+            }
+        }
+    }
+    if allowed.is_empty() {
+        return Err(RpcError::VirtualHosts(
+            "no host name given (`*` allows any)".into(),
+        ));
+    }
+    HostFilterLayer::new(allowed).map_err(|e| RpcError::VirtualHosts(e.to_string()))
+}
+
+/// Starts the server; it stops when `shutdown` is cancelled (the returned task ends then, within
+/// [`crate::http::SHUTDOWN_GRACE`]). Returns the bound address; what the HTTP bounds did is
+/// counted in `stats`.
 pub async fn start(
     config: RpcConfig,
     context: AdminContext,
+    stats: std::sync::Arc<HttpStats>,
     shutdown: CancellationToken,
-) -> Result<SocketAddr, RpcError> {
+) -> Result<(SocketAddr, JoinHandle<()>), RpcError> {
     let addr = SocketAddr::new(config.addr, config.port);
     let bind = |e: std::io::Error| RpcError::Bind {
         addr,
         reason: e.to_string(),
     };
+    let hosts = host_filter(&config.vhosts)?;
+    config.http.validate()?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
+    let bound = listener.local_addr().map_err(bind)?;
     let limits = ServerConfig::builder()
         .http_only()
         .max_request_body_size(MAX_REQUEST_BYTES)
         .max_response_body_size(MAX_RESPONSE_BYTES)
-        .max_connections(MAX_CONNECTIONS)
+        // jsonrpsee counts requests in progress; ours are counted (and capped) first.
+        .max_connections(u32::try_from(config.http.max_in_flight).unwrap_or(u32::MAX))
         .build();
-    let server = Server::builder()
+    let (stop, handle) = jsonrpsee::server::stop_channel();
+    let service = Server::builder()
         .set_config(limits)
-        .build(addr)
-        .await
-        .map_err(bind)?;
-    let bound = server.local_addr().map_err(bind)?;
-    let handle = server.start(module(context));
-    tracing::info!(addr = %bound, "admin RPC listening");
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
+        .set_http_middleware(tower::ServiceBuilder::new().layer(hosts))
+        .to_service_builder()
+        .build(module(context, config.enable_admin), stop);
+    let served = crate::http::serve(listener, config.http, stats, service, shutdown)?;
+    tracing::info!(
+        addr = %bound,
+        admin = config.enable_admin,
+        vhosts = %config.vhosts.join(","),
+        "admin RPC listening"
+    );
+    let task = tokio::spawn(async move {
+        let _ = served.await;
         let _ = handle.stop();
-        handle.stopped().await;
     });
-    Ok(bound)
+    Ok((bound, task))
 }
 
 type RpcResult = Result<Value, ErrorObjectOwned>;
@@ -194,8 +327,8 @@ macro_rules! method {
     };
 }
 
-/// Every method.
-pub fn module(context: AdminContext) -> RpcModule<AdminContext> {
+/// Every `opp2p_*` method, and [`ADMIN_METHODS`] when `enable_admin`.
+pub fn module(context: AdminContext, enable_admin: bool) -> RpcModule<AdminContext> {
     let mut m = RpcModule::new(context);
     method!(m, "opp2p_self", |p, ctx| {
         let view = ctx.network.self_view().await.map_err(failed)?;
@@ -348,11 +481,23 @@ pub fn module(context: AdminContext) -> RpcModule<AdminContext> {
         let addr: Multiaddr = text
             .parse()
             .map_err(|e| invalid(format!("invalid multiaddr {text:?}: {e}")))?;
-        match tokio::time::timeout(CONNECT_TIMEOUT, ctx.network.connect(addr)).await {
-            Ok(Ok(())) => Ok(Value::Null),
-            Ok(Err(e)) => Err(failed(e)),
-            Err(_) => Err(failed("timed out connecting")),
+        if crate::p2p::peer_id_of(&addr).is_none() {
+            return Err(invalid(format!("{text:?} must end in /p2p/<peer id>")));
         }
+        // Whatever goes wrong past this point, the caller gets one answer, after the same
+        // floor: the node must not tell its callers which ports are open where.
+        let started = tokio::time::Instant::now();
+        let reason =
+            match tokio::time::timeout(CONNECT_TIMEOUT, ctx.network.connect(addr.clone())).await {
+                Ok(Ok(())) => return Ok(Value::Null),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out".to_owned(),
+            };
+        if let Some(events) = CONNECT_FAILURES.event() {
+            tracing::info!(%addr, %reason, events, "opp2p_connectPeer failed");
+        }
+        tokio::time::sleep_until(started + CONNECT_FAILURE_FLOOR).await;
+        Err::<Value, _>(failed(CONNECT_FAILED))
     });
     method!(m, "opp2p_disconnectPeer", |p, ctx| {
         // op-node: close, forget the addresses, and unblock.
@@ -365,6 +510,14 @@ pub fn module(context: AdminContext) -> RpcModule<AdminContext> {
         blocking(move || lists.unblock_peer(&peer)).await?;
         Ok(Value::Null)
     });
+    if enable_admin {
+        admin_methods(&mut m);
+    }
+    m
+}
+
+/// [`ADMIN_METHODS`].
+fn admin_methods(m: &mut RpcModule<AdminContext>) {
     method!(m, "admin_postUnsafePayload", |p, ctx| {
         let envelope: Value = first(&p)?;
         let block = ctx.payloads.decode(envelope).map_err(payload_error)?;
@@ -406,5 +559,4 @@ pub fn module(context: AdminContext) -> RpcModule<AdminContext> {
         blocking(move || bans.unban_ip(&ip)).await?;
         Ok(Value::Null)
     });
-    m
 }

@@ -14,8 +14,8 @@
 //! Retention: blocks more than `retention` below the head are pruned on every write.
 //!
 //! Identity and damage: a store records the chain it belongs to and is refused for any other
-//! ([`open`]); a damaged file is an error at open (redb's integrity check) and, should damage
-//! appear while the node runs, an error for the read that meets it ([`guard`]), never a panic.
+//! (`store/open.rs`); a damaged file is an error at open (redb's integrity check) and, should damage
+//! appear while the node runs, an error for the read that meets it (`store/guard.rs`), never a panic.
 
 mod guard;
 mod open;
@@ -163,7 +163,7 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (or creates) the store of `chain` at `path`. A store of another chain, of an
     /// unknown format, or a damaged file is refused with an error that says what to do; a refused
-    /// store is not written to (see [`open`]).
+    /// store is not written to (see `store/open.rs`).
     pub fn open(path: &Path, retention: u64, chain: &ChainSpec) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {

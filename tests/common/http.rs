@@ -24,9 +24,21 @@ pub struct HttpResponse {
 
 /// Sends one request and reads the whole response.
 pub async fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> HttpResponse {
+    request_as(addr, Some(&addr.to_string()), method, path, body).await
+}
+
+/// [`request`] with this `Host` header (`None`: no Host header at all).
+pub async fn request_as(
+    addr: SocketAddr,
+    host: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> HttpResponse {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let host = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\n{host}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
