@@ -8,8 +8,8 @@
 //!  p2p::EventLoop (sole owner of the Swarm) ◄── NetworkHandle commands (bounded)
 //!     │ gossipsub message (topic, bytes)
 //!     ▼
-//!  validation task ≤ 256 queued, ≤ 4 running, 3 s each ──► verdict back to the loop ──► gossipsub
-//!     │ ACCEPT                                              (only ACCEPT is forwarded)
+//!  validation task ≤ 256 queued (≤ 5 per peer), ≤ 4 running, ≤ 12 MiB decompressed, 3 s each
+//!     │ ACCEPT          ──► verdict back to the loop ──► gossipsub (only ACCEPT is forwarded)
 //!     ▼
 //!  node forward task ──► store writer (batches → one durable redb transaction) ──► head (watch)
 //!                              ▲
@@ -19,14 +19,17 @@
 //!                                       one worker per peer: global + peer limiter → request
 //!  payload_by_number (p2p::reqresp::client) ──► plan: quarantine → promote along parent
 //!  hashes from a trusted (gossip-signed) block ──► store writer; outcomes ──► AppScores
+//!  (sync::quarantine: ≤ 100 payloads, ≤ 32 MiB, ≤ 8 MiB per peer)
 //!
-//!  connection ──► p2p::gate (banned/blocked peer, IP or subnet refused) ──► gossipsub (op-node
+//!  connection ──► p2p::gate (banned/blocked peer, IP or subnet refused) ──► p2p::conn_caps (per
+//!  IP and subnet, pending, inbound ≤ peers.hi + 5, per peer, memory) ──► gossipsub (op-node
 //!  light scoring; AppScores pushed in every second) ─ event loop timers: ban monitor (one
 //!  peer a second, score < threshold and not static ──► p2p::peers::bans + disconnect),
 //!  connection manager (every 10 s: above peers.hi close the lowest-scored unprotected peers past
 //!  their grace, down to peers.lo), scorebook snapshot (every 15 s) ── bans, lists and scores
 //!  persisted in the store (written on the blocking pool), restored on start
-//!  (a REJECT charges the forwarder, a height-limit one only an equivocator:
+//!  (a REJECT charges the forwarder only for a fault in the bytes, ValidationError::peer_fault,
+//!  and is checked for a ban at once; a height-limit one only an equivocator:
 //!  p2p::peers::equivocation)
 //!
 //!  store writer ──"wrote" (watch)──► engine::driver (with --l2): the store's canonical block
@@ -44,7 +47,7 @@
 //!          disconnect, close what the gate now refuses)
 //!      └─► p2p::peers::{lists, bans} (shared, persisted)
 //!
-//!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 64 streams, ≤ 15 per peer, per-peer
+//!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 128 streams, ≤ 2 per peer, per-peer
 //!  + global limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
 //!
 //!  metrics::Metrics (one Arc, one registry) ◄── one-line hooks: event loop (peers, publish,
