@@ -38,19 +38,7 @@ const BURST: u64 = 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compression_bombs_get_every_sender_banned_and_the_rpc_keeps_answering() {
     let dir = tempfile::tempdir().unwrap();
-    let datadir = dir.path().to_str().unwrap().to_owned();
-    let node = NodeProcess::start(&[
-        "--chain",
-        "devnet",
-        "--datadir",
-        &datadir,
-        "--rpc.addr",
-        "127.0.0.1",
-        "--rpc.port",
-        "0",
-    ]);
-    let (addr, rpc) = node.addresses(true);
-    let rpc = rpc.unwrap();
+    let (node, addr, rpc) = NodeProcess::devnet_with_rpc(dir.path());
     let topic = op_gossip::chain_config::load_chain("devnet")
         .unwrap()
         .topic(op_gossip::wire::BlockVersion::V4);

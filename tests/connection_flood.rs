@@ -62,19 +62,7 @@ async fn a_thousand_fresh_peer_ids_stay_within_the_connection_bound() {
     // The attackers' sockets live in this process too.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let dir = tempfile::tempdir().unwrap();
-    let datadir = dir.path().to_str().unwrap().to_owned();
-    let node = NodeProcess::start(&[
-        "--chain",
-        "devnet",
-        "--datadir",
-        &datadir,
-        "--rpc.addr",
-        "127.0.0.1",
-        "--rpc.port",
-        "0",
-    ]);
-    let (addr, rpc) = node.addresses(true);
-    let rpc = rpc.unwrap();
+    let (node, addr, rpc) = NodeProcess::devnet_with_rpc(dir.path());
     let bound = DEFAULT_PEERS_HI + INBOUND_SLACK;
 
     let stop = CancellationToken::new();

@@ -341,6 +341,24 @@ async fn a_peer_without_the_protocol_is_an_error_not_a_hang() {
     quiet.shutdown().await;
 }
 
+/// Requests block `number` from `peer`: true when served (and it is that block), false when
+/// answered code 3; any other outcome fails the test.
+async fn served_or_code_3(
+    control: &mut libp2p_stream::Control,
+    chain: &op_gossip::chain::ChainSpec,
+    peer: libp2p::PeerId,
+    number: u64,
+) -> bool {
+    match request_payload(control, chain, peer, number, RequestTimeouts::default()).await {
+        Ok(envelope) => {
+            assert_eq!(envelope.payload.block_number, number);
+            true
+        }
+        Err(RequestError::ErrorCode(3)) => false,
+        Err(e) => panic!("block {number}: {e}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_damaged_while_serving_answers_code_3_and_the_node_stays_up() {
     use std::os::unix::fs::FileExt;
@@ -379,18 +397,8 @@ async fn a_store_damaged_while_serving_answers_code_3_and_the_node_stays_up() {
     let mut control = client.network().stream_control();
     let mut code_3 = 0;
     for number in 1..=N {
-        match request_payload(
-            &mut control,
-            &chain,
-            server.peer_id(),
-            number,
-            RequestTimeouts::default(),
-        )
-        .await
-        {
-            Ok(envelope) => assert_eq!(envelope.payload.block_number, number),
-            Err(RequestError::ErrorCode(3)) => code_3 += 1,
-            Err(e) => panic!("block {number}: {e}"),
+        if !served_or_code_3(&mut control, &chain, server.peer_id(), number).await {
+            code_3 += 1;
         }
     }
     let stats = server.server_stats().unwrap();
@@ -474,19 +482,8 @@ async fn idle_and_flooded_streams_from_many_peers_leave_honest_requests_served()
     let mut control = honest.network().stream_control();
     let mut refused = 0;
     for i in 0..HONEST_REQUESTS {
-        let number = 1 + i % 3;
-        match request_payload(
-            &mut control,
-            &chain,
-            server.peer_id(),
-            number,
-            RequestTimeouts::default(),
-        )
-        .await
-        {
-            Ok(envelope) => assert_eq!(envelope.payload.block_number, number),
-            Err(RequestError::ErrorCode(3)) => refused += 1,
-            Err(e) => panic!("request {i}: {e}"),
+        if !served_or_code_3(&mut control, &chain, server.peer_id(), 1 + i % 3).await {
+            refused += 1;
         }
     }
     stop.cancel();

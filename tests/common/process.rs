@@ -43,6 +43,24 @@ impl NodeProcess {
         Self { child, lines }
     }
 
+    /// A devnet node with its store in `datadir` and the admin RPC on a free loopback port;
+    /// returns it with its p2p address and RPC address.
+    pub fn devnet_with_rpc(datadir: &std::path::Path) -> (Self, libp2p::Multiaddr, SocketAddr) {
+        let datadir = datadir.to_str().unwrap();
+        let node = Self::start(&[
+            "--chain",
+            "devnet",
+            "--datadir",
+            datadir,
+            "--rpc.addr",
+            "127.0.0.1",
+            "--rpc.port",
+            "0",
+        ]);
+        let (p2p, rpc) = node.addresses(true);
+        (node, p2p, rpc.unwrap())
+    }
+
     /// The next line before `deadline`, if any.
     pub fn next_line(&self, deadline: Instant) -> Option<String> {
         self.lines
