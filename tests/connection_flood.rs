@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::http::call;
+use common::net::bare_swarm;
 use common::process::NodeProcess;
 use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, identity, noise, ping, tcp, yamux};
+use libp2p::{Multiaddr, identity, ping};
 use op_gossip::p2p::DEFAULT_PEERS_HI;
 use op_gossip::p2p::conn_caps::INBOUND_SLACK;
 use serde_json::json;
@@ -27,21 +28,9 @@ const RSS_TARGET_BYTES: u64 = 64 << 20;
 /// One attacker: a fresh identity that dials `addr` and keeps its connection as long as the
 /// node lets it (it never closes idle connections itself). Counts established connections.
 async fn attacker(addr: Multiaddr, established: Arc<AtomicUsize>, stop: CancellationToken) {
-    let Ok(builder) =
-        libp2p::SwarmBuilder::with_existing_identity(identity::Keypair::generate_ed25519())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-    else {
-        return;
-    };
-    let Ok(builder) = builder.with_behaviour(|_| ping::Behaviour::default());
-    let mut swarm = builder
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
+    let mut swarm = bare_swarm(identity::Keypair::generate_ed25519(), |_| {
+        ping::Behaviour::default()
+    });
     if swarm.dial(addr).is_err() {
         return;
     }

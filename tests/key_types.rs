@@ -12,24 +12,14 @@ use common::net::*;
 use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, noise, ping, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, ping};
 use op_gossip::node::start;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A bare peer with `key` that dials `addr` and waits until the connection is established.
 async fn connects(key: Keypair, addr: Multiaddr) -> PeerId {
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| ping::Behaviour::default())
-        .unwrap()
-        .build();
+    let mut swarm = bare_swarm(key, |_| ping::Behaviour::default());
     let id = *swarm.local_peer_id();
     swarm.dial(addr).unwrap();
     tokio::time::timeout(WAIT, async {

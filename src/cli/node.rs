@@ -614,8 +614,8 @@ mod tests {
 
     use crate::cli::{Cli, Command};
 
-    /// The metrics endpoint `node` would serve with these flags.
-    fn metrics_listen(flags: &[&str]) -> Option<SocketAddr> {
+    /// The configuration `node` would run with these flags (a fixed key, the devnet chain).
+    fn node_config(flags: &[&str]) -> Result<crate::node::NodeConfig, String> {
         let key = "0x0101010101010101010101010101010101010101010101010101010101010101";
         let mut args = vec![
             "op-gossip",
@@ -629,27 +629,17 @@ mod tests {
         let Command::Node(node) = Cli::try_parse_from(args).unwrap().command else {
             panic!("not the node subcommand")
         };
-        node.to_config(None).unwrap().metrics.listen
+        node.to_config(None).map_err(|e| e.to_string())
+    }
+
+    /// The metrics endpoint `node` would serve with these flags.
+    fn metrics_listen(flags: &[&str]) -> Option<SocketAddr> {
+        node_config(flags).unwrap().metrics.listen
     }
 
     /// The admin RPC `node` would serve with these flags, or the usage error.
     fn rpc_config(flags: &[&str]) -> Result<Option<crate::rpc::RpcConfig>, String> {
-        let key = "0x0101010101010101010101010101010101010101010101010101010101010101";
-        let mut args = vec![
-            "op-gossip",
-            "node",
-            "--chain",
-            "devnet",
-            "--p2p.priv.raw",
-            key,
-        ];
-        args.extend_from_slice(flags);
-        let Command::Node(node) = Cli::try_parse_from(args).unwrap().command else {
-            panic!("not the node subcommand")
-        };
-        node.to_config(None)
-            .map(|c| c.rpc)
-            .map_err(|e| e.to_string())
+        node_config(flags).map(|c| c.rpc)
     }
 
     #[test]

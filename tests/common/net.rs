@@ -83,6 +83,27 @@ pub async fn wait_for_peers(nodes: &[&RunningNode], n: usize) {
     tokio::time::sleep(2 * op_gossip::p2p::gossip::HEARTBEAT).await;
 }
 
+/// A bare libp2p peer with identity `key` over TCP + noise + yamux (what our nodes speak), running
+/// `behaviour`; idle connections are kept for an hour, so only the node decides when they close.
+pub fn bare_swarm<B: libp2p::swarm::NetworkBehaviour>(
+    key: libp2p::identity::Keypair,
+    behaviour: impl FnOnce(&libp2p::identity::Keypair) -> B,
+) -> libp2p::Swarm<B> {
+    use libp2p::{noise, tcp, yamux};
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build()
+}
+
 /// A bare gossipsub peer that signs its messages (author, seqno and signature fields set), as a
 /// non-OP libp2p application would: our nodes must reject what it publishes.
 pub struct AuthoredPeer {
@@ -91,29 +112,16 @@ pub struct AuthoredPeer {
 
 impl AuthoredPeer {
     pub fn new(topics: &[&str]) -> Self {
-        use libp2p::{gossipsub, noise, tcp, yamux};
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(node_key(200))
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|key| {
-                let config = gossipsub::ConfigBuilder::default()
-                    .heartbeat_interval(Duration::from_millis(500))
-                    .max_transmit_size(10 << 20)
-                    .build()
-                    .unwrap();
-                gossipsub::Behaviour::new(
-                    gossipsub::MessageAuthenticity::Signed(key.clone()),
-                    config,
-                )
+        use libp2p::gossipsub;
+        let mut swarm = bare_swarm(node_key(200), |key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_millis(500))
+                .max_transmit_size(10 << 20)
+                .build()
+                .unwrap();
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
                 .unwrap()
-            })
-            .unwrap()
-            .build();
+        });
         for t in topics {
             swarm
                 .behaviour_mut()
@@ -149,7 +157,7 @@ impl AnonymousPublisher {
     /// Dials `addr` and subscribes to `topic`; drive it before publishing so it learns the
     /// node's subscription.
     pub fn dial(addr: libp2p::Multiaddr, topic: &str) -> Self {
-        use libp2p::{gossipsub, identity, noise, tcp, yamux};
+        use libp2p::{gossipsub, identity};
         let config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Anonymous)
             .message_id_fn(|m: &gossipsub::Message| {
@@ -158,21 +166,9 @@ impl AnonymousPublisher {
             .max_transmit_size(10 << 20)
             .build()
             .unwrap();
-        let mut swarm =
-            libp2p::SwarmBuilder::with_existing_identity(identity::Keypair::generate_ed25519())
-                .with_tokio()
-                .with_tcp(
-                    tcp::Config::default(),
-                    noise::Config::new,
-                    yamux::Config::default,
-                )
-                .unwrap()
-                .with_behaviour(|_| {
-                    gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
-                        .unwrap()
-                })
-                .unwrap()
-                .build();
+        let mut swarm = bare_swarm(identity::Keypair::generate_ed25519(), |_| {
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap()
+        });
         let topic = gossipsub::IdentTopic::new(topic);
         swarm.behaviour_mut().subscribe(&topic).unwrap();
         swarm.dial(addr).unwrap();
