@@ -47,7 +47,7 @@
 //!          disconnect, close what the gate now refuses)
 //!      └─► p2p::peers::{lists, bans} (shared, persisted)
 //!
-//!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 128 streams, ≤ 2 per peer, per-peer
+//!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 128 streams, ≤ 2 per peer, per-peer, per-IP
 //!  + global limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
 //!
 //!  metrics::Metrics (one Arc, one registry) ◄── one-line hooks: event loop (peers, publish,

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -31,7 +32,17 @@ use tokio::sync::mpsc;
 /// connections; only a server whose accept loop has stalled drops (resets) streams beyond it.
 pub const INBOUND_QUEUE: usize = 256;
 
-type Senders = HashMap<StreamProtocol, mpsc::Sender<(PeerId, Stream)>>;
+/// A negotiated inbound stream: the peer and the IP of the connection it came on.
+pub struct InboundStream {
+    /// The remote peer.
+    pub peer: PeerId,
+    /// The connection's remote IP (`None` for an address without one).
+    pub ip: Option<IpAddr>,
+    /// The stream.
+    pub stream: Stream,
+}
+
+type Senders = HashMap<StreamProtocol, mpsc::Sender<InboundStream>>;
 
 /// Registers the protocols to accept; cheap to clone (shared with every connection handler).
 #[derive(Clone, Default)]
@@ -45,7 +56,7 @@ impl InboundStreams {
     pub fn accept(
         &self,
         protocol: StreamProtocol,
-    ) -> Result<mpsc::Receiver<(PeerId, Stream)>, String> {
+    ) -> Result<mpsc::Receiver<InboundStream>, String> {
         let mut senders = self.lock();
         senders.retain(|_, s| !s.is_closed());
         if senders.contains_key(&protocol) {
@@ -66,10 +77,10 @@ impl InboundStreams {
         senders.keys().cloned().collect()
     }
 
-    fn deliver(&self, peer: PeerId, stream: Stream, protocol: &StreamProtocol) {
+    fn deliver(&self, peer: PeerId, ip: Option<IpAddr>, stream: Stream, protocol: &StreamProtocol) {
         // A stream that cannot be queued is dropped, which resets it.
         if let Some(sender) = self.lock().get(protocol)
-            && let Err(e) = sender.try_send((peer, stream))
+            && let Err(e) = sender.try_send(InboundStream { peer, ip, stream })
         {
             tracing::warn!(%protocol, %peer, "inbound stream dropped: {e}");
         }
@@ -87,9 +98,10 @@ impl Behaviour {
         Self { streams }
     }
 
-    fn handler(&self, peer: PeerId) -> Handler {
+    fn handler(&self, peer: PeerId, remote: &Multiaddr) -> Handler {
         Handler {
             peer,
+            ip: crate::p2p::gate::ip_of(remote),
             streams: self.streams.clone(),
         }
     }
@@ -104,20 +116,20 @@ impl NetworkBehaviour for Behaviour {
         _: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
-        _: &Multiaddr,
+        remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(peer))
+        Ok(self.handler(peer, remote))
     }
 
     fn handle_established_outbound_connection(
         &mut self,
         _: ConnectionId,
         peer: PeerId,
-        _: &Multiaddr,
+        addr: &Multiaddr,
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(peer))
+        Ok(self.handler(peer, addr))
     }
 
     fn on_swarm_event(&mut self, _: FromSwarm) {}
@@ -139,6 +151,7 @@ impl NetworkBehaviour for Behaviour {
 /// Per connection: offers the registered protocols and forwards what is negotiated.
 pub struct Handler {
     peer: PeerId,
+    ip: Option<IpAddr>,
     streams: InboundStreams,
 }
 
@@ -171,7 +184,7 @@ impl ConnectionHandler for Handler {
             ..
         }) = event
         {
-            self.streams.deliver(self.peer, stream, &protocol);
+            self.streams.deliver(self.peer, self.ip, stream, &protocol);
         }
     }
 }

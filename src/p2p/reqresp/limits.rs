@@ -1,11 +1,15 @@
 //! Rate limits of payload_by_number: one global token bucket and one per peer, the per-peer ones
-//! kept in a bounded LRU (op-node: 1000 peers) so a swarm of peer ids cannot grow the table; and
-//! (server side) a cap on the requests one peer may have open at once ([`PeerSlots`]).
+//! kept in a bounded LRU (op-node: 1000 peers) so a swarm of peer ids cannot grow the table; on
+//! the server also one per IP ([`IpLimiters`], same LRU), so more peer ids from one address do
+//! not buy more of the global rate; and (server side) a cap on the requests one peer may have
+//! open at once ([`PeerSlots`]).
 //!
 //! Waiting happens outside any lock: the table lock is held only to fetch (or create) a peer's
 //! limiter, then the caller awaits tokens on its own `Arc`.
 
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,31 +39,38 @@ impl Rate {
     }
 }
 
-/// Per-peer limiters, least recently used evicted beyond `capacity`.
-pub struct PeerLimiters {
+/// Limiters by key (peer id or IP), least recently used evicted beyond `capacity`.
+pub struct Limiters<K> {
     rate: Rate,
     capacity: usize,
-    inner: Mutex<PeerTable>,
+    inner: Mutex<Table<K>>,
 }
 
-#[derive(Default)]
-struct PeerTable {
+/// Per-peer limiters.
+pub type PeerLimiters = Limiters<PeerId>;
+/// Per-IP limiters.
+pub type IpLimiters = Limiters<IpAddr>;
+
+struct Table<K> {
     clock: u64,
-    limiters: HashMap<PeerId, (Arc<DefaultDirectRateLimiter>, u64)>,
+    limiters: HashMap<K, (Arc<DefaultDirectRateLimiter>, u64)>,
 }
 
-impl PeerLimiters {
-    /// A table of at most `capacity` peers, each limited to `rate`.
+impl<K: Hash + Eq + Copy> Limiters<K> {
+    /// A table of at most `capacity` keys, each limited to `rate`.
     pub fn new(rate: Rate, capacity: usize) -> Self {
         Self {
             rate,
             capacity: capacity.max(1),
-            inner: Mutex::new(PeerTable::default()),
+            inner: Mutex::new(Table {
+                clock: 0,
+                limiters: HashMap::new(),
+            }),
         }
     }
 
-    /// The limiter of `peer`, created (bucket full) if unknown.
-    pub fn get(&self, peer: PeerId) -> Arc<DefaultDirectRateLimiter> {
+    /// The limiter of `peer` (a peer id or an IP), created (bucket full) if unknown.
+    pub fn get(&self, peer: K) -> Arc<DefaultDirectRateLimiter> {
         let mut table = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         table.clock += 1;
         let now = table.clock;
@@ -83,7 +94,7 @@ impl PeerLimiters {
         limiter
     }
 
-    /// Peers currently tracked.
+    /// Keys currently tracked.
     pub fn len(&self) -> usize {
         self.inner
             .lock()
@@ -92,7 +103,7 @@ impl PeerLimiters {
             .len()
     }
 
-    /// True when no peer is tracked.
+    /// True when no key is tracked.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -119,8 +130,14 @@ pub async fn take_tokens(
     global: &DefaultDirectRateLimiter,
     peer: &DefaultDirectRateLimiter,
 ) -> bool {
+    take_in_order(&[peer, global]).await
+}
+
+/// Takes one token from each of `limiters` in order, waiting as long as needed; whether it
+/// waited.
+async fn take_in_order(limiters: &[&DefaultDirectRateLimiter]) -> bool {
     let mut waited = false;
-    for limiter in [peer, global] {
+    for limiter in limiters {
         // `check` takes the token when there is one; `until_ready` waits for it otherwise.
         if limiter.check().is_err() {
             waited = true;
@@ -137,12 +154,20 @@ pub async fn take_tokens(
 /// while they queue for their own, so one peer drains the global rate every other peer shares.
 /// Peer first, a peer takes at most its own rate out of the global one. An honest peer, within
 /// its rate, sees no difference.
+///
+/// `ip`, when given, is taken between the peer's and the global one: several peer ids behind one
+/// address then share that address's rate before any of them reaches the global bucket.
 pub async fn acquire(
     global: &DefaultDirectRateLimiter,
     peer: &DefaultDirectRateLimiter,
+    ip: Option<&DefaultDirectRateLimiter>,
     max_wait: Duration,
 ) -> Tokens {
-    match tokio::time::timeout(max_wait, take_tokens(global, peer)).await {
+    let order: Vec<&DefaultDirectRateLimiter> = match ip {
+        Some(ip) => vec![peer, ip, global],
+        None => vec![peer, global],
+    };
+    match tokio::time::timeout(max_wait, take_in_order(&order)).await {
         Ok(true) => Tokens::Waited,
         Ok(false) => Tokens::Ready,
         Err(_) => Tokens::TimedOut,
@@ -232,5 +257,36 @@ mod tests {
         let third = slots.try_take(a).unwrap();
         drop((second, third));
         assert!(slots.is_empty(), "no entry without an open request");
+    }
+
+    #[tokio::test]
+    async fn peer_ids_behind_one_ip_share_its_rate() {
+        let rate = Rate {
+            per_second: 1,
+            burst: 4,
+        };
+        let global = Rate {
+            per_second: 100,
+            burst: 100,
+        }
+        .limiter();
+        let ips = IpLimiters::new(rate, 8);
+        let peers = PeerLimiters::new(rate, 8);
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        let wait = Duration::from_millis(50);
+        let (a, b) = (peers.get(PeerId::random()), peers.get(PeerId::random()));
+        for _ in 0..4 {
+            let t = acquire(&global, &a, Some(&ips.get(ip)), wait).await;
+            assert_eq!(t, Tokens::Ready);
+        }
+        // A fresh peer id from the same address finds the address's bucket empty.
+        let t = acquire(&global, &b, Some(&ips.get(ip)), wait).await;
+        assert_eq!(t, Tokens::TimedOut);
+        // From another address it is served.
+        let other: IpAddr = "198.51.100.1".parse().unwrap();
+        let c = peers.get(PeerId::random());
+        let t = acquire(&global, &c, Some(&ips.get(other)), wait).await;
+        assert_eq!(t, Tokens::Ready);
+        assert_eq!(ips.len(), 2);
     }
 }

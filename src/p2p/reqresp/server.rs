@@ -4,7 +4,8 @@
 //! Per stream: a free place among `max_streams` concurrent streams (else code 3 at once) → a free
 //! place among the peer's `max_streams_per_peer` (else code 3 at once, counted as rate limited)
 //! → the 8-byte request within `read_timeout` → range check (before genesis or beyond the block
-//! the chain clock allows: code 2) → one per-peer and one global token, waiting at most
+//! the chain clock allows: code 2) → one per-peer, one per-IP ([`IP_RATE`], not for loopback)
+//! and one global token, waiting at most
 //! `max_throttle` (else code 3) → the canonical block, or else the only one stored at that
 //! number (none: code 1) → the response written within `write_timeout` (a slow reader is cut
 //! off) → close. Every outcome is counted in [`ServerStats`], and each stream's result code,
@@ -15,6 +16,7 @@
 //! tokens, and honest peers are refused (measured: a 20 req/s spammer against each devnet node
 //! left a late joiner with 6 of the 20 blocks it had to fetch).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,8 +27,8 @@ use libp2p::{PeerId, Stream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::inbound::InboundStreams;
-use super::limits::{PeerLimiters, PeerSlots, Rate, Tokens, acquire};
+use super::inbound::{InboundStream, InboundStreams};
+use super::limits::{IpLimiters, PeerLimiters, PeerSlots, Rate, Tokens, acquire};
 use super::{MAX_THROTTLE_DELAY, REQUEST_TIMEOUT, RESPONSE_TIMEOUT, protocols};
 use crate::chain::ChainSpec;
 use crate::log_limit::LogEvery;
@@ -50,6 +52,13 @@ pub const PEER_RATE: Rate = Rate {
 };
 /// op-node's per-peer limiter table size.
 pub const PEER_TABLE: usize = 1000;
+/// Ours: the rate one IP may take in total, whatever the number of peer ids behind it: two
+/// peers' worth (a node and its neighbour behind one NAT get their full rate). Loopback is exempt,
+/// as from the other IP bounds (tests and devnets put every node there).
+pub const IP_RATE: Rate = Rate {
+    per_second: 2 * PEER_RATE.per_second,
+    burst: 2 * PEER_RATE.burst,
+};
 /// Inbound streams served at once; more are answered code 3 without being read. op-node has no
 /// such cap. 128 is [`MAX_STREAMS_PER_PEER`] places for each of the most peers the connection
 /// bounds admit (`p2p::conn_caps`: 30 + 5 inbound + 10 outbound = 45, 90 places) with room for
@@ -158,6 +167,8 @@ struct Shared {
     config: ServerConfig,
     global: DefaultDirectRateLimiter,
     peers: PeerLimiters,
+    /// Per IP ([`IP_RATE`]), as many entries as the peer table.
+    ips: IpLimiters,
     streams: Arc<Semaphore>,
     peer_streams: PeerSlots,
     stats: Arc<ServerStats>,
@@ -180,6 +191,7 @@ pub fn spawn(
     let shared = Arc::new(Shared {
         global: config.global.limiter(),
         peers: PeerLimiters::new(config.per_peer, config.peer_table),
+        ips: IpLimiters::new(IP_RATE, config.peer_table),
         streams: Arc::new(Semaphore::new(config.max_streams.max(1))),
         peer_streams: PeerSlots::new(config.max_streams_per_peer),
         chain: chain.clone(),
@@ -201,9 +213,9 @@ pub fn spawn(
                     () = shutdown.cancelled() => return,
                     next = incoming.recv() => next,
                 };
-                let Some((peer, stream)) = next else { return };
+                let Some(inbound) = next else { return };
                 // Never wait here: incoming streams must keep being polled.
-                tokio::spawn(serve_stream(shared.clone(), peer, stream));
+                tokio::spawn(serve_stream(shared.clone(), inbound));
             }
         });
     }
@@ -224,9 +236,9 @@ async fn refuse_for_rate(
 }
 
 /// Serves one stream and records its result code and duration.
-async fn serve_stream(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
+async fn serve_stream(shared: Arc<Shared>, inbound: InboundStream) {
     let started = Instant::now();
-    let (code, number) = serve(&shared, peer, stream).await;
+    let (code, number) = serve(&shared, inbound.peer, inbound.ip, inbound.stream).await;
     shared
         .metrics
         .server_request(code, number, started.elapsed());
@@ -234,7 +246,12 @@ async fn serve_stream(shared: Arc<Shared>, peer: PeerId, stream: Stream) {
 
 /// Serves one stream. Returns the code answered (for a request that could not be read or a
 /// response that could not be written: 3, what op-node records) and the number asked for.
-async fn serve(shared: &Shared, peer: PeerId, mut stream: Stream) -> (ResultCode, Option<u64>) {
+async fn serve(
+    shared: &Shared,
+    peer: PeerId,
+    ip: Option<IpAddr>,
+    mut stream: Stream,
+) -> (ResultCode, Option<u64>) {
     let Ok(permit) = shared.streams.clone().try_acquire_owned() else {
         shared.stats.over_capacity.fetch_add(1, Ordering::Relaxed);
         shared
@@ -275,7 +292,16 @@ async fn serve(shared: &Shared, peer: PeerId, mut stream: Stream) -> (ResultCode
         return (ResultCode::InvalidRequest, Some(number));
     }
     let peer_limiter = shared.peers.get(peer);
-    let tokens = acquire(&shared.global, &peer_limiter, shared.config.max_throttle).await;
+    let ip_limiter = ip
+        .filter(|ip| !ip.is_loopback())
+        .map(|ip| shared.ips.get(ip));
+    let tokens = acquire(
+        &shared.global,
+        &peer_limiter,
+        ip_limiter.as_deref(),
+        shared.config.max_throttle,
+    )
+    .await;
     if tokens != Tokens::Ready {
         shared.metrics.rate_limit_wait(ReqRole::Server);
     }
