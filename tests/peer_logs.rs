@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::net::AuthoredPeer;
+use common::process::NodeProcess;
 use common::*;
 use op_gossip::log_limit::callsite::{LINES_PER_WINDOW, WINDOW};
 
@@ -20,55 +18,19 @@ const PEER_WARNING: &str = "Signature field was non-empty";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_repeating_a_warning_gets_a_capped_count_and_a_summary() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_op-gossip"))
-        .args(["node", "--chain", "devnet", "--datadir"])
-        .arg(dir.path())
-        .args([
-            "--p2p.listen.ip",
-            "127.0.0.1",
-            "--p2p.listen.tcp",
-            "0",
-            "--rpc.disable",
-        ])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Bounded: the test reads as fast as the node writes; the reader waits beyond 4096 lines.
-    let (tx, lines) = mpsc::sync_channel::<String>(4096);
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let next_line = |deadline: Instant| {
-        lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .ok()
-    };
-    // "listening address=/ip4/127.0.0.1/tcp/PORT peer_id=ID"
-    let deadline = Instant::now() + WAIT;
-    let addr = loop {
-        let line = next_line(deadline).expect("the node listens");
-        if let Some(rest) = line.split("listening address=").nth(1) {
-            let mut parts = rest.split(" peer_id=");
-            let addr = parts.next().unwrap().to_owned();
-            let peer = parts.next().unwrap().trim().to_owned();
-            break format!("{addr}/p2p/{peer}");
-        }
-    };
+    let node = NodeProcess::start(&[
+        "--chain",
+        "devnet",
+        "--datadir",
+        dir.path().to_str().unwrap(),
+        "--rpc.disable",
+    ]);
+    let (addr, _) = node.addresses(false);
 
     let chain = op_gossip::chain_config::load_chain("devnet").unwrap();
     let topic = chain.topic(op_gossip::wire::BlockVersion::V4);
     let mut peer = AuthoredPeer::new(&[&topic]);
-    peer.swarm
-        .dial(addr.parse::<libp2p::Multiaddr>().unwrap())
-        .unwrap();
+    peer.swarm.dial(addr).unwrap();
     peer.drive(Duration::from_secs(2)).await;
     const SENT: u64 = 300;
     for n in 1..=SENT {
@@ -87,7 +49,7 @@ async fn a_peer_repeating_a_warning_gets_a_capped_count_and_a_summary() {
     let deadline = Instant::now() + WINDOW + WAIT;
     let (mut warnings, mut summary) = (0u32, None);
     while summary.is_none() {
-        let Some(line) = next_line(deadline) else {
+        let Some(line) = node.next_line(deadline) else {
             break;
         };
         if line.contains(PEER_WARNING) {
@@ -97,8 +59,7 @@ async fn a_peer_repeating_a_warning_gets_a_capped_count_and_a_summary() {
             summary = Some(line);
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(node);
     eprintln!("warnings written: {warnings}; summary: {summary:?}");
     assert!(warnings >= 1, "the peer's messages reach the warning");
     assert!(

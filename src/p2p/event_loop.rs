@@ -104,8 +104,6 @@ pub struct EventLoop {
     static_peers: Vec<Multiaddr>,
     listen_addrs: Vec<Multiaddr>,
     shutdown: CancellationToken,
-    /// Messages IGNOREd because the validation queue was full.
-    pub(crate) queue_overflows: Arc<AtomicU64>,
     /// Events dropped because the consumer lagged.
     pub(crate) dropped_events: Arc<AtomicU64>,
     /// Simulated loss of gossip deliveries (devnet `--drop`); 0 in production.
@@ -282,7 +280,6 @@ impl EventLoop {
             static_peers: config.static_peers,
             listen_addrs: Vec::new(),
             shutdown,
-            queue_overflows: Arc::default(),
             dropped_events: Arc::default(),
             lose_gossip: LossSimulation::new(config.lose_gossip_fraction, &local_peer_id),
             app_scores: config.app_scores,
@@ -537,24 +534,14 @@ impl EventLoop {
         }
         // The forwarder's share first: a flooding peer fills its own share, not the queue.
         let Some(share) = self.shares.try_take(source) else {
-            self.queue_overflows.fetch_add(1, Ordering::Relaxed);
-            self.metrics.validation_queue_full();
             tracing::warn!(%source, share = self.shares.share(),
                 "peer's share of the validation queue used up; ignoring message");
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(&message_id, &source, MessageAcceptance::Ignore);
+            self.ignore_unqueued(&message_id, source);
             return;
         };
         let Ok(slot) = self.queue.clone().try_acquire_owned() else {
-            self.queue_overflows.fetch_add(1, Ordering::Relaxed);
-            self.metrics.validation_queue_full();
             tracing::warn!(%source, "validation queue full; ignoring message");
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(&message_id, &source, MessageAcceptance::Ignore);
+            self.ignore_unqueued(&message_id, source);
             return;
         };
         let validator = self.validator.clone();
@@ -651,6 +638,18 @@ impl EventLoop {
                     .await;
             }
         });
+    }
+}
+
+impl EventLoop {
+    /// IGNOREs a message that found no place to wait for validation (its forwarder's share or
+    /// the queue is full), counting it.
+    fn ignore_unqueued(&mut self, message_id: &MessageId, source: PeerId) {
+        self.metrics.validation_queue_full();
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(message_id, &source, MessageAcceptance::Ignore);
     }
 }
 

@@ -115,19 +115,21 @@ pub(super) fn open_database(path: &Path, chain: &ChainSpec) -> Result<Database, 
     let exists = std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
     let mut checked = false;
     if exists {
-        match guarded(|| {
-            Builder::new()
+        let read_only = guarded(|| {
+            match Builder::new()
                 .set_cache_size(CACHE_BYTES)
                 .open_read_only(path)
-                .map_err(|e| StoreError::Db(e.to_string()))
-        }) {
-            Ok(db) => {
-                check(path, &db, chain, expected)?;
-                checked = true;
+            {
+                Ok(db) => Ok(Some(db)),
+                // Needs redb's repair, which only a writable open does; checked after it.
+                Err(redb::DatabaseError::RepairAborted) => Ok(None),
+                Err(e) => Err(StoreError::Db(e.to_string())),
             }
-            // Needs redb's repair, which only a writable open does; checked after it.
-            Err(StoreError::Db(e)) if e == redb::DatabaseError::RepairAborted.to_string() => {}
-            Err(e) => return Err(damaged(path, &e.to_string())),
+        })
+        .map_err(|e| damaged(path, &e.to_string()))?;
+        if let Some(db) = read_only {
+            check(path, &db, chain, expected)?;
+            checked = true;
         }
     }
     let db = guarded(|| {
