@@ -284,6 +284,13 @@ impl NodeArgs {
             Some(dir) => dir.clone(),
             None => super::datadir::default_data_dir(&self.chain, &chain)?,
         };
+        // The first line an operator sees says where the store is, before any warning below.
+        tracing::info!(
+            chain = %chain.name,
+            chain_id = chain.chain_id,
+            store = %data_dir.join(crate::node::STORE_FILE).display(),
+            "starting"
+        );
         let keypair = match (&self.priv_raw, &self.priv_path) {
             (Some(raw), _) => {
                 if !from_env(PRIV_RAW_ENV, raw) {
@@ -505,12 +512,6 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
     let _stop_summaries = log_summaries.drop_guard();
     let config = args.to_config(signer_override)?;
     let chain = config.chain.clone();
-    tracing::info!(
-        chain = %chain.name,
-        chain_id = chain.chain_id,
-        store = %config.data_dir.join(crate::node::STORE_FILE).display(),
-        "starting"
-    );
     // Go raises it for op-node; a 1,024 default would let peers' sockets starve the RPC,
     // metrics and new peers before the connection limits (p2p::conn_caps) apply.
     match rlimit::increase_nofile_limit(u64::MAX) {
