@@ -128,6 +128,9 @@ pub struct ChainSpec {
     pub unsafe_block_signers: Vec<Address>,
     /// L1 SystemConfig proxy, where the live signer is read from when an L1 RPC is given.
     pub l1_system_config_address: Option<Address>,
+    /// Discovery bootnodes (`enr:` records or `enode://` URLs) used when `--p2p.bootnodes` is
+    /// not given: op-node's defaults for the public chains, none for a rollup.json or the devnet.
+    pub bootnodes: Vec<String>,
 }
 
 impl ChainSpec {

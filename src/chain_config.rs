@@ -98,6 +98,9 @@ struct ChainFile {
     #[serde(default)]
     unsafe_block_signers: Vec<Address>,
     l1_system_config_address: Option<Address>,
+    /// Discovery bootnodes (spec §8); a custom chain file lists its own or none.
+    #[serde(default)]
+    bootnodes: Vec<String>,
     genesis: Genesis,
     forks: ForkTimes,
 }
@@ -117,6 +120,7 @@ pub fn parse_chain_file(text: &str, origin: &str) -> Result<ChainSpec, ChainConf
             forks: file.forks,
             unsafe_block_signers: file.unsafe_block_signers,
             l1_system_config_address: file.l1_system_config_address,
+            bootnodes: file.bootnodes,
         },
         origin,
     )
@@ -184,6 +188,8 @@ pub fn parse_rollup_json(
             },
             unsafe_block_signers: Vec::new(),
             l1_system_config_address: r.l1_system_config_address.filter(|a| !a.is_zero()),
+            // A rollup.json names no bootnodes: its operator gives --p2p.bootnodes.
+            bootnodes: Vec::new(),
         },
         origin,
     )

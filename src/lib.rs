@@ -93,6 +93,7 @@ pub mod chain_config;
 pub mod cli;
 pub mod clock;
 pub mod devnet;
+pub mod discovery;
 pub mod engine;
 pub mod http;
 pub mod l1;

@@ -94,6 +94,8 @@ pub struct NodeConfig {
     pub rpc: Option<crate::rpc::RpcConfig>,
     /// `--metrics.*`.
     pub metrics: MetricsConfig,
+    /// Discovery (`None`: `--p2p.no-discovery`, no UDP socket).
+    pub discovery: Option<crate::discovery::DiscoveryConfig>,
 }
 
 /// Where a stored block came from.
@@ -205,6 +207,9 @@ pub enum NodeError {
     /// The execution engine could not be set up (a bad URL).
     #[error("engine: {0}")]
     Engine(String),
+    /// Discovery could not start.
+    #[error(transparent)]
+    Discovery(#[from] crate::discovery::DiscoveryError),
     /// The admin RPC could not start.
     #[error(transparent)]
     Rpc(#[from] crate::rpc::RpcError),
@@ -229,6 +234,7 @@ pub struct RunningNode {
     scorebook: Arc<ScoreBook>,
     metrics: Arc<Metrics>,
     metrics_addr: Option<SocketAddr>,
+    discovery: Option<crate::discovery::DiscoveryHandle>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     store_thread: std::thread::JoinHandle<()>,
@@ -360,6 +366,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         metrics.register_collector(Box::new(crate::http::HttpCollector(served)));
     }
 
+    let (loop_link, service_link) = match config.discovery {
+        Some(_) => {
+            let (a, b) = crate::discovery::link::link();
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    };
     let (network, net_events, net_task) = p2p::spawn(
         NetworkConfig {
             keypair: config.keypair.clone(),
@@ -379,11 +392,42 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             scorebook: scorebook.clone(),
             limits: config.limits,
             metrics: metrics.clone(),
+            discovery: loop_link,
         },
         shutdown.clone(),
     )
     .await?;
     let mut tasks = vec![net_task];
+    let discovery = match (config.discovery.clone(), service_link) {
+        (Some(discovery_config), Some(link)) => {
+            let dialling = crate::discovery::Dialling {
+                link,
+                admission: crate::p2p::gate::Admission::new(bans.clone(), lists.clone()),
+                target_peers: config.limits.lo,
+                local: network.local_peer_id(),
+            };
+            let started = crate::discovery::start_for_node(
+                discovery_config,
+                &config.keypair,
+                &network,
+                dialling,
+                &metrics,
+                shutdown.clone(),
+            )
+            .await;
+            match started {
+                Ok((handle, task)) => {
+                    tasks.push(task);
+                    Some(handle)
+                }
+                Err(e) => {
+                    shutdown.cancel();
+                    return Err(e.into());
+                }
+            }
+        }
+        _ => None,
+    };
     let mut metrics_addr = None;
     if let Some(listener) = metrics_listener {
         let addr = listener
@@ -517,6 +561,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         Some(rpc) => {
             let context = crate::rpc::AdminContext {
                 network: network.clone(),
+                discovery: discovery.clone(),
                 lists: lists.clone(),
                 bans: bans.clone(),
                 payloads: crate::rpc::payloads::PayloadContext {
@@ -559,6 +604,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         scorebook,
         metrics,
         metrics_addr,
+        discovery,
         shutdown,
         tasks,
         store_thread,
@@ -569,6 +615,11 @@ impl RunningNode {
     /// The network handle.
     pub fn network(&self) -> &NetworkHandle {
         &self.network
+    }
+
+    /// Discovery (`None` with `--p2p.no-discovery`).
+    pub fn discovery(&self) -> Option<&crate::discovery::DiscoveryHandle> {
+        self.discovery.as_ref()
     }
 
     /// The block store.

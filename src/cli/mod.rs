@@ -3,10 +3,12 @@
 //! `main.rs` only parses and dispatches here; every subcommand returns a [`CliError`] whose
 //! [`CliError::exit_code`] is the process status (2 for usage errors, as clap itself uses).
 
+pub mod bootnode;
 pub mod check_message;
 pub mod control;
 pub mod datadir;
 pub mod devnet;
+pub mod discovery;
 pub mod node;
 
 use alloy_primitives::Address;
@@ -43,6 +45,9 @@ pub enum Command {
     Node(Box<node::NodeArgs>),
     /// Run a local devnet: one sequencer and N−1 followers on 127.0.0.1, with a report.
     Devnet(devnet::DevnetArgs),
+    /// Run a discv5 bootnode only (no gossip), as op-node's `op-bootnode`: for private chains
+    /// and devnets. Its ENR is logged and printed on stdout.
+    Bootnode(bootnode::BootnodeArgs),
 }
 
 /// Chain selection shared by the subcommands: `--chain <name|path>` or `--rollup.config`.
@@ -205,6 +210,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Devnet(args) => {
             init_tracing();
             block_on(None, devnet::run(&args))
+        }
+        Command::Bootnode(args) => {
+            init_tracing();
+            block_on(None, bootnode::run(&args, cli.unsafe_block_signer))
         }
     }
 }

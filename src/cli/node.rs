@@ -274,6 +274,10 @@ pub struct NodeArgs {
     /// Control channel for orchestration (`stdio`: JSON-lines events on stdout, commands on stdin).
     #[arg(long, value_name = "stdio", hide = true)]
     pub control: Option<String>,
+
+    /// Discovery (discv5).
+    #[command(flatten)]
+    pub discovery: super::discovery::DiscoveryArgs,
 }
 
 impl NodeArgs {
@@ -364,7 +368,11 @@ impl NodeArgs {
         };
         crate::rpc::host_filter(&self.rpc_vhosts).map_err(|e| CliError::Usage(e.to_string()))?;
         let block_time = chain.block_time;
+        let discovery = self
+            .discovery
+            .to_config(&chain, &data_dir, self.listen_ip)?;
         Ok(NodeConfig {
+            discovery,
             chain,
             data_dir,
             keypair,

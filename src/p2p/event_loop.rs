@@ -6,7 +6,11 @@
 //! blocks, which the validation task delivers with back-pressure).
 
 mod admin;
+mod discovery;
+mod loss;
 mod peer_manager;
+
+use loss::LossSimulation;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -129,6 +133,8 @@ pub struct EventLoop {
     agent_version: String,
     /// Gossip events, verdicts, peers and the peer score samples are recorded here.
     metrics: Arc<Metrics>,
+    /// Discovery's dial requests and our reports (`None`: `--p2p.no-discovery`).
+    discovery: Option<crate::discovery::link::LoopLink>,
 }
 
 /// Dials with a waiting caller at most (operator RPC calls); beyond it `connect` fails at once.
@@ -146,41 +152,6 @@ const BAN_MONITOR_INTERVAL: Duration = Duration::from_secs(1);
 /// How often application scores are copied into gossipsub (its score is read by the ban
 /// monitor about as often).
 const APP_SCORE_PUSH: Duration = Duration::from_secs(1);
-
-/// Loses a fixed fraction of gossip deliveries, as a lossy network would (devnet and tests: the
-/// sync client must fill the holes). The choice hashes our peer id with the message id, so it is
-/// reproducible and different nodes lose different blocks. A lost message is IGNOREd unvalidated;
-/// gossipsub's duplicate cache then drops every other copy, so the block never arrives here.
-#[derive(Debug, Clone, Copy)]
-struct LossSimulation {
-    /// Messages whose hash falls below this are lost (fraction × 2^64).
-    threshold: u64,
-    salt: u64,
-}
-
-impl LossSimulation {
-    fn new(fraction: f64, local: &PeerId) -> Self {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::hash::DefaultHasher::new();
-        local.hash(&mut hasher);
-        Self {
-            // `as` saturates: 1.0 maps to u64::MAX (lose everything), NaN to 0.
-            threshold: (fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64,
-            salt: hasher.finish(),
-        }
-    }
-
-    fn loses(&self, message_id: &MessageId) -> bool {
-        use std::hash::{Hash, Hasher};
-        if self.threshold == 0 {
-            return false;
-        }
-        let mut hasher = std::hash::DefaultHasher::new();
-        self.salt.hash(&mut hasher);
-        message_id.0.hash(&mut hasher);
-        hasher.finish() < self.threshold
-    }
-}
 
 impl EventLoop {
     pub(crate) fn new(
@@ -301,6 +272,7 @@ impl EventLoop {
             pending_connects: HashMap::new(),
             agent_version: config.agent_version,
             metrics: config.metrics,
+            discovery: config.discovery,
         })
     }
 
@@ -339,6 +311,7 @@ impl EventLoop {
                     }
                 }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(target) = discovery::next_dial(&mut self.discovery) => self.on_discovery_dial(target),
                 _ = redial.tick() => self.dial_static_peers(),
                 _ = push_scores.tick() => self.push_app_scores(),
                 _ = monitor.tick() => self.check_one_peer(),
@@ -443,6 +416,7 @@ impl EventLoop {
                 self.clear_expired_bans();
                 self.finish_connects(peer_id, Ok(()));
                 if num_established.get() == 1 {
+                    self.discovery_on_connected(peer_id);
                     let peers = self.swarm.network_info().num_peers();
                     self.metrics.peer_connected(peers);
                     self.emit(NetworkEvent::PeerConnected(peer_id));
@@ -462,6 +436,7 @@ impl EventLoop {
                 );
                 tracing::debug!(%peer_id, ?cause, reason = reason.map(|r| r.as_str()), "connection closed");
                 if num_established == 0 {
+                    self.discovery_on_closed();
                     let peers = self.swarm.network_info().num_peers();
                     self.metrics.peer_disconnected(peers);
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
@@ -469,6 +444,7 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(?peer_id, %error, "dial failed");
+                self.discovery_on_dial_failed(peer_id);
                 if let Some(peer) = peer_id {
                     self.finish_connects(peer, Err(NetworkError::Dial(error.to_string())));
                 }
@@ -477,7 +453,10 @@ impl EventLoop {
                 peer_id,
                 info,
                 ..
-            })) => self.book.on_identify(peer_id, &info, unix_now()),
+            })) => {
+                self.discovery_on_identify(peer_id, &info);
+                self.book.on_identify(peer_id, &info, unix_now());
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 result: Ok(rtt),

@@ -74,7 +74,6 @@ pub const STATIC_REDIAL_INTERVAL: Duration = Duration::from_secs(60);
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Everything the network needs to start.
-#[derive(Clone)]
 pub struct NetworkConfig {
     /// The node identity.
     pub keypair: libp2p::identity::Keypair,
@@ -110,6 +109,8 @@ pub struct NetworkConfig {
     pub limits: ConnectionLimits,
     /// Where the network records its metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The event loop's end of the link to discovery (`None`: `--p2p.no-discovery`).
+    pub discovery: Option<crate::discovery::link::LoopLink>,
 }
 
 /// op-node `--p2p.peers.lo`: the connection manager trims down to this many peers.

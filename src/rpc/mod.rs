@@ -139,6 +139,9 @@ impl Default for RpcConfig {
 pub struct AdminContext {
     /// The network.
     pub network: NetworkHandle,
+    /// Discovery (`None` with `--p2p.no-discovery`: `opp2p_discoveryTable` answers op-node's
+    /// "discovery disabled").
+    pub discovery: Option<crate::discovery::DiscoveryHandle>,
     /// The operator's lists.
     pub lists: Arc<PeerLists>,
     /// The ban books.
@@ -332,7 +335,16 @@ pub fn module(context: AdminContext, enable_admin: bool) -> RpcModule<AdminConte
     let mut m = RpcModule::new(context);
     method!(m, "opp2p_self", |p, ctx| {
         let view = ctx.network.self_view().await.map_err(failed)?;
-        json(PeerInfo::of_self(&view))
+        let mut info = PeerInfo::of_self(&view);
+        if let Some(discovery) = &ctx.discovery {
+            // op-node: the local ENR and the chain id of its `opstack` entry.
+            let enr = discovery.local_enr().await.map_err(failed)?;
+            info.enr = enr.to_base64();
+            info.chain_id = crate::discovery::opstack::OpStackId::of_enr(&enr)
+                .and_then(Result::ok)
+                .map_or(0, |id| id.chain_id);
+        }
+        json(info)
     });
     method!(m, "opp2p_peers", |p, ctx| {
         let connected_only: bool = first(&p)?;
@@ -383,7 +395,9 @@ pub fn module(context: AdminContext, enable_admin: bool) -> RpcModule<AdminConte
         let [v1, v2, v3, v4] = stats.block_topics;
         json(PeerStats {
             connected: stats.connected,
-            table: 0,
+            table: ctx.discovery.as_ref().map_or(0, |d| {
+                usize::try_from(d.stats().table()).unwrap_or(usize::MAX)
+            }),
             blocks_topic: v1,
             blocks_topic_v2: v2,
             blocks_topic_v3: v3,
@@ -393,8 +407,13 @@ pub fn module(context: AdminContext, enable_admin: bool) -> RpcModule<AdminConte
         })
     });
     method!(m, "opp2p_discoveryTable", |p, ctx| {
-        // op-node's answer when discovery is off; discv5 is not part of this node yet.
-        Err::<Value, _>(failed("discovery disabled"))
+        // op-node's answer when discovery is off.
+        let discovery = ctx
+            .discovery
+            .as_ref()
+            .ok_or_else(|| failed("discovery disabled"))?;
+        let table = discovery.table().await.map_err(failed)?;
+        json(table.iter().map(|e| e.to_base64()).collect::<Vec<_>>())
     });
     method!(m, "opp2p_blockPeer", |p, ctx| {
         let peer = peer_param(&p)?;

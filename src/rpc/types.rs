@@ -36,7 +36,7 @@ pub struct PeerInfo {
     /// Identify protocol version.
     #[serde(rename = "protocolVersion")]
     pub protocol_version: String,
-    /// Discovery record ("" until discovery exists).
+    /// Discovery record ("" when the peer was not found by discovery).
     #[serde(rename = "ENR")]
     pub enr: String,
     /// Known addresses, each ending in `/p2p/<id>`.
@@ -81,7 +81,7 @@ impl PeerInfo {
             node_id: node_id(&view.peer),
             user_agent: r.agent_version.clone(),
             protocol_version: r.protocol_version.clone(),
-            enr: String::new(),
+            enr: r.enr.clone().unwrap_or_default(),
             addresses: addresses(&r.addresses, view.peer),
             protocols: (!r.protocols.is_empty()).then(|| r.protocols.clone()),
             connectedness: if r.is_connected() {
@@ -95,7 +95,7 @@ impl PeerInfo {
                 Some(Direction::Outbound) => 2,
             },
             protected: view.protected,
-            chain_id: 0,
+            chain_id: r.chain_id,
             latency: r
                 .latency
                 .map_or(0, |l| i64::try_from(l.as_nanos()).unwrap_or(i64::MAX)),
@@ -178,7 +178,7 @@ pub struct PeerDump {
 pub struct PeerStats {
     /// Connected peers.
     pub connected: usize,
-    /// Discovery table size (0: no discovery yet).
+    /// Discovery table size (0 with discovery off).
     pub table: usize,
     /// Connected peers on the V1 blocks topic.
     pub blocks_topic: usize,

@@ -78,6 +78,7 @@ pub fn chain_up_to(last: BlockVersion) -> ChainSpec {
         },
         unsafe_block_signers: vec![dev_address()],
         l1_system_config_address: None,
+        bootnodes: Vec::new(),
     }
 }
 

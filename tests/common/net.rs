@@ -51,6 +51,7 @@ pub fn config(chain: &Arc<ChainSpec>, i: u8, dir: &std::path::Path, sequencer: b
         engine: None,
         l1: None,
         metrics: op_gossip::metrics::MetricsConfig::default(),
+        discovery: None,
         sequencer: sequencer.then(|| SequencerConfig {
             signer: super::dev_signer(),
             schedule: Schedule::OnRequest,

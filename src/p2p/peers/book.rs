@@ -122,6 +122,10 @@ pub struct PeerRecord {
     pub disconnect_reason: Option<DisconnectReason>,
     /// Last time anything happened with the peer (unix seconds).
     pub last_seen: u64,
+    /// The peer's discovery record (`enr:…`), when discovery found and dialled it.
+    pub enr: Option<String>,
+    /// The chain id of its record's `opstack` entry (0: unknown), as op-node's `chainID`.
+    pub chain_id: u64,
 }
 
 impl PeerRecord {
@@ -229,6 +233,15 @@ impl PeerBook {
         }
         for addr in info.listen_addrs.iter().take(MAX_ADDRESSES).rev() {
             remember_address(record, addr.clone());
+        }
+    }
+
+    /// Discovery dialled `peer` from its record: kept for `opp2p_peers` (op-node's peer
+    /// metadata). Only a peer already in the book gains it (the dial connected).
+    pub fn on_discovered(&mut self, peer: &PeerId, enr: String, chain_id: u64) {
+        if let Some(record) = self.peers.get_mut(peer) {
+            record.enr = Some(enr);
+            record.chain_id = chain_id;
         }
     }
 
