@@ -6,9 +6,10 @@
 //! payload_by_number), `head {number, hash, at_ms}`, `judged {verdict, reason, from, at_ms}`
 //! (non-ACCEPT only), `banned {peer, score, until, at_ms}` (the ban monitor banned `peer` until
 //! unix second `until`), `produced {ok, error}`, `lagged {missed}`, `exit {head, peak_rss_kib,
-//! sync, server, engine}` (`head`: `{number, hash}` the node stopped on, or null; `sync`: the
-//! sync client's counters; `server`: the payload_by_number server's; `engine`: the engine
-//! insertion driver's, with `--l2`).
+//! sync, server, engine, discovery}` (`head`: `{number, hash}` the node stopped on, or null;
+//! `sync`: the sync client's counters; `server`: the payload_by_number server's; `engine`: the
+//! engine insertion driver's, with `--l2`; `discovery`: `{discovered, table}`, or null without
+//! discovery).
 //! `from` is the peer that forwarded the message to this node.
 //! Commands (stdin): `dial {addr}`, `produce {count, interval_ms, block_size}`, `shutdown`.
 //! End of stdin counts as `shutdown`, so a node never outlives its orchestrator.
@@ -89,14 +90,17 @@ pub async fn report_exit(
     sync: Option<&SyncStats>,
     server: Option<&ServerStats>,
     engine: Option<&crate::engine::driver::EngineStats>,
+    discovery: Option<&crate::discovery::metrics::DiscoveryStats>,
 ) {
     if enabled {
+        let discovery =
+            discovery.map(|d| json!({"discovered": d.discovered(), "table": d.table()}));
         let sync = sync.map(SyncStats::snapshot);
         let server = server.map(ServerStats::snapshot);
         let engine = engine.map(crate::engine::driver::EngineStats::snapshot);
         let head = head.map(|h| json!({"number": h.number, "hash": h.hash}));
         let line = json!({"event": "exit", "head": head, "peak_rss_kib": peak_rss_kib(),
-            "sync": sync, "server": server, "engine": engine})
+            "sync": sync, "server": server, "engine": engine, "discovery": discovery})
         .to_string();
         let mut out = tokio::io::stdout();
         let _ = out.write_all(format!("{line}\n").as_bytes()).await;

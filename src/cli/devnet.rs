@@ -26,7 +26,7 @@ pub struct DevnetArgs {
     /// Transaction bytes per block (e.g. 10KiB, 100KiB).
     #[arg(long = "block-size", default_value = "10KiB", value_parser = parse_size)]
     pub block_size: usize,
-    /// full, ring or `random:<degree>`.
+    /// full, ring, `random:<degree>`, or discovery (one bootnode; nodes given only its ENR).
     #[arg(long, default_value = "full")]
     pub topology: Topology,
     /// Seed for random topologies.

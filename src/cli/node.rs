@@ -561,6 +561,7 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
     let sync = node.sync_stats().cloned();
     let server = node.server_stats().cloned();
     let engine = node.engine_stats().cloned();
+    let discovery = node.discovery().map(|d| d.stats().clone());
     let head = node.head_watch();
     node.shutdown().await;
     // Read after the store writer drained its queue: the head the node stops on.
@@ -571,6 +572,7 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
         sync.as_deref(),
         server.as_deref(),
         engine.as_deref(),
+        discovery.as_deref(),
     )
     .await;
     Ok(())

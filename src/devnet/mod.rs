@@ -12,6 +12,7 @@
 //! [`hostile`] follows what the nodes say about it and adds the report's `adversary` section.
 
 pub mod adversary;
+pub mod bootnode;
 pub mod cpu;
 pub mod hostile;
 pub mod report;
@@ -66,6 +67,8 @@ pub enum Topology {
         /// Peers each node dials.
         degree: usize,
     },
+    /// Nobody dials: one bootnode, every node given only its ENR, discv5 does the rest.
+    Discovery,
 }
 
 impl std::str::FromStr for Topology {
@@ -74,13 +77,16 @@ impl std::str::FromStr for Topology {
         match s {
             "full" => Ok(Self::Full),
             "ring" => Ok(Self::Ring),
+            "discovery" => Ok(Self::Discovery),
             other => other
                 .strip_prefix("random:")
                 .and_then(|d| d.parse().ok())
                 .filter(|&d| d > 0)
                 .map(|degree| Self::Random { degree })
                 .ok_or_else(|| {
-                    format!("topology {other:?}: expected full, ring or random:<degree ≥ 1>")
+                    format!(
+                        "topology {other:?}: expected full, ring, discovery or random:<degree ≥ 1>"
+                    )
                 }),
         }
     }
@@ -92,6 +98,7 @@ impl std::fmt::Display for Topology {
             Self::Full => f.write_str("full"),
             Self::Ring => f.write_str("ring"),
             Self::Random { degree } => write!(f, "random:{degree}"),
+            Self::Discovery => f.write_str("discovery"),
         }
     }
 }
@@ -116,7 +123,7 @@ impl Topology {
                     }
                 }
             }
-            Self::Ring => {}
+            Self::Ring | Self::Discovery => {}
             Self::Random { degree } => {
                 let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
                 let mut next = move || {
@@ -215,10 +222,29 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     let late = plan.late_joiner.map(|_| plan.nodes - 1);
     let first_phase: Vec<usize> = (0..plan.nodes).filter(|i| Some(*i) != late).collect();
     let mut children: Vec<Option<ChildNode>> = (0..plan.nodes).map(|_| None).collect();
+    let boot = match plan.topology {
+        Topology::Discovery => Some(bootnode::start(&plan.binary, &rollup, &dir).await?),
+        _ => None,
+    };
+    let boot_enr = boot.as_ref().map(|(_, enr)| enr.as_str());
+    // With discovery, each node waits for a few peers of its own finding (3, or all others).
+    let min_peers = if boot.is_some() {
+        plan.nodes.saturating_sub(1).min(3)
+    } else {
+        1
+    };
     for &i in &first_phase {
-        children[i] = Some(spawn_node(plan, &dir, &rollup, i, events_tx.clone()).await?);
+        children[i] = Some(spawn_node(plan, &dir, &rollup, i, boot_enr, events_tx.clone()).await?);
     }
-    join(&mut events, &mut stats, &mut children, &edges, &first_phase).await?;
+    join(
+        &mut events,
+        &mut stats,
+        &mut children,
+        &edges,
+        &first_phase,
+        min_peers,
+    )
+    .await?;
     let adversary_stop = tokio_util::sync::CancellationToken::new();
     let adversary = match plan.adversary {
         Some(adv) => {
@@ -258,8 +284,17 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
         }
         stats[0].produced = None;
         remaining = plan.blocks - k;
-        children[late] = Some(spawn_node(plan, &dir, &rollup, late, events_tx.clone()).await?);
-        join(&mut events, &mut stats, &mut children, &edges, &[late]).await?;
+        children[late] =
+            Some(spawn_node(plan, &dir, &rollup, late, boot_enr, events_tx.clone()).await?);
+        join(
+            &mut events,
+            &mut stats,
+            &mut children,
+            &edges,
+            &[late],
+            min_peers,
+        )
+        .await?;
     }
     drop(events_tx);
     produce(&mut children, remaining, interval_ms, plan.block_size).await?;
@@ -332,6 +367,9 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
         }
         None => None,
     };
+    for s in stats.iter_mut() {
+        s.peers_at_end = Some(s.peers);
+    }
     for child in children.iter_mut().flatten() {
         let _ = send(child, json!({"cmd": "shutdown"})).await;
     }
@@ -347,6 +385,10 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     for child in children.iter_mut().flatten() {
         let _ = tokio::time::timeout(Duration::from_secs(2), child.process.wait()).await;
         let _ = child.process.start_kill();
+    }
+    if let Some((mut boot, _)) = boot {
+        let _ = boot.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(2), boot.wait()).await;
     }
     if plan.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -390,6 +432,7 @@ async fn join(
     children: &mut [Option<ChildNode>],
     edges: &[(usize, usize)],
     nodes: &[usize],
+    min_peers: usize,
 ) -> Result<(), DevnetError> {
     let deadline = Instant::now() + START_TIMEOUT;
     while nodes.iter().any(|&i| stats[i].listening.is_none()) {
@@ -411,7 +454,7 @@ async fn join(
         }
     }
     let deadline = Instant::now() + CONNECT_TIMEOUT;
-    while nodes.iter().any(|&i| stats[i].peers == 0) {
+    while nodes.iter().any(|&i| stats[i].peers < min_peers.max(1)) {
         next_event(events, stats, deadline, "nodes to connect").await?;
     }
     let settle = Instant::now() + MESH_SETTLE;
@@ -568,6 +611,10 @@ fn apply(s: &mut NodeStats, event: &Value) {
             s.engine = event
                 .get("engine")
                 .and_then(|v| serde_json::from_value(v.clone()).ok());
+            s.discovered = event
+                .get("discovery")
+                .and_then(|d| d.get("discovered"))
+                .and_then(Value::as_u64);
             s.exited = true;
         }
         _ => {}
@@ -593,6 +640,7 @@ async fn spawn_node(
     dir: &Path,
     rollup: &Path,
     i: usize,
+    bootnode: Option<&str>,
     events: mpsc::Sender<(usize, Value)>,
 ) -> Result<ChildNode, DevnetError> {
     let log = std::fs::File::create(dir.join(format!("node{i}.log")))
@@ -634,6 +682,11 @@ async fn spawn_node(
             cmd.arg("--test.lose-gossip").arg(plan.drop.to_string());
         }
     }
+    // Discovery only with a bootnode (`--topology discovery`); the other topologies dial.
+    match bootnode {
+        Some(enr) => cmd.arg("--p2p.bootnodes").arg(enr),
+        None => cmd.arg("--p2p.no-discovery"),
+    };
     if let (1, Some((url, secret))) = (i, &plan.engine) {
         cmd.arg("--l2").arg(url).arg("--l2.jwt-secret").arg(secret);
     }

@@ -76,6 +76,11 @@ pub struct NodeReport {
     /// With `--l2` (the first follower): blocks inserted into the engine and its final head.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<crate::engine::driver::EngineCounters>,
+    /// Peers connected at the end (before the nodes were stopped).
+    pub peers: usize,
+    /// With discovery: distinct records of the chain the node found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovered: Option<u64>,
 }
 
 /// What one node's sync client did.
@@ -187,6 +192,10 @@ pub struct NodeStats {
     pub server: Option<crate::p2p::reqresp::server::ServerCounters>,
     /// The engine insertion counters from its `exit` line (with `--l2`).
     pub engine: Option<crate::engine::driver::EngineCounters>,
+    /// Connected peers when the devnet began stopping the nodes.
+    pub peers_at_end: Option<usize>,
+    /// Distinct records of the chain discovery found (from the `exit` line).
+    pub discovered: Option<u64>,
     /// Hashes of every block accepted from gossip (so delivery counts the published block, not
     /// just any block at its number: an equivocator's blocks share numbers with honest ones).
     pub accepted_hashes: HashSet<String>,
@@ -263,6 +272,8 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
                 has_all_blocks: true,
                 sync: None,
                 engine: s.engine,
+                peers: s.peers_at_end.unwrap_or(s.peers),
+                discovered: s.discovered,
             });
             continue;
         }
@@ -300,6 +311,8 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
             has_all_blocks: requested.keys().all(|n| s.has(*n)),
             sync,
             engine: s.engine,
+            peers: s.peers_at_end.unwrap_or(s.peers),
+            discovered: s.discovered,
         });
     }
     let all_delivered = published_count == blocks
