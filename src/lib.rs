@@ -50,6 +50,11 @@
 //!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 128 streams, ≤ 2 per peer, per-peer, per-IP
 //!  + global limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
 //!
+//!  discovery (own task; discv5 on its own UDP socket; off with --p2p.no-discovery): bootnodes +
+//!  persisted table ──► lookups, table walks ──► `opstack` filter (our chain, v0) ──► gate and
+//!  --p2p.netrestrict ──► bounded dial queue ──DialTarget (bounded)──► EventLoop dials
+//!  ──outcome, identify's observed IP (try_send)──► discovery; ENR + table ──► discovery file
+//!
 //!  metrics::Metrics (one Arc, one registry) ◄── one-line hooks: event loop (peers, publish,
 //!  slow peers, a score sample of every peer each 15 s), validation tasks (verdict + reason),
 //!  server and sync client (result code, duration, rate-limit waits); read at scrape time:

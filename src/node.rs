@@ -399,15 +399,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     .await?;
     let mut tasks = vec![net_task];
     let discovery = match (config.discovery.clone(), service_link) {
-        (Some(discovery_config), Some(link)) => {
-            let dialling = crate::discovery::Dialling {
-                link,
-                admission: crate::p2p::gate::Admission::new(bans.clone(), lists.clone()),
-                target_peers: config.limits.lo,
-                local: network.local_peer_id(),
-            };
+        (Some(discovery), Some(link)) => {
+            let admission = crate::p2p::gate::Admission::new(bans.clone(), lists.clone());
+            let dialling = crate::discovery::Dialling::new(link, admission, config.limits.lo);
             let started = crate::discovery::start_for_node(
-                discovery_config,
+                discovery,
                 &config.keypair,
                 &network,
                 dialling,
@@ -415,16 +411,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                 shutdown.clone(),
             )
             .await;
-            match started {
-                Ok((handle, task)) => {
-                    tasks.push(task);
-                    Some(handle)
-                }
-                Err(e) => {
-                    shutdown.cancel();
-                    return Err(e.into());
-                }
-            }
+            // Stop what already started before reporting.
+            let (handle, task) = started.inspect_err(|_| shutdown.cancel())?;
+            tasks.push(task);
+            Some(handle)
         }
         _ => None,
     };

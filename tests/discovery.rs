@@ -30,7 +30,11 @@ async fn discovery_only(
     tcp: Option<u16>,
     bootnodes: Vec<Bootnode>,
     store: TableStore,
-) -> (DiscoveryHandle, CancellationToken, tokio::task::JoinHandle<()>) {
+) -> (
+    DiscoveryHandle,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let mut config = DiscoveryConfig::new(chain_id, LOCALHOST);
     // The socket is on a fresh port each start; the record names a fixed one (as an operator
     // behind a port mapping would), so a restart changes nothing in it.
@@ -71,8 +75,14 @@ async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
 async fn nodes_knowing_only_a_bootnode_find_each_other_and_exchange_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let chain = devnet_now();
-    let (boot, boot_stop, boot_task) =
-        discovery_only(&node_key(50), chain.chain_id, None, vec![], TableStore::Memory).await;
+    let (boot, boot_stop, boot_task) = discovery_only(
+        &node_key(50),
+        chain.chain_id,
+        None,
+        vec![],
+        TableStore::Memory,
+    )
+    .await;
     let boot_enr = boot.local_enr().await.unwrap();
     let mut nodes = Vec::new();
     for i in 0..4u8 {
@@ -85,7 +95,11 @@ async fn nodes_knowing_only_a_bootnode_find_each_other_and_exchange_blocks() {
     wait_for_peers(&all, 3).await;
     for (i, node) in nodes.iter().enumerate() {
         let stats = node.discovery().unwrap().stats();
-        assert!(stats.discovered() >= 3, "node {i} found {}", stats.discovered());
+        assert!(
+            stats.discovered() >= 3,
+            "node {i} found {}",
+            stats.discovered()
+        );
         // The peer book keeps the records of the peers discovery dialled (op-node's metadata).
         let views = node.network().peers(true).await.unwrap();
         assert!(
@@ -131,7 +145,10 @@ async fn raw_discv5(secret: u8, tcp: u16, opstack_rlp: Option<Vec<u8>>) -> discv
     let socket = tokio::net::UdpSocket::bind((LOCALHOST, 0)).await.unwrap();
     let udp = socket.local_addr().unwrap().port();
     let mut builder = Enr::builder();
-    builder.ip4(std::net::Ipv4Addr::LOCALHOST).udp4(udp).tcp4(tcp);
+    builder
+        .ip4(std::net::Ipv4Addr::LOCALHOST)
+        .udp4(udp)
+        .tcp4(tcp);
     if let Some(rlp) = opstack_rlp {
         builder.add_value_rlp("opstack", rlp.into());
     }
@@ -146,7 +163,7 @@ async fn raw_discv5(secret: u8, tcp: u16, opstack_rlp: Option<Vec<u8>>) -> discv
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_chains_and_bad_records_stay_in_the_table_but_are_never_dialled() {
+async fn other_chains_bad_records_and_blocked_peers_are_never_dialled() {
     let dir = tempfile::tempdir().unwrap();
     let chain = devnet_now();
     let (other_port, other_dials) = counting_listener().await;
@@ -157,10 +174,36 @@ async fn other_chains_and_bad_records_stay_in_the_table_but_are_never_dialled() 
     let other = raw_discv5(60, other_port, Some(OpStackId::for_chain(10).rlp())).await;
     let missing = raw_discv5(61, missing_port, None).await;
     let bad = raw_discv5(62, bad_port, Some(vec![0xc2, 0x0a, 0x00])).await;
-    let ours = raw_discv5(63, ours_port, Some(OpStackId::for_chain(chain.chain_id).rlp())).await;
+    let ours = raw_discv5(
+        63,
+        ours_port,
+        Some(OpStackId::for_chain(chain.chain_id).rlp()),
+    )
+    .await;
+    // Our chain too, but the operator blocked its peer id (kept in the store across restarts).
+    let (blocked_port, blocked_dials) = counting_listener().await;
+    let blocked = raw_discv5(
+        64,
+        blocked_port,
+        Some(OpStackId::for_chain(chain.chain_id).rlp()),
+    )
+    .await;
     let mut cfg = config(&chain, 1, dir.path(), false);
+    {
+        std::fs::create_dir_all(&cfg.data_dir).unwrap();
+        let store = op_gossip::store::Store::open(
+            &cfg.data_dir.join(op_gossip::node::STORE_FILE),
+            cfg.retention,
+            &chain,
+        )
+        .unwrap();
+        let lists = op_gossip::p2p::peers::lists::PeerLists::load(Arc::new(store));
+        lists
+            .block_peer(node_key(64).public().to_peer_id())
+            .unwrap();
+    }
     let mut d = discovery_config(chain.chain_id, &other.local_enr());
-    d.bootnodes = [&other, &missing, &bad, &ours]
+    d.bootnodes = [&other, &missing, &bad, &ours, &blocked]
         .iter()
         .map(|n| Bootnode::Enr(Box::new(n.local_enr())))
         .collect();
@@ -174,7 +217,13 @@ async fn other_chains_and_bad_records_stay_in_the_table_but_are_never_dialled() 
     })
     .await;
     // The others are in the table (shared DHT) …
-    let table: Vec<_> = discovery.table().await.unwrap().iter().map(Enr::node_id).collect();
+    let table: Vec<_> = discovery
+        .table()
+        .await
+        .unwrap()
+        .iter()
+        .map(Enr::node_id)
+        .collect();
     for n in [&other, &missing, &bad] {
         assert!(table.contains(&n.local_enr().node_id()), "{table:?}");
     }
@@ -184,6 +233,7 @@ async fn other_chains_and_bad_records_stay_in_the_table_but_are_never_dialled() 
         stats.candidates(CandidateResult::OtherChain) > 0
             && stats.candidates(CandidateResult::NoOpstack) > 0
             && stats.candidates(CandidateResult::Malformed) > 0
+            && stats.candidates(CandidateResult::Refused) > 0
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -191,11 +241,13 @@ async fn other_chains_and_bad_records_stay_in_the_table_but_are_never_dialled() 
         (
             other_dials.load(Ordering::Relaxed),
             missing_dials.load(Ordering::Relaxed),
-            bad_dials.load(Ordering::Relaxed)
+            bad_dials.load(Ordering::Relaxed),
+            blocked_dials.load(Ordering::Relaxed)
         ),
-        (0, 0, 0)
+        (0, 0, 0, 0)
     );
-    assert_eq!(stats.discovered(), 1);
+    // Ours and the blocked one are records of our chain.
+    assert_eq!(stats.discovered(), 2);
     node.shutdown().await;
 }
 

@@ -202,3 +202,38 @@ impl Collector for DiscoveryCollector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    #[test]
+    fn encodes_every_series_with_bounded_labels() {
+        let stats = Arc::new(DiscoveryStats::default());
+        stats.set_table(7);
+        stats.lookup(true);
+        stats.lookup(false);
+        stats.candidate(CandidateResult::OtherChain);
+        stats.dialled(true);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(DiscoveryCollector(stats)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "op_gossip_discovery_table_nodes 7",
+            "op_gossip_discovery_lookups_total{result=\"ok\"} 1",
+            "op_gossip_discovery_lookups_total{result=\"failed\"} 1",
+            "op_gossip_discovery_candidates_total{result=\"other_chain\"} 1",
+            "op_gossip_discovery_dials_total{outcome=\"connected\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
+        // One series per label value, fixed sets.
+        assert_eq!(
+            text.matches("op_gossip_discovery_candidates_total{")
+                .count(),
+            9
+        );
+    }
+}

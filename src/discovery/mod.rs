@@ -120,10 +120,11 @@ pub async fn start_for_node(
     mut config: DiscoveryConfig,
     keypair: &libp2p::identity::Keypair,
     network: &crate::p2p::NetworkHandle,
-    dialling: Dialling,
+    mut dialling: Dialling,
     metrics: &crate::metrics::Metrics,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(DiscoveryHandle, tokio::task::JoinHandle<()>), DiscoveryError> {
+    dialling.local = network.local_peer_id();
     let deadline = tokio::time::Instant::now() + LISTEN_WAIT;
     config.tcp_port = loop {
         let addrs = network

@@ -39,6 +39,8 @@ use crate::p2p::gate::Admission;
 pub const TABLE_WALK_INTERVAL: Duration = Duration::from_secs(30);
 /// The first walk, after the bootnodes had time to answer (op-node's table kickoff).
 pub const TABLE_KICKOFF: Duration = Duration::from_secs(3);
+/// With the peer target met, one lookup tick in this many runs (op-node: 5 s fast, 20 s slow).
+pub const SLOW_LOOKUP_TICKS: u64 = 4;
 /// How often the queue is looked at besides after each event.
 pub const DIAL_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the table is saved (besides on every change of our record and at shutdown).
@@ -63,6 +65,18 @@ pub struct Dialling {
     pub target_peers: usize,
     /// Our peer id (never dialled).
     pub local: PeerId,
+}
+
+impl Dialling {
+    /// A node's dialling half (our peer id is filled in by [`super::start_for_node`]).
+    pub fn new(link: ServiceLink, admission: Admission, target_peers: usize) -> Self {
+        Self {
+            link,
+            admission,
+            target_peers,
+            local: PeerId::random(),
+        }
+    }
 }
 
 enum Request {
@@ -171,8 +185,10 @@ pub async fn start(
     };
     let mut builder = ConfigBuilder::new(listen);
     if !config.listen_ip.is_loopback() {
-        // discv5's per-IP and per-node packet limits and bans. Off on loopback, where every
-        // node of a test or devnet shares one IP.
+        // discv5's packet filter with its default limits, the ones lighthouse runs on mainnet
+        // (unsolicited packets: 10/s in total, 9/s per IP, 8/s per node, bursts allowed; at most
+        // 10 node ids per IP; bans on abuse). Off on loopback, where every node of a test or
+        // devnet shares one IP.
         builder.enable_packet_filter();
     }
     if config.advertise_ip.is_some() {
@@ -271,6 +287,7 @@ impl Service {
         dial_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut persist_tick = tokio::time::interval_at(start + PERSIST_INTERVAL, PERSIST_INTERVAL);
         let mut saving: Option<tokio::task::JoinHandle<()>> = None;
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -311,8 +328,14 @@ impl Service {
                 }
                 Some(report) = next_report(&mut self.dialling) => self.on_report(report),
                 _ = lookup_tick.tick() => {
-                    // One lookup at a time (op-node pulls one random node per tick).
-                    if lookups.is_empty() {
+                    ticks = ticks.wrapping_add(1);
+                    // One lookup at a time (op-node pulls one random node per tick), slower
+                    // once the peer target is met (a bootnode keeps the fast pace).
+                    let satisfied = self
+                        .dialling
+                        .as_ref()
+                        .is_some_and(|d| d.link.connected() >= d.target_peers);
+                    if lookups.is_empty() && (!satisfied || ticks.is_multiple_of(SLOW_LOOKUP_TICKS)) {
                         lookups.spawn(self.discv5.find_node(NodeId::random()));
                     }
                     self.stats.set_table(self.discv5.table_entries_id().len());
