@@ -360,6 +360,37 @@ async fn malformed_packets_and_records_are_dropped_without_harm() {
     target_task.await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enode_bootnode_is_asked_for_its_signed_record() {
+    let key = node_key(90);
+    let (boot, boot_stop, boot_task) =
+        discovery_only(&key, 901, None, vec![], TableStore::Memory).await;
+    let public = key.public().try_into_secp256k1().unwrap();
+    let hex = alloy_primitives::hex::encode(&public.to_bytes_uncompressed()[1..]);
+    // op-node's form for a discovery-only node: TCP port 0, the UDP port in `discport`.
+    let enode = format!(
+        "enode://{hex}@127.0.0.1:0?discport={}",
+        boot.udp_addr().port()
+    );
+    let (node, stop, task) = discovery_only(
+        &node_key(91),
+        901,
+        None,
+        vec![enode.parse::<Bootnode>().unwrap()],
+        TableStore::Memory,
+    )
+    .await;
+    let wanted = boot.local_enr().await.unwrap();
+    wait_until("the bootnode's record", async || {
+        node.table().await.unwrap().contains(&wanted)
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+    boot_stop.cancel();
+    boot_task.await.unwrap();
+}
+
 /// UDP sockets a process holds (its fds matched against the kernel's UDP tables).
 fn udp_sockets(pid: u32) -> usize {
     let mut inodes = std::collections::HashSet::new();

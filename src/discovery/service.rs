@@ -235,7 +235,6 @@ pub async fn start(
         votes: IpVotes::new(),
         found: HashSet::new(),
         stats,
-        saved_seq: 0,
     };
     let task = tokio::spawn(service.run(events, requests, shutdown));
     Ok((handle, task))
@@ -250,8 +249,6 @@ struct Service {
     /// Records of our chain found (≤ [`MAX_FOUND`]).
     found: HashSet<NodeId>,
     stats: Arc<DiscoveryStats>,
-    /// Sequence number of the record last written to the file.
-    saved_seq: u64,
 }
 
 async fn next_report(dialling: &mut Option<Dialling>) -> Option<NetworkReport> {
@@ -429,7 +426,6 @@ impl Service {
     fn save(&mut self) -> tokio::task::JoinHandle<()> {
         let local = self.discv5.local_enr();
         let nodes = self.discv5.table_entries_enr();
-        self.saved_seq = local.seq();
         let store = self.config.store.clone();
         tokio::task::spawn_blocking(move || {
             if store == TableStore::Memory {
