@@ -88,6 +88,11 @@ async fn nodes_knowing_only_a_bootnode_find_each_other_and_exchange_blocks() {
     for i in 0..4u8 {
         let mut cfg = config(&chain, i, dir.path(), i == 0);
         cfg.discovery = Some(discovery_config(chain.chain_id, &boot_enr));
+        cfg.rpc = Some(op_gossip::rpc::RpcConfig {
+            addr: LOCALHOST,
+            port: 0,
+            ..op_gossip::rpc::RpcConfig::default()
+        });
         nodes.push(start(cfg).await.unwrap());
     }
     let all: Vec<_> = nodes.iter().collect();
@@ -109,6 +114,41 @@ async fn nodes_knowing_only_a_bootnode_find_each_other_and_exchange_blocks() {
             "node {i}: no peer with an ENR and chain id"
         );
     }
+    // The admin RPC: our ENR and chain id (op-node's fields), the table, the peers' records.
+    let rpc = nodes[1].rpc_addr().unwrap();
+    let me = common::http::call(rpc, "opp2p_self", serde_json::json!([])).await;
+    let enr: Enr = me["ENR"].as_str().unwrap().parse().unwrap();
+    assert_eq!(me["chainID"], chain.chain_id);
+    assert_eq!(
+        enr.node_id(),
+        nodes[1]
+            .discovery()
+            .unwrap()
+            .local_enr()
+            .await
+            .unwrap()
+            .node_id()
+    );
+    let table = common::http::call(rpc, "opp2p_discoveryTable", serde_json::json!([])).await;
+    assert!(
+        table
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(boot_enr.to_base64())),
+        "{table}"
+    );
+    let stats = common::http::call(rpc, "opp2p_peerStats", serde_json::json!([])).await;
+    assert!(stats["table"].as_u64().unwrap() >= 1, "{stats}");
+    let dump = common::http::call(rpc, "opp2p_peers", serde_json::json!([true])).await;
+    assert!(
+        dump["peers"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|p| p["ENR"].as_str().is_some_and(|e| e.starts_with("enr:"))
+                && p["chainID"] == chain.chain_id),
+        "{dump}"
+    );
     nodes[0]
         .produce(5, Duration::from_millis(100), 1000)
         .await

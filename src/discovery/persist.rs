@@ -27,6 +27,8 @@ pub const MAX_PERSISTED_NODES: usize = 512;
 /// record limit) are about 200 KiB.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 const HEADER: &str = "# op-gossip discovery v1";
+/// The file's name in the data directory.
+pub const FILE_NAME: &str = "discovery.txt";
 
 /// Where the table lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,12 +41,14 @@ pub enum TableStore {
 
 impl TableStore {
     /// `--p2p.discovery.path`: `memory`, or a file path (default: `discovery.txt` in the data
-    /// directory).
+    /// directory). An existing directory (op-node's default is a database directory, so an
+    /// operator may pass one) gets the file inside it.
     pub fn from_flag(value: Option<&str>, data_dir: &Path) -> Self {
         match value {
             Some("memory") => Self::Memory,
+            Some(path) if Path::new(path).is_dir() => Self::File(Path::new(path).join(FILE_NAME)),
             Some(path) => Self::File(PathBuf::from(path)),
-            None => Self::File(data_dir.join("discovery.txt")),
+            None => Self::File(data_dir.join(FILE_NAME)),
         }
     }
 }
@@ -232,6 +236,12 @@ mod tests {
         assert_eq!(
             TableStore::from_flag(None, data),
             TableStore::File(PathBuf::from("/data/discovery.txt"))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let given = dir.path().to_str().unwrap();
+        assert_eq!(
+            TableStore::from_flag(Some(given), data),
+            TableStore::File(dir.path().join(FILE_NAME))
         );
     }
 }
