@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::chain::ChainSpec;
 use crate::metrics::{self, MetricSources, Metrics, MetricsConfig};
 use crate::p2p::gate::GateStats;
-use crate::p2p::peers::app_score::AppScores;
+use crate::p2p::peers::app_score::{AppCounters, AppScores};
 use crate::p2p::peers::bans::BanList;
 use crate::p2p::peers::lists::PeerLists;
 use crate::p2p::peers::scorebook::ScoreBook;
@@ -222,7 +222,6 @@ pub struct RunningNode {
     sync_stats: Option<Arc<SyncStats>>,
     rpc_addr: Option<std::net::SocketAddr>,
     engine_stats: Option<Arc<crate::engine::driver::EngineStats>>,
-    app_scores: Arc<AppScores>,
     bans: Arc<BanList>,
     gate_stats: Arc<GateStats>,
     lists: Arc<PeerLists>,
@@ -328,7 +327,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     let (head_tx, head_rx) = watch::channel(initial_head);
     let (store_tx, store_rx) = mpsc::channel(STORE_QUEUE);
     let (writes_tx, writes_rx) = watch::channel(0u64);
-    let app_scores = Arc::new(AppScores::new());
+    let mut app_scores = AppScores::new();
     let bans = Arc::new(BanList::load(store.clone(), crate::clock::unix_now()));
     let gate_stats = Arc::new(GateStats::default());
     let lists = Arc::new(PeerLists::load(store.clone()));
@@ -336,7 +335,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         store.clone(),
         p2p::scoring::retain_score(config.chain.block_time),
         crate::clock::unix_now(),
-        &app_scores,
+        &mut app_scores,
     ));
     let metrics = Arc::new(Metrics::new(
         &config.metrics,
@@ -371,13 +370,14 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             agent_version: format!("op-gossip/{}", env!("CARGO_PKG_VERSION")),
             lose_gossip_fraction: config.lose_gossip_fraction,
             scoring: config.scoring,
-            app_scores: app_scores.clone(),
+            app_scores,
             bans: bans.clone(),
             gate_stats: gate_stats.clone(),
             ban: config.ban,
             lists: lists.clone(),
             scorebook: scorebook.clone(),
             limits: config.limits,
+            store: Some(store.clone()),
             metrics: metrics.clone(),
         },
         shutdown.clone(),
@@ -438,7 +438,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                 config.chain.clone(),
                 store.clone(),
                 server_config,
-                app_scores.clone(),
+                network.reporter(),
                 metrics.clone(),
                 shutdown.clone(),
             )
@@ -478,7 +478,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
                         .iter()
                         .filter_map(p2p::peer_id_of)
                         .collect(),
-                    scores: app_scores.clone(),
+                    scores: network.reporter(),
                     metrics: metrics.clone(),
                 },
                 shutdown.clone(),
@@ -552,7 +552,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         produce,
         server_stats,
         sync_stats,
-        app_scores,
         bans,
         gate_stats,
         lists,
@@ -655,9 +654,10 @@ impl RunningNode {
         self.sync_stats.as_ref()
     }
 
-    /// The application scores (req/resp outcomes) of the peers.
-    pub fn app_scores(&self) -> &Arc<AppScores> {
-        &self.app_scores
+    /// `peer`'s application counters, as the peer manager holds them (zero when unknown or
+    /// when the network has stopped).
+    pub async fn app_counters(&self, peer: &libp2p::PeerId) -> AppCounters {
+        self.network.app_counters(*peer).await.unwrap_or_default()
     }
 
     /// The ban book.

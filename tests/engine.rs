@@ -129,7 +129,7 @@ async fn an_invalid_block_is_recorded_never_retried_and_its_sender_not_blamed() 
         "blocks 1..=5 sent once each; 5 is not retried"
     );
     assert_eq!(
-        follower.app_scores().score(&seq.peer_id()),
+        follower.app_counters(&seq.peer_id()).await.score(),
         0.0,
         "the sender is not blamed"
     );

@@ -6,7 +6,7 @@
 //! blocks, which the validation task delivers with back-pressure).
 
 mod admin;
-mod peer_manager;
+mod peer_actions;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,14 +17,12 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 
 use super::conn_caps::IpCaps;
-use super::gate::{Admission, Gate};
-use super::peers::app_score::AppScores;
-use super::peers::bans::BanList;
-use super::peers::book::{Direction, PeerBook};
-use super::peers::lists::PeerLists;
-use super::peers::scorebook::ScoreBook;
+use super::gate::Gate;
+use super::peer_manager::{PeerManager, PeerManagerConfig};
+use super::peers::app_score::PeerOutcome;
+use super::peers::book::Direction;
+use super::peers::equivocation::GossipJudgement;
 use super::validation_shares::{ValidationShares, share_for};
-use super::{BanConfig, ConnectionLimits};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, ping, tcp, yamux};
 use tokio::sync::{Semaphore, mpsc};
@@ -49,7 +47,8 @@ type PendingConnects = HashMap<PeerId, Vec<tokio::sync::oneshot::Sender<Result<(
 /// The protocols every op-gossip node runs.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
-    /// First, so a banned peer is refused before any other protocol sees the connection.
+    /// First, so a banned peer is refused before any other protocol sees the connection. It
+    /// holds the peer manager.
     gate: Gate,
     /// Then the hard bounds (see [`super::conn_caps`]): per IP and subnet, the totals, memory.
     ip_caps: IpCaps,
@@ -77,9 +76,8 @@ struct Judged {
     message_id: MessageId,
     source: PeerId,
     acceptance: MessageAcceptance,
-    /// The forwarder was charged a fault: its score goes to gossipsub and the ban check looks
-    /// at it now, not at the next push or round-robin turn.
-    penalised: bool,
+    /// What the verdict says about the forwarder, for the peer manager.
+    judgement: GossipJudgement,
 }
 
 /// Owns the swarm and runs until shutdown.
@@ -87,6 +85,8 @@ pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     inbound_streams: InboundStreams,
     commands: mpsc::Receiver<Command>,
+    /// Outcomes reported by the sync client and the req/resp server.
+    reports: mpsc::Receiver<(PeerId, PeerOutcome)>,
     events: mpsc::Sender<NetworkEvent>,
     judged_tx: mpsc::Sender<Judged>,
     judged_rx: mpsc::Receiver<Judged>,
@@ -108,21 +108,10 @@ pub struct EventLoop {
     pub(crate) dropped_events: Arc<AtomicU64>,
     /// Simulated loss of gossip deliveries (devnet `--drop`); 0 in production.
     lose_gossip: LossSimulation,
-    /// Application scores, pushed into gossipsub every [`APP_SCORE_PUSH`].
-    app_scores: Arc<AppScores>,
-    /// Static peers: never banned by the monitor.
-    static_ids: HashSet<PeerId>,
-    bans: Arc<BanList>,
-    ban: BanConfig,
-    /// Round-robin position of the ban monitor among the connected peers.
-    monitor_cursor: usize,
-    /// Who may connect (the gate's rules, also applied to open connections after a change).
-    admission: Admission,
-    lists: Arc<PeerLists>,
-    scorebook: Arc<ScoreBook>,
-    limits: ConnectionLimits,
-    /// What we know of every peer met.
-    book: PeerBook,
+    /// Where the peer manager's ban and list changes are written (off the loop).
+    store: Option<Arc<crate::store::Store>>,
+    /// The chain's block time: application scores decay once per slot.
+    slot: Duration,
     /// Dials started by `connect`, by peer; at most [`MAX_PENDING_CONNECTS`] replies.
     pending_connects: PendingConnects,
     /// Our identify agent version.
@@ -186,6 +175,7 @@ impl EventLoop {
     pub(crate) fn new(
         config: NetworkConfig,
         commands: mpsc::Receiver<Command>,
+        reports: mpsc::Receiver<(PeerId, PeerOutcome)>,
         events: mpsc::Sender<NetworkEvent>,
         shutdown: CancellationToken,
     ) -> Result<Self, NetworkError> {
@@ -193,7 +183,6 @@ impl EventLoop {
         let gossip_config = config.gossip;
         let local_peer_id = config.keypair.public().to_peer_id();
         let scoring = config.scoring;
-        let admission = Admission::new(config.bans.clone(), config.lists.clone());
         let gate_stats = config.gate_stats.clone();
         let static_ids: HashSet<PeerId> = config
             .static_peers
@@ -213,6 +202,15 @@ impl EventLoop {
             )
             .map_err(|e| NetworkError::Setup(e.to_string()))?
             .with_behaviour(|key| {
+                let manager = PeerManager::new(PeerManagerConfig {
+                    scores: config.app_scores,
+                    bans: config.bans,
+                    lists: config.lists,
+                    scorebook: config.scorebook,
+                    static_ids: static_ids.clone(),
+                    ban: config.ban,
+                    limits: config.limits,
+                });
                 let mut limits = libp2p::connection_limits::Behaviour::new(
                     super::conn_caps::libp2p_limits(&config.limits, static_ids.len()),
                 );
@@ -220,7 +218,7 @@ impl EventLoop {
                     limits.bypass_peer_id(peer);
                 }
                 Ok(Behaviour {
-                    gate: Gate::new(admission.clone(), gate_stats),
+                    gate: Gate::new(manager, gate_stats),
                     ip_caps: IpCaps::default(),
                     limits,
                     memory: super::conn_caps::memory_limit(),
@@ -265,6 +263,7 @@ impl EventLoop {
             swarm,
             inbound_streams,
             commands,
+            reports,
             events,
             judged_tx,
             judged_rx,
@@ -282,22 +281,8 @@ impl EventLoop {
             shutdown,
             dropped_events: Arc::default(),
             lose_gossip: LossSimulation::new(config.lose_gossip_fraction, &local_peer_id),
-            app_scores: config.app_scores,
-            static_ids,
-            bans: config.bans,
-            ban: config.ban,
-            monitor_cursor: 0,
-            admission,
-            lists: config.lists,
-            scorebook: config.scorebook.clone(),
-            limits: config.limits,
-            book: {
-                let mut book = PeerBook::new();
-                for (peer, (updated, _)) in config.scorebook.records() {
-                    book.remember(peer, updated);
-                }
-                book
-            },
+            store: config.store,
+            slot: Duration::from_secs(chain.block_time.max(1)),
             pending_connects: HashMap::new(),
             agent_version: config.agent_version,
             metrics: config.metrics,
@@ -327,16 +312,17 @@ impl EventLoop {
         trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut snapshot = tokio::time::interval(self.metrics.score_sample_interval());
         snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut slot = tokio::time::interval(self.slot);
+        slot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
                 Some(command) = self.commands.recv() => self.on_command(command),
+                Some((peer, outcome)) = self.reports.recv() => self.on_report(peer, outcome),
                 Some(judged) = self.judged_rx.recv() => {
                     self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
                         &judged.message_id, &judged.source, judged.acceptance);
-                    if judged.penalised {
-                        self.punish_now(judged.source);
-                    }
+                    self.on_judgement(judged.source, judged.judgement);
                 }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = redial.tick() => self.dial_static_peers(),
@@ -344,11 +330,14 @@ impl EventLoop {
                 _ = monitor.tick() => self.check_one_peer(),
                 _ = trim.tick() => self.trim_peers(),
                 _ = snapshot.tick() => self.snapshot_scores(),
+                _ = slot.tick() => self.decay_scores(),
             }
         }
         // The last snapshot is written before the loop returns, so a clean stop keeps the
         // latest scores.
-        self.scorebook.snapshot(unix_now(), self.scores_to_record());
+        self.manager()
+            .scorebook()
+            .snapshot(unix_now(), self.scores_to_record());
         tracing::debug!("network event loop stopped");
     }
 
@@ -437,10 +426,15 @@ impl EventLoop {
                 } else {
                     Direction::Inbound
                 };
-                self.book
-                    .on_connected(peer_id, direction, remote.clone(), unix_now());
+                self.manager_mut().book_mut().on_connected(
+                    peer_id,
+                    direction,
+                    remote.clone(),
+                    unix_now(),
+                );
                 // A peer back after its ban (the gate just let it in) starts afresh.
-                self.clear_expired_bans();
+                let expired = self.manager_mut().expire_bans();
+                self.apply(expired);
                 self.finish_connects(peer_id, Ok(()));
                 if num_established.get() == 1 {
                     let peers = self.swarm.network_info().num_peers();
@@ -454,7 +448,7 @@ impl EventLoop {
                 cause,
                 ..
             } => {
-                let reason = self.book.on_closed(
+                let reason = self.manager_mut().book_mut().on_closed(
                     peer_id,
                     num_established as usize,
                     cause.as_ref(),
@@ -477,12 +471,15 @@ impl EventLoop {
                 peer_id,
                 info,
                 ..
-            })) => self.book.on_identify(peer_id, &info, unix_now()),
+            })) => self
+                .manager_mut()
+                .book_mut()
+                .on_identify(peer_id, &info, unix_now()),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 result: Ok(rtt),
                 ..
-            })) => self.book.on_ping(peer, rtt, unix_now()),
+            })) => self.manager_mut().book_mut().on_ping(peer, rtt, unix_now()),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
@@ -549,7 +546,6 @@ impl EventLoop {
         let running = self.running.clone();
         let judged = self.judged_tx.clone();
         let events = self.events.clone();
-        let app_scores = self.app_scores.clone();
         let metrics = self.metrics.clone();
         let data = message.data;
         let id = message_id.clone();
@@ -603,23 +599,18 @@ impl EventLoop {
             if let Some(Err(e)) = &result {
                 tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
             }
-            // Gossipsub only forwards ACCEPTed messages: the forwarder answers for a REJECT whose
-            // fault is in the bytes (never one that depends on our clock or settings), and for
-            // the per-height limit only past its own share (see `peers::equivocation`).
-            let mut penalised = false;
-            if let Some(result) = &result
-                && let Some(outcome) = app_scores.blame_forwarder(source, result)
-            {
-                app_scores.record(source, outcome);
-                metrics.penalised(outcome);
-                penalised = true;
-            }
+            // Gossipsub only forwards ACCEPTed messages: the peer manager charges the forwarder
+            // for a REJECT whose fault is in the bytes (never one that depends on our clock or
+            // settings), and for the per-height limit only past its own share.
+            let judgement = result
+                .as_ref()
+                .map_or(GossipJudgement::Nothing, GossipJudgement::of);
             let _ = judged
                 .send(Judged {
                     message_id,
                     source,
                     acceptance,
-                    penalised,
+                    judgement,
                 })
                 .await;
             let _ = events.try_send(NetworkEvent::MessageValidated {

@@ -23,7 +23,7 @@ mod peers;
 
 use guard::guarded;
 pub use open::{ChainRecord, STORE_FORMAT};
-pub use peers::PeerRecords;
+pub use peers::{PeerRecords, RecordWrite};
 
 use std::path::Path;
 
