@@ -97,6 +97,7 @@ pub mod cli;
 pub mod clock;
 pub mod devnet;
 pub mod engine;
+pub mod events;
 pub mod http;
 pub mod l1;
 pub mod log_limit;

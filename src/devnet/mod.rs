@@ -14,6 +14,7 @@
 pub mod adversary;
 pub mod cpu;
 pub mod hostile;
+pub mod loss;
 pub mod report;
 
 use std::collections::HashSet;

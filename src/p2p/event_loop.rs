@@ -1,9 +1,11 @@
 //! The event loop: the only owner of the `Swarm`.
 //!
 //! It never awaits anything slow: commands are answered from swarm state, gossip messages are
-//! handed to validation tasks (or IGNOREd at once when [`super::VALIDATION_QUEUE`] is full), and
-//! events go out with `try_send` (dropped and counted when the consumer lags, except accepted
-//! blocks, which the validation task delivers with back-pressure).
+//! handed to the validation scheduler ([`super::validation_task`]; IGNOREd at once when the
+//! forwarder's share or the queue is full), verdicts go back to gossipsub and to the peer manager
+//! ([`super::peer_manager`], whose actions `peer_actions` carries out), and events go out with
+//! `try_send` (dropped and counted when the consumer lags, except accepted blocks, which the
+//! validation task delivers with back-pressure).
 
 mod admin;
 mod peer_actions;
@@ -11,7 +13,7 @@ mod peer_actions;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
@@ -21,8 +23,8 @@ use super::gate::Gate;
 use super::peer_manager::{PeerManager, PeerManagerConfig};
 use super::peers::app_score::PeerOutcome;
 use super::peers::book::Direction;
-use super::peers::equivocation::GossipJudgement;
 use super::validation_shares::{ValidationShares, share_for};
+use super::validation_task::{DECOMPRESS_BUDGET_KIB, Judged, Scheduler, Unqueued};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, ping, tcp, yamux};
 use tokio::sync::{Semaphore, mpsc};
@@ -32,14 +34,12 @@ use super::gossip::{self, Gossipsub};
 use super::recent_messages::RecentMessages;
 use super::reqresp::inbound::{self, InboundStreams};
 use super::{
-    Command, IDLE_CONNECTION_TIMEOUT, INLINE_VALIDATION_MAX_BYTES, NetworkConfig, NetworkError,
-    NetworkEvent, STATIC_REDIAL_INTERVAL, VALIDATION_TIMEOUT, peer_id_of,
+    Command, IDLE_CONNECTION_TIMEOUT, NetworkConfig, NetworkError, NetworkEvent,
+    STATIC_REDIAL_INTERVAL, peer_id_of,
 };
 use crate::clock::unix_now;
 use crate::metrics::Metrics;
 use crate::validate::{BlockValidator, Verdict};
-use crate::wire::MAX_GOSSIP_SIZE_BYTES;
-use crate::wire::snappy::declared_len;
 
 /// Replies waiting for a dial to finish (`opp2p_connectPeer`).
 type PendingConnects = HashMap<PeerId, Vec<tokio::sync::oneshot::Sender<Result<(), NetworkError>>>>;
@@ -63,23 +63,6 @@ pub(crate) struct Behaviour {
     inbound: inbound::Behaviour,
 }
 
-/// KiB of bodies decompressed at once by validations (those the message-id cache did not keep,
-/// over 4 MiB less their raw size): one of the largest messages (10 MiB) with room to spare, so
-/// that four validations of 10 MiB bombs at once cannot take 40 MiB of the node's 64 MiB memory
-/// target (measured with `tests/bomb_flood.rs`, release: 20 MiB here left a 64.9 MiB peak).
-/// Blocks whose body the cache kept never wait for it. A validation waiting here counts against
-/// its 3 s timeout.
-pub const DECOMPRESS_BUDGET_KIB: u32 = 12 * 1024;
-
-/// A finished validation, on its way back to gossipsub.
-struct Judged {
-    message_id: MessageId,
-    source: PeerId,
-    acceptance: MessageAcceptance,
-    /// What the verdict says about the forwarder, for the peer manager.
-    judgement: GossipJudgement,
-}
-
 /// Owns the swarm and runs until shutdown.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -88,26 +71,18 @@ pub struct EventLoop {
     /// Outcomes reported by the sync client and the req/resp server.
     reports: mpsc::Receiver<(PeerId, PeerOutcome)>,
     events: mpsc::Sender<NetworkEvent>,
-    judged_tx: mpsc::Sender<Judged>,
     judged_rx: mpsc::Receiver<Judged>,
     validator: Arc<BlockValidator>,
-    /// Recent messages' ids and decompressed bodies, filled by gossipsub's id function.
-    recent: Arc<RecentMessages>,
-    /// Free places in the validation queue.
-    queue: Arc<Semaphore>,
-    /// Each peer's share of the queue.
-    shares: Arc<ValidationShares>,
-    /// KiB of message bodies being decompressed for validation ([`DECOMPRESS_BUDGET_KIB`]).
-    decompress_budget: Arc<Semaphore>,
-    /// Validations allowed to run at once.
-    running: Arc<Semaphore>,
+    /// Finds each gossip message its place in validation.
+    scheduler: Scheduler,
     static_peers: Vec<Multiaddr>,
     listen_addrs: Vec<Multiaddr>,
     shutdown: CancellationToken,
     /// Events dropped because the consumer lagged.
     pub(crate) dropped_events: Arc<AtomicU64>,
-    /// Simulated loss of gossip deliveries (devnet `--drop`); 0 in production.
-    lose_gossip: LossSimulation,
+    /// Deliveries lost on purpose before validation (the devnet's simulated loss; none in
+    /// production).
+    delivery_filter: Option<Arc<dyn super::DeliveryFilter>>,
     /// Where the peer manager's ban and list changes are written (off the loop).
     store: Option<Arc<crate::store::Store>>,
     /// The chain's block time: application scores decay once per slot.
@@ -136,41 +111,6 @@ const BAN_MONITOR_INTERVAL: Duration = Duration::from_secs(1);
 /// monitor about as often).
 const APP_SCORE_PUSH: Duration = Duration::from_secs(1);
 
-/// Loses a fixed fraction of gossip deliveries, as a lossy network would (devnet and tests: the
-/// sync client must fill the holes). The choice hashes our peer id with the message id, so it is
-/// reproducible and different nodes lose different blocks. A lost message is IGNOREd unvalidated;
-/// gossipsub's duplicate cache then drops every other copy, so the block never arrives here.
-#[derive(Debug, Clone, Copy)]
-struct LossSimulation {
-    /// Messages whose hash falls below this are lost (fraction × 2^64).
-    threshold: u64,
-    salt: u64,
-}
-
-impl LossSimulation {
-    fn new(fraction: f64, local: &PeerId) -> Self {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::hash::DefaultHasher::new();
-        local.hash(&mut hasher);
-        Self {
-            // `as` saturates: 1.0 maps to u64::MAX (lose everything), NaN to 0.
-            threshold: (fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64,
-            salt: hasher.finish(),
-        }
-    }
-
-    fn loses(&self, message_id: &MessageId) -> bool {
-        use std::hash::{Hash, Hasher};
-        if self.threshold == 0 {
-            return false;
-        }
-        let mut hasher = std::hash::DefaultHasher::new();
-        self.salt.hash(&mut hasher);
-        message_id.0.hash(&mut hasher);
-        hasher.finish() < self.threshold
-    }
-}
-
 impl EventLoop {
     pub(crate) fn new(
         config: NetworkConfig,
@@ -181,7 +121,6 @@ impl EventLoop {
     ) -> Result<Self, NetworkError> {
         let chain = config.validator.chain().clone();
         let gossip_config = config.gossip;
-        let local_peer_id = config.keypair.public().to_peer_id();
         let scoring = config.scoring;
         let gate_stats = config.gate_stats.clone();
         let static_ids: HashSet<PeerId> = config
@@ -259,15 +198,8 @@ impl EventLoop {
             + super::conn_caps::INBOUND_SLACK
             + super::conn_caps::OUTBOUND_RESERVE
             + static_ids.len();
-        Ok(Self {
-            swarm,
-            inbound_streams,
-            commands,
-            reports,
-            events,
-            judged_tx,
-            judged_rx,
-            validator: config.validator,
+        let scheduler = Scheduler {
+            validator: config.validator.clone(),
             recent,
             queue: Arc::new(Semaphore::new(gossip_config.validation_queue)),
             shares: Arc::new(ValidationShares::new(share_for(
@@ -276,11 +208,24 @@ impl EventLoop {
             ))),
             running: Arc::new(Semaphore::new(gossip_config.validation_concurrency)),
             decompress_budget: Arc::new(Semaphore::new(DECOMPRESS_BUDGET_KIB as usize)),
+            judged: judged_tx,
+            events: events.clone(),
+            metrics: config.metrics.clone(),
+        };
+        Ok(Self {
+            swarm,
+            inbound_streams,
+            commands,
+            reports,
+            events,
+            judged_rx,
+            validator: config.validator,
+            scheduler,
             static_peers: config.static_peers,
             listen_addrs: Vec::new(),
             shutdown,
             dropped_events: Arc::default(),
-            lose_gossip: LossSimulation::new(config.lose_gossip_fraction, &local_peer_id),
+            delivery_filter: config.delivery_filter,
             store: config.store,
             slot: Duration::from_secs(chain.block_time.max(1)),
             pending_connects: HashMap::new(),
@@ -519,7 +464,11 @@ impl EventLoop {
                 .report_message_validation_result(&message_id, &source, MessageAcceptance::Reject);
             return;
         };
-        if self.lose_gossip.loses(&message_id) {
+        if self
+            .delivery_filter
+            .as_ref()
+            .is_some_and(|f| f.loses(&message_id.0))
+        {
             tracing::trace!(%source, "gossip delivery lost (simulated)");
             self.metrics
                 .validated(Verdict::Ignore, Some("simulated_loss"));
@@ -529,106 +478,21 @@ impl EventLoop {
                 .report_message_validation_result(&message_id, &source, MessageAcceptance::Ignore);
             return;
         }
-        // The forwarder's share first: a flooding peer fills its own share, not the queue.
-        let Some(share) = self.shares.try_take(source) else {
-            tracing::warn!(%source, share = self.shares.share(),
-                "peer's share of the validation queue used up; ignoring message");
-            self.ignore_unqueued(&message_id, source);
-            return;
-        };
-        let Ok(slot) = self.queue.clone().try_acquire_owned() else {
-            tracing::warn!(%source, "validation queue full; ignoring message");
-            self.ignore_unqueued(&message_id, source);
-            return;
-        };
-        let validator = self.validator.clone();
-        let recent = self.recent.clone();
-        let running = self.running.clone();
-        let judged = self.judged_tx.clone();
-        let events = self.events.clone();
-        let metrics = self.metrics.clone();
-        let data = message.data;
-        let id = message_id.clone();
-        // Small blocks are validated on this task's worker, big ones on the blocking pool (see
-        // `INLINE_VALIDATION_MAX_BYTES`). Invalid snappy fails validation at once: small.
-        let declared = declared_len(&data).ok();
-        let inline = declared.is_none_or(|n| n <= INLINE_VALIDATION_MAX_BYTES);
-        // A body the id function did not keep is decompressed again by the validator: its
-        // declared size (bodies over the 10 MiB limit are refused before decompressing) is
-        // taken from the decompression budget first.
-        let decompress_kib = match declared {
-            Some(n) if n <= MAX_GOSSIP_SIZE_BYTES && self.recent.decompressed(&id.0).is_none() => {
-                u32::try_from(n.div_ceil(1024)).unwrap_or(u32::MAX)
+        let scheduled = self
+            .scheduler
+            .schedule(source, message_id.clone(), version, message.data);
+        match scheduled {
+            Ok(()) => {}
+            Err(Unqueued::ShareUsed) => {
+                tracing::warn!(%source, share = self.scheduler.shares.share(),
+                    "peer's share of the validation queue used up; ignoring message");
+                self.ignore_unqueued(&message_id, source);
             }
-            _ => 0,
-        };
-        let budget = self.decompress_budget.clone();
-        tokio::spawn(async move {
-            let _slot = (slot, share);
-            let work = async {
-                // The permit moves into the validation, so a timed-out one keeps its place until
-                // it really ends and concurrency never exceeds the bound.
-                let memory = match decompress_kib {
-                    0 => None,
-                    kib => Some(budget.acquire_many_owned(kib).await.ok()?),
-                };
-                let permit = running.acquire_owned().await.ok()?;
-                let validate = move || {
-                    let _permits = (permit, memory);
-                    recent.validate(&validator, version, &id.0, &data, unix_now())
-                };
-                if inline {
-                    return Some(validate());
-                }
-                tokio::task::spawn_blocking(validate).await.ok()
-            };
-            let result = tokio::time::timeout(VALIDATION_TIMEOUT, work)
-                .await
-                .ok()
-                .flatten();
-            let (acceptance, verdict, reason) = match &result {
-                Some(Ok(_)) => (MessageAcceptance::Accept, Verdict::Accept, None),
-                Some(Err(e)) => (to_acceptance(e.verdict()), e.verdict(), Some(e.reason())),
-                None => (
-                    MessageAcceptance::Ignore,
-                    Verdict::Ignore,
-                    Some("validation_timeout"),
-                ),
-            };
-            metrics.validated(verdict, reason);
-            if let Some(Err(e)) = &result {
-                tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
+            Err(Unqueued::QueueFull) => {
+                tracing::warn!(%source, "validation queue full; ignoring message");
+                self.ignore_unqueued(&message_id, source);
             }
-            // Gossipsub only forwards ACCEPTed messages: the peer manager charges the forwarder
-            // for a REJECT whose fault is in the bytes (never one that depends on our clock or
-            // settings), and for the per-height limit only past its own share.
-            let judgement = result
-                .as_ref()
-                .map_or(GossipJudgement::Nothing, GossipJudgement::of);
-            let _ = judged
-                .send(Judged {
-                    message_id,
-                    source,
-                    acceptance,
-                    judgement,
-                })
-                .await;
-            let _ = events.try_send(NetworkEvent::MessageValidated {
-                from: source,
-                verdict,
-                reason,
-            });
-            if let Some(Ok(block)) = result {
-                let accepted_at = SystemTime::now();
-                let _ = events
-                    .send(NetworkEvent::BlockAccepted {
-                        block: Box::new(block),
-                        from: source,
-                        accepted_at,
-                    })
-                    .await;
-            }
-        });
+        }
     }
 }
 
@@ -641,14 +505,5 @@ impl EventLoop {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(message_id, &source, MessageAcceptance::Ignore);
-    }
-}
-
-/// Our verdict as gossipsub's.
-fn to_acceptance(verdict: Verdict) -> MessageAcceptance {
-    match verdict {
-        Verdict::Accept => MessageAcceptance::Accept,
-        Verdict::Ignore => MessageAcceptance::Ignore,
-        Verdict::Reject => MessageAcceptance::Reject,
     }
 }

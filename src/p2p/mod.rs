@@ -28,6 +28,7 @@ pub mod recent_messages;
 pub mod reqresp;
 pub mod scoring;
 pub mod validation_shares;
+pub mod validation_task;
 pub mod views;
 
 use std::net::IpAddr;
@@ -91,8 +92,9 @@ pub struct NetworkConfig {
     pub validator: Arc<BlockValidator>,
     /// Identify agent version.
     pub agent_version: String,
-    /// Fraction of gossip deliveries to lose on purpose (devnet `--drop`; 0 for a real node).
-    pub lose_gossip_fraction: f64,
+    /// Gossip deliveries to lose on purpose before validation (the devnet's `--drop`; `None`
+    /// for a real node).
+    pub delivery_filter: Option<Arc<dyn DeliveryFilter>>,
     /// `--p2p.scoring`.
     pub scoring: scoring::ScoringLevel,
     /// Application scores (restored from the scorebook), handed to the peer manager.
@@ -113,6 +115,14 @@ pub struct NetworkConfig {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Where ban and list changes are written (none: in memory only).
     pub store: Option<Arc<crate::store::Store>>,
+}
+
+/// Loses chosen gossip deliveries before validation, as a lossy network would: the devnet
+/// installs one ([`crate::devnet::loss`]) so the sync client must fill the holes. A lost message
+/// is IGNOREd unvalidated; gossipsub's duplicate cache then drops every other copy.
+pub trait DeliveryFilter: Send + Sync {
+    /// Whether the delivery of the message with this id is lost.
+    fn loses(&self, message_id: &[u8]) -> bool;
 }
 
 /// op-node `--p2p.peers.lo`: the connection manager trims down to this many peers.

@@ -20,6 +20,7 @@
 mod guard;
 mod open;
 mod peers;
+pub mod writer;
 
 use guard::guarded;
 pub use open::{ChainRecord, STORE_FORMAT};

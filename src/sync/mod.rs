@@ -31,11 +31,11 @@ use tokio_util::sync::CancellationToken;
 use crate::chain::ChainSpec;
 use crate::clock::unix_millis;
 use crate::metrics::{Metrics, ReqRole};
-use crate::node::{BlockSource, StoreOp, StoreRequest};
 use crate::p2p::NetworkHandle;
 use crate::p2p::peer_manager::PeerReporter;
 use crate::p2p::reqresp::client::{RequestError, RequestTimeouts, request_payload};
 use crate::p2p::reqresp::limits::{PeerLimiters, Rate, take_tokens};
+use crate::store::writer::{BlockSource, StoreOp, StoreRequest};
 use crate::store::{Store, StoredBlock};
 use plan::{PlanConfig, SyncAction, SyncPlan};
 
