@@ -461,6 +461,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             reorg_depth: 1,
         };
         tasks.push(tokio::spawn(driver.run()));
+        metrics.register_collector(Box::new(crate::metrics::pipeline::EngineCollector {
+            stats: stats.clone(),
+            head: head_rx.clone(),
+        }));
         stats
     });
     let sync_stats = match config.sync.clone() {

@@ -544,6 +544,8 @@ impl EventLoop {
             self.ignore_unqueued(&message_id, source);
             return;
         };
+        let depth = self.metrics.validation_queue().entered();
+        let entered_at = std::time::Instant::now();
         let validator = self.validator.clone();
         let recent = self.recent.clone();
         let running = self.running.clone();
@@ -568,7 +570,7 @@ impl EventLoop {
         };
         let budget = self.decompress_budget.clone();
         tokio::spawn(async move {
-            let _slot = (slot, share);
+            let _slot = (slot, share, depth);
             let work = async {
                 // The permit moves into the validation, so a timed-out one keeps its place until
                 // it really ends and concurrency never exceeds the bound.
@@ -600,6 +602,7 @@ impl EventLoop {
                 ),
             };
             metrics.validated(verdict, reason);
+            metrics.validation_queue().judged(entered_at.elapsed());
             if let Some(Err(e)) = &result {
                 tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
             }
