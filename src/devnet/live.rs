@@ -69,12 +69,22 @@ pub fn progress(stats: &[NodeStats]) -> (usize, Vec<Progress>) {
     (count, rows)
 }
 
+/// `published/blocks`, with the `--drop` scenario's tail blocks (published after the requested
+/// ones) apart.
+fn published_of(published: usize, blocks: u64) -> String {
+    match (published as u64).checked_sub(blocks) {
+        Some(tail) if tail > 0 => format!("{blocks}/{blocks} +{tail} tail"),
+        _ => format!("{published}/{blocks}"),
+    }
+}
+
 /// The table's lines (header first).
 pub fn table(published: usize, blocks: u64, rows: &[Progress], elapsed: Duration) -> Vec<String> {
     let mut lines = vec![
         format!(
-            "devnet {:>6.1}s  published {published}/{blocks}",
-            elapsed.as_secs_f64()
+            "devnet {:>6.1}s  published {}",
+            elapsed.as_secs_f64(),
+            published_of(published, blocks)
         ),
         format!(
             "{:>5} {:>7} {:>11} {:>8} {:>5} {:>5}",
@@ -118,8 +128,9 @@ pub fn plain_line(published: usize, blocks: u64, rows: &[Progress], elapsed: Dur
     let has: usize = followers.clone().map(|r| r.has).sum();
     let all_latency = followers.clone().map(|r| r.latency.p99).max().unwrap_or(0);
     format!(
-        "devnet {:.1}s published {published}/{blocks} | heads {}..{} | followers have {has}/{} | worst p99 {all_latency} ms | bans {}",
+        "devnet {:.1}s published {} | heads {}..{} | followers have {has}/{} | worst p99 {all_latency} ms | bans {}",
         elapsed.as_secs_f64(),
+        published_of(published, blocks),
         heads.clone().min().map_or("-".into(), |h| h.to_string()),
         heads.max().map_or("-".into(), |h| h.to_string()),
         published * rows.len().saturating_sub(1),

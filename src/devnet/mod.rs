@@ -326,10 +326,11 @@ pub async fn run(plan: &DevnetPlan) -> Result<(DevnetReport, report_html::RunRec
     }
     let duration_secs = started.elapsed().as_secs_f64();
     let cpu_end = cpu::sample(&node_pids(&children));
+    // The answers also bring in the last head events, so the final table is up to date.
+    ask_topology(&mut children, &mut events, &mut stats).await;
     if let Some(view) = live.as_mut() {
         view.tick(&stats, true);
     }
-    ask_topology(&mut children, &mut events, &mut stats).await;
     // 4. Stop everything (the adversary first, so the nodes' exit counters include all it did)
     // and read peak memory.
     let adversary = match adversary {

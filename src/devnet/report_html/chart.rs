@@ -41,6 +41,8 @@ pub struct Frame {
     pub y: std::ops::Range<f64>,
     /// Logarithmic y axis (values below 1 drawn at 1): for values spanning orders of magnitude.
     pub log_y: bool,
+    /// Where the legend goes (the corner the data leaves free).
+    pub legend: SeriesLabelPosition,
 }
 
 /// Where `y` is drawn: itself, or its decimal logarithm on a logarithmic axis.
@@ -66,6 +68,28 @@ pub fn thin<T: Copy>(points: &[T]) -> Vec<T> {
         out.push(*last);
     }
     out
+}
+
+/// An axis label: at most three significant decimals, no trailing zeros (plotters' ticks are
+/// sums of floats, `0.30000000000000004` unless rounded).
+pub fn tick(value: f64) -> String {
+    let digits = match value.abs() {
+        v if v >= 100.0 => 0,
+        v if v >= 10.0 => 1,
+        v if v >= 1.0 => 2,
+        _ => 3,
+    };
+    let text = format!("{value:.digits$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    if text == "-0" {
+        "0".to_owned()
+    } else {
+        text.to_owned()
+    }
 }
 
 /// A step line through `(x, y)` samples: holds each value until the next sample.
@@ -96,19 +120,13 @@ pub fn lines(
                 frame.x.clone(),
                 y_of(frame, frame.y.start)..y_of(frame, frame.y.end),
             )?;
-        let log_label = |v: &f64| {
-            let value = 10f64.powf(*v);
-            if value >= 10.0 {
-                format!("{value:.0}")
-            } else {
-                format!("{value:.1}")
-            }
-        };
-        let plain_label = |v: &f64| format!("{v}");
+        let log_label = |v: &f64| tick(10f64.powf(*v));
+        let plain_label = |v: &f64| tick(*v);
         chart
             .configure_mesh()
             .x_desc(frame.x_desc)
             .y_desc(frame.y_desc)
+            .x_label_formatter(&plain_label)
             .y_label_formatter(if frame.log_y {
                 &log_label
             } else {
@@ -144,7 +162,7 @@ pub fn lines(
             chart
                 .configure_series_labels()
                 .label_font((svg::FONT, 13))
-                .position(SeriesLabelPosition::LowerRight)
+                .position(frame.legend.clone())
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK.mix(0.4))
                 .draw()?;
@@ -156,6 +174,16 @@ pub fn lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(tick(0.30000000000000004), "0.3");
+        assert_eq!(tick(0.9999999999999), "1");
+        assert_eq!(tick(3162.2776), "3162");
+        assert_eq!(tick(31.62), "31.6");
+        assert_eq!(tick(2.0), "2");
+        assert_eq!(tick(-0.0001), "0");
+    }
 
     #[test]
     fn thinning_keeps_the_bound_and_the_ends() {
@@ -186,6 +214,7 @@ mod tests {
             x: 0.0..10.0,
             y: 0.0..1.0,
             log_y: false,
+            legend: SeriesLabelPosition::LowerRight,
         };
         let svg = lines(
             &frame,

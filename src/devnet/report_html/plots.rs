@@ -12,7 +12,7 @@ use super::svg::{self, PlotError};
 
 /// Above this ratio of the slowest to the median time, the block-reach plot's axis is
 /// logarithmic (a linear one would flatten the gossip times to a line at zero).
-const LOG_SCALE_RATIO: f64 = 20.0;
+const LOG_SCALE_RATIO: f64 = 10.0;
 
 /// A plot, or `None` when the run has nothing to draw in it.
 pub type Plot = Result<Option<String>, PlotError>;
@@ -66,6 +66,7 @@ pub fn latency_cdf(record: &RunRecord, late: Option<usize>) -> Plot {
         x: 0.0..svg::upper(max_ms),
         y: 0.0..1.02,
         log_y: false,
+        legend: SeriesLabelPosition::LowerRight,
     };
     chart::lines(&frame, &series, |_| Ok(())).map(Some)
 }
@@ -118,6 +119,8 @@ pub fn block_reach(record: &RunRecord) -> Plot {
             0.0..svg::upper(max_ms)
         },
         log_y,
+        // The late joiner's slow blocks come first, on the left.
+        legend: SeriesLabelPosition::UpperRight,
     };
     chart::lines(&frame, &series, |_| Ok(())).map(Some)
 }
@@ -158,6 +161,7 @@ pub fn heads(record: &RunRecord, late: Option<usize>) -> Plot {
         x: x_min..svg::upper(x_max),
         y: 0.0..svg::upper(y_max),
         log_y: false,
+        legend: SeriesLabelPosition::LowerRight,
     };
     chart::lines(&frame, &series, |_| Ok(())).map(Some)
 }
@@ -198,6 +202,7 @@ pub fn arrivals(record: &RunRecord, late: Option<usize>) -> Plot {
         x: x_min..svg::upper(x_max),
         y: 0.0..svg::upper(y_max),
         log_y: false,
+        legend: SeriesLabelPosition::LowerRight,
     };
     // The legend comes from empty series; the marks are drawn in the hook.
     let series: Vec<Series> = followers
@@ -277,6 +282,7 @@ pub fn adversary(record: &RunRecord, late: Option<usize>) -> Plot {
         x: x_min - margin..x_max + margin,
         y: 0.0..y_max,
         log_y: false,
+        legend: SeriesLabelPosition::LowerRight,
     };
     chart::lines(&frame, &series, |chart| {
         for (k, (i, at)) in bans.into_iter().enumerate() {
@@ -340,6 +346,7 @@ pub fn engine(record: &RunRecord) -> Plot {
         x: points().map(|p| p.0).fold(0.0, f64::min)..svg::upper(max_of(points().map(|p| p.0))),
         y: 0.0..svg::upper(max_of(points().map(|p| p.1))),
         log_y: false,
+        legend: SeriesLabelPosition::LowerRight,
     };
     chart::lines(&frame, &series, |_| Ok(())).map(Some)
 }
