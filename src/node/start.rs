@@ -180,6 +180,10 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
             reorg_depth: 1,
         };
         tasks.spawn(driver.run());
+        metrics.register_collector(Box::new(crate::metrics::pipeline::EngineCollector {
+            stats: stats.clone(),
+            head: head_rx.clone(),
+        }));
         stats
     });
     let sync_stats = config.sync.clone().map(|sync_config| {

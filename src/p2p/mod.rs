@@ -264,6 +264,10 @@ pub(crate) enum Command {
         peer: PeerId,
         reply: oneshot::Sender<peers::app_score::AppCounters>,
     },
+    /// Peers in our gossipsub mesh of any block topic.
+    MeshPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
 }
 
 /// Why a network operation failed.
@@ -364,6 +368,11 @@ impl NetworkHandle {
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
         self.request(|reply| Command::ConnectedPeers { reply })
             .await
+    }
+
+    /// Peers in our gossipsub mesh of any block topic (the devnet report draws them).
+    pub async fn mesh_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
+        self.request(|reply| Command::MeshPeers { reply }).await
     }
 
     /// Every known peer (or only the connected ones), with scores and reasons.

@@ -123,6 +123,8 @@ impl Scheduler {
             .clone()
             .try_acquire_owned()
             .map_err(|_| Unqueued::QueueFull)?;
+        let depth = self.metrics.validation_queue().entered();
+        let entered_at = std::time::Instant::now();
         // Small blocks are validated on this task's worker, big ones on the blocking pool (see
         // `INLINE_VALIDATION_MAX_BYTES`). Invalid snappy fails validation at once: small.
         let declared = declared_len(&data).ok();
@@ -147,7 +149,7 @@ impl Scheduler {
             self.metrics.clone(),
         );
         tokio::spawn(async move {
-            let _places = (slot, share);
+            let _places = (slot, share, depth);
             let id = message_id.0.clone();
             let work = async {
                 // The permits move into the validation, so a timed-out one keeps its place until
@@ -172,6 +174,7 @@ impl Scheduler {
                 .flatten();
             let judgement = judge(result.as_ref());
             metrics.validated(judgement.verdict, judgement.reason);
+            metrics.validation_queue().judged(entered_at.elapsed());
             if let Some(Err(e)) = &result {
                 tracing::debug!(%source, verdict = judgement.verdict.as_str(), error = %e,
                     "gossip block not accepted");

@@ -33,6 +33,17 @@ impl EventLoop {
                 self.push_app_scores();
                 let _ = reply.send(self.peer_views(connected_only));
             }
+            Command::MeshPeers { reply } => {
+                // Every subscribed topic is a block topic; a peer can be in several meshes.
+                let mesh: std::collections::HashSet<PeerId> = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_mesh_peers()
+                    .copied()
+                    .collect();
+                let _ = reply.send(mesh.into_iter().collect());
+            }
             Command::SelfView { reply } => {
                 let local = *self.swarm.local_peer_id();
                 let mut protocols: Vec<String> =
