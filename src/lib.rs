@@ -18,20 +18,23 @@
 //!  store writer ──"wrote" (watch)──► sync coordinator ──Store::holes──► sync::plan::SyncPlan
 //!                                       one worker per peer: global + peer limiter → request
 //!  payload_by_number (p2p::reqresp::client) ──► plan: quarantine → promote along parent
-//!  hashes from a trusted (gossip-signed) block ──► store writer; outcomes ──► AppScores
+//!  hashes from a trusted (gossip-signed) block ──► store writer; outcomes ──► PeerReporter
 //!  (sync::quarantine: ≤ 100 payloads, ≤ 32 MiB, ≤ 8 MiB per peer)
+//!
+//!  p2p::peer_manager (sans-IO, inside the swarm's first behaviour, p2p::gate): sole owner of
+//!  application scores, the equivocation tracker, the peer book, bans, the operator's lists and
+//!  the scorebook. In: typed outcomes (PeerReporter from the sync client and the req/resp server,
+//!  GossipJudgement from validation: a REJECT charges the forwarder only for a fault in the bytes,
+//!  ValidationError::peer_fault, a height-limit one only an equivocator), the operator's changes
+//!  (admin RPC command), the event loop's timers (ban monitor one peer a second, trim every 10 s
+//!  above peers.hi down to peers.lo, slot decay, ban expiry). Out: PeerActions the event loop
+//!  carries out (push a score into gossipsub, judge now, close, announce a ban, disk writes on the
+//!  blocking pool). Bans, lists and scores are persisted in the store and restored on start.
 //!
 //!  connection ──► p2p::gate (banned/blocked peer, IP or subnet refused) ──► p2p::conn_caps (per
 //!  IP and subnet, pending, inbound ≤ peers.hi + 5, per peer, memory) ──► gossipsub (op-node
-//!  light scoring; AppScores pushed in every second) ─ event loop timers: ban monitor (one
-//!  peer a second, score < threshold and not static ──► p2p::peers::bans + disconnect),
-//!  connection manager (every 10 s: above peers.hi close the lowest-scored unprotected peers past
-//!  their grace, down to peers.lo), scorebook snapshot (every 15 s) ── bans, lists and scores
-//!  persisted in the store (written on the blocking pool), restored on start
-//!  (a REJECT charges the forwarder only for a fault in the bytes, ValidationError::peer_fault,
-//!  and is checked for a ban at once; a height-limit one only an equivocator:
-//!  p2p::peers::equivocation)
-//!
+//!  light scoring; application scores pushed in every second and at once after a penalty)
+
 //!  store writer ──"wrote" (watch)──► engine::driver (with --l2): the store's canonical block
 //!  above the engine's head ──► newPayload + forkchoiceUpdated (engine::client, fresh JWT each)
 //!  ── unreachable: backoff; INVALID: remembered, never resent; the store is the queue
@@ -43,9 +46,9 @@
 //!  http (one accept loop per server: ≤ 64 connections, longest-idle evicted when full, read /
 //!  idle / write deadlines, in-flight cap) ──► admin RPC (rpc: Host allow-list, jsonrpsee;
 //!  admin_* and opgossip_* only with --rpc.enable-admin)
-//!      ──► NetworkHandle commands (peer snapshots from the p2p::peers::book, connect,
-//!          disconnect, close what the gate now refuses)
-//!      └─► p2p::peers::{lists, bans} (shared, persisted)
+//!      ──► NetworkHandle commands (peer snapshots from the p2p::peers::book, connect; bans,
+//!          blocks, protection and disconnects as OperatorChanges to the peer manager)
+//!      └─► p2p::peers::{lists, bans} (read only)
 //!
 //!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 128 streams, ≤ 2 per peer, per-peer, per-IP
 //!  + global limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
@@ -100,6 +103,7 @@ pub mod clock;
 pub mod devnet;
 pub mod discovery;
 pub mod engine;
+pub mod events;
 pub mod http;
 pub mod l1;
 pub mod log_limit;

@@ -426,7 +426,7 @@ async fn a_banned_invalid_signature_forwarder_shows_its_reasons() {
     // recorded score and reasons, and its application counters are back.
     victim.shutdown().await;
     let victim = start(rpc_config(&chain, 0, dir.path())).await.unwrap();
-    assert!(victim.app_scores().counters(&peer).invalid_signatures > 0.9);
+    assert!(victim.app_counters(&peer).await.invalid_signatures > 0.9);
     let info = call(addr_of(&victim), "opp2p_peers", json!([false])).await["peers"]
         [peer.to_string()]
     .clone();

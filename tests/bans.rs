@@ -93,7 +93,7 @@ async fn an_invalid_block_gets_its_forwarder_banned_across_restarts_until_expiry
             .is_some()
     );
     // One invalid block, possibly decayed by a slot (×0.926) since.
-    assert!(victim.app_scores().counters(&peer).invalid_blocks > 0.9);
+    assert!(victim.app_counters(&peer).await.invalid_blocks > 0.9);
     // Disconnected, and a new dial is refused by the gate.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!is_connected(&victim, &peer).await);
@@ -131,7 +131,7 @@ async fn an_invalid_block_gets_its_forwarder_banned_across_restarts_until_expiry
     );
     // Its penalty (restored from the scorebook at the restart) was cleared with the ban, so the
     // monitor does not ban it again at once.
-    assert_eq!(victim.app_scores().counters(&peer).invalid_blocks, 0.0);
+    assert_eq!(victim.app_counters(&peer).await.invalid_blocks, 0.0);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(is_connected(&victim, &peer).await);
     adversary.shutdown().await;
@@ -151,7 +151,7 @@ async fn a_static_peer_is_never_banned() {
     // Its score sinks below the threshold, yet the monitor (one peer a second) leaves it alone.
     let peer = adversary.peer_id();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while victim.app_scores().score(&peer) > -100.0 {
+    while victim.app_counters(&peer).await.score() > -100.0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the invalid block was not judged"
@@ -234,7 +234,7 @@ async fn a_sequencer_stall_or_a_signer_rotation_seen_through_strict_followers_ba
     tokio::time::sleep(Duration::from_secs(3)).await;
     let forwarder = f.peer_id();
     for t in [&t1, &t2] {
-        assert_eq!(t.app_scores().score(&forwarder), 0.0);
+        assert_eq!(t.app_counters(&forwarder).await.score(), 0.0);
         assert!(t.bans().list(op_gossip::clock::unix_now()).is_empty());
         assert!(is_connected(t, &forwarder).await);
     }

@@ -239,7 +239,9 @@ async fn other_chains_bad_records_and_blocked_peers_are_never_dialled() {
         .unwrap();
         let lists = op_gossip::p2p::peers::lists::PeerLists::load(Arc::new(store));
         lists
-            .block_peer(node_key(64).public().to_peer_id())
+            .apply_now(op_gossip::p2p::peers::lists::ListChange::BlockPeer(
+                node_key(64).public().to_peer_id(),
+            ))
             .unwrap();
     }
     let mut d = discovery_config(chain.chain_id, &other.local_enr());

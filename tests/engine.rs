@@ -129,7 +129,7 @@ async fn an_invalid_block_is_recorded_never_retried_and_its_sender_not_blamed() 
         "blocks 1..=5 sent once each; 5 is not retried"
     );
     assert_eq!(
-        follower.app_scores().score(&seq.peer_id()),
+        follower.app_counters(&seq.peer_id()).await.score(),
         0.0,
         "the sender is not blamed"
     );
@@ -315,6 +315,8 @@ async fn devnet_attaches_its_first_follower_to_an_engine() {
     )
     .unwrap();
     let url = engine.url();
+    let html = dir.path().join("report.html");
+    let html_arg = html.to_string_lossy().to_string();
     let report = tokio::task::spawn_blocking(move || {
         let secret_file = secret_file.to_string_lossy().to_string();
         common::devnet::run_devnet(&[
@@ -328,10 +330,17 @@ async fn devnet_attaches_its_first_follower_to_an_engine() {
             &url,
             "--l2.jwt-secret",
             &secret_file,
+            "--report-html",
+            &html_arg,
         ])
     })
     .await
     .unwrap();
+    // The HTML report draws the insertions the node reported while it ran.
+    let html = std::fs::read_to_string(&html).unwrap();
+    let section = &html[html.find("<h2 id=\"engine\">").unwrap()..];
+    let section = &section[..section.find("</figure>").expect("an engine plot")];
+    assert!(section.contains("<svg") && section.contains("node 1: blocks inserted"));
     let nodes = report["per_node"].as_array().unwrap();
     let attached = &nodes[1]["engine"];
     assert_eq!(attached["inserted"], serde_json::json!(15), "{attached}");

@@ -178,13 +178,21 @@ async fn a_hammering_peer_is_limited_while_another_is_served() {
     // none against the polite peer.
     use op_gossip::p2p::peers::app_score::{DECAY_PER_SLOT, REFUSED_REQUEST_CAP};
     assert!(limited as f64 > REFUSED_REQUEST_CAP);
-    let scores = server.app_scores();
-    let refused = scores.counters(&hammer.peer_id()).refused_requests;
+    let refused = server
+        .app_counters(&hammer.peer_id())
+        .await
+        .refused_requests;
     assert!(
         (REFUSED_REQUEST_CAP * DECAY_PER_SLOT - 1e-9..=REFUSED_REQUEST_CAP).contains(&refused),
         "{refused}"
     );
-    assert_eq!(scores.counters(&polite.peer_id()).refused_requests, 0.0);
+    assert_eq!(
+        server
+            .app_counters(&polite.peer_id())
+            .await
+            .refused_requests,
+        0.0
+    );
     for n in [hammer, polite, server] {
         n.shutdown().await;
     }
@@ -506,7 +514,7 @@ async fn idle_and_flooded_streams_from_many_peers_leave_honest_requests_served()
             >= u64::from(ATTACKERS) * (IDLE_PER_ATTACKER - MAX_STREAMS_PER_PEER) as u64
     );
     for attacker in &attackers {
-        assert!(server.app_scores().score(&attacker.peer_id()) < 0.0);
+        assert!(server.app_counters(&attacker.peer_id()).await.score() < 0.0);
     }
-    assert_eq!(server.app_scores().score(&honest.peer_id()), 0.0);
+    assert_eq!(server.app_counters(&honest.peer_id()).await.score(), 0.0);
 }

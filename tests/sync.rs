@@ -313,21 +313,20 @@ async fn misbehaving_peers_are_penalised_and_the_client_moves_on() {
     let head = follower.wait_for_head(31, WAIT).await.unwrap();
     assert_eq!(Some(head), seq.head(), "filled despite the bad peers");
     assert_contiguous(&follower);
-    let scores = follower.app_scores();
     for (kind, fake) in &fakes {
-        let counters = scores.counters(&fake.peer_id);
+        let counters = follower.app_counters(&fake.peer_id).await;
         // At least one error, possibly decayed since (×0.926 per 2 s slot: the silent peer's
         // error comes after a 2 s read deadline, so on a slow machine a slot may pass).
         assert!(
-            counters.error_responses > 0.0 && scores.score(&fake.peer_id) < 0.0,
+            counters.error_responses > 0.0 && counters.score() < 0.0,
             "{kind:?} must be penalised: {counters:?}"
         );
     }
     assert!(
-        scores.score(&spec_only.peer_id) > 0.0,
+        follower.app_counters(&spec_only.peer_id).await.score() > 0.0,
         "a peer serving only the spec's protocol id is asked through it and rewarded"
     );
-    assert!(scores.score(&seq.peer_id()) > 0.0);
+    assert!(follower.app_counters(&seq.peer_id()).await.score() > 0.0);
 
     // The admin RPC tells the operator why each peer's score is down.
     let dump = common::http::call(

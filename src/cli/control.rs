@@ -10,8 +10,12 @@
 //! `sync`: the sync client's counters; `server`: the payload_by_number server's; `engine`: the
 //! engine insertion driver's, with `--l2`; `discovery`: `{discovered, table}`, or null without
 //! discovery).
+//! `topology {peers, mesh}` (answer to `topology`: connected peer ids, and those in our gossipsub
+//! mesh), `engine {inserted, head, at_ms}` (with `--l2`: the engine's insertions, written when
+//! they change, at most every [`ENGINE_POLL`]).
 //! `from` is the peer that forwarded the message to this node.
-//! Commands (stdin): `dial {addr}`, `produce {count, interval_ms, block_size}`, `shutdown`.
+//! Commands (stdin): `dial {addr}`, `produce {count, interval_ms, block_size}`, `topology`,
+//! `shutdown`.
 //! End of stdin counts as `shutdown`, so a node never outlives its orchestrator.
 
 use std::time::Duration;
@@ -22,6 +26,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::clock::unix_millis;
+use crate::engine::driver::EngineStats;
 use crate::node::{BlockSource, NodeEvent, ProducerClient, RunningNode};
 use crate::p2p::reqresp::server::ServerStats;
 use crate::store::BlockRef;
@@ -33,6 +38,9 @@ use std::time::SystemTime;
 const OUTPUT_QUEUE: usize = 1024;
 /// Longest command line accepted (a multiaddr is under 200 bytes).
 const MAX_COMMAND_BYTES: usize = 4096;
+/// How often the engine's insertion counter is checked for an `engine` line: fine enough for the
+/// devnet report's insertion curve, and at most four lines a second.
+const ENGINE_POLL: Duration = Duration::from_millis(250);
 
 /// A command from the orchestrator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +60,8 @@ pub enum ControlCommand {
         /// Transaction bytes per block.
         block_size: usize,
     },
+    /// Report the connected peers and the mesh (`topology` event).
+    Topology,
     /// Stop the node.
     Shutdown,
 }
@@ -66,6 +76,9 @@ pub fn serve(node: &RunningNode) -> oneshot::Receiver<()> {
         out_tx.clone(),
         node.network().clone(),
     ));
+    if let Some(engine) = node.engine_stats() {
+        tokio::spawn(watch_engine(engine.clone(), out_tx.clone()));
+    }
     let network = node.network().clone();
     let producer = node.producer();
     let head = node.head().map(|h| h.number);
@@ -177,6 +190,18 @@ async fn read_commands(
                     let _ = out.send(line.to_string()).await;
                 });
             }
+            Ok(ControlCommand::Topology) => {
+                let ids = |p: Result<Vec<libp2p::PeerId>, _>| -> Vec<String> {
+                    p.unwrap_or_default()
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect()
+                };
+                let peers = ids(network.connected_peers().await);
+                let mesh = ids(network.mesh_peers().await);
+                let line = json!({"event": "topology", "peers": peers, "mesh": mesh});
+                let _ = out.send(line.to_string()).await;
+            }
             Ok(ControlCommand::Shutdown) => return,
             Err(e) => {
                 let _ = out
@@ -236,6 +261,24 @@ async fn forward_events(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
+        if out.send(line.to_string()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes an `engine` line whenever the engine's insertion count changed, until stdout closes.
+async fn watch_engine(engine: std::sync::Arc<EngineStats>, out: mpsc::Sender<String>) {
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(ENGINE_POLL).await;
+        let now = engine.snapshot();
+        if now.inserted == last {
+            continue;
+        }
+        last = now.inserted;
+        let line = json!({"event": "engine", "inserted": now.inserted,
+            "head": now.head_number, "at_ms": unix_millis(SystemTime::now())});
         if out.send(line.to_string()).await.is_err() {
             return;
         }

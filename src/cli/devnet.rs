@@ -35,6 +35,10 @@ pub struct DevnetArgs {
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write a self-contained HTML report here: summary, latency and spread plots, the
+    /// topology formed, per-node figures, and the scenario's story over time.
+    #[arg(long = "report-html", value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
     /// Keep node data and logs in this directory (default: a temporary directory, removed).
     #[arg(long, value_name = "DIR")]
     pub datadir: Option<PathBuf>,
@@ -104,9 +108,13 @@ pub async fn run(args: &DevnetArgs) -> Result<(), CliError> {
         "devnet: {} nodes ({} topology), {} blocks of {} bytes every {:?}",
         plan.nodes, plan.topology, plan.blocks, plan.block_size, plan.block_time
     );
-    let report = devnet::run(&plan)
+    let (report, record) = devnet::run(&plan)
         .await
         .map_err(|e| CliError::Runtime(e.to_string()))?;
+    if let Some(path) = &args.report_html {
+        devnet::report_html::write(path, &report, &record)
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
+    }
     let json =
         serde_json::to_string_pretty(&report).map_err(|e| CliError::Runtime(e.to_string()))?;
     if let Some(path) = &args.report {

@@ -53,7 +53,15 @@ pub struct Watched {
     pub seen_before_ban: Option<u64>,
     /// Peers other than the adversary this node banned.
     pub other_bans: u64,
+    /// Messages from it validated here, per [`MESSAGE_BIN_MS`] bin (key: the bin's start, unix
+    /// ms): the HTML report's timeline. One entry per bin with messages, so bounded by the run's
+    /// length, not by the adversary's rate.
+    pub message_bins: std::collections::BTreeMap<u64, u64>,
 }
+
+/// Width of the bins in [`Watched::message_bins`]: fine enough to show the ban's moment on a
+/// timeline of seconds.
+pub const MESSAGE_BIN_MS: u64 = 100;
 
 impl Watched {
     /// Messages from the adversary this node validated.
@@ -67,6 +75,10 @@ impl Watched {
             return;
         }
         self.first_at_ms.get_or_insert(at_ms);
+        *self
+            .message_bins
+            .entry(at_ms - at_ms % MESSAGE_BIN_MS)
+            .or_default() += 1;
         match verdict {
             "accept" => self.accepted += 1,
             "reject" => self.rejected += 1,
@@ -313,5 +325,7 @@ mod tests {
         assert_eq!(w.banned_at_ms, Some(30));
         assert_eq!(w.seen_before_ban, Some(2));
         assert_eq!(w.other_bans, 1);
+        // 10, 20 and 40 ms all fall in the first 100 ms bin.
+        assert_eq!(w.message_bins.into_iter().collect::<Vec<_>>(), vec![(0, 3)]);
     }
 }

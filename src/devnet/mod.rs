@@ -7,6 +7,9 @@
 //! every accept/publish event with its wall-clock time → stop the nodes and read their peak RSS
 //! → [`report::DevnetReport`], with the CPU the nodes used while producing ([`cpu`]).
 //!
+//! While it runs, [`live`] draws the nodes' progress on stderr; at the end each node is asked for
+//! its peers and mesh, and the time series go to [`report_html`] beside the JSON report.
+//!
 //! With `--adversary <kind>` an [`adversary`] joins once the meshes formed, attacks every node
 //! running at that moment while the blocks are produced, and is stopped before the nodes;
 //! [`hostile`] follows what the nodes say about it and adds the report's `adversary` section.
@@ -15,10 +18,12 @@ pub mod adversary;
 pub mod bootnode;
 pub mod cpu;
 pub mod hostile;
+pub mod live;
+pub mod loss;
 pub mod report;
+pub mod report_html;
 pub mod topology;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
@@ -53,6 +58,9 @@ const MAX_TAIL_BLOCKS: u32 = 10;
 const TAIL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long nodes get to exit after `shutdown` before they are killed.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long nodes get to answer the `topology` request at the end (an answer from memory, so
+/// seconds only on a machine overloaded by the run).
+const TOPOLOGY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Child events buffered for the orchestrator.
 const EVENT_QUEUE: usize = 8192;
 
@@ -103,8 +111,8 @@ struct ChildNode {
     stdin: ChildStdin,
 }
 
-/// Runs the plan and returns the report.
-pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
+/// Runs the plan and returns the report, and the time series the HTML report draws.
+pub async fn run(plan: &DevnetPlan) -> Result<(DevnetReport, report_html::RunRecord), DevnetError> {
     let io = |e: std::io::Error| DevnetError::Io(e.to_string());
     let dir = match &plan.data_dir {
         Some(d) => d.clone(),
@@ -164,6 +172,7 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     };
 
     // 3. Produce and collect.
+    let mut live = plan.progress.then(|| live::LiveView::new(plan.blocks));
     let started = Instant::now();
     let cpu_start = cpu::sample(&node_pids(&children));
     let interval_ms = plan.block_time.as_millis() as u64;
@@ -185,6 +194,9 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
                 "the late joiner's head start",
             )
             .await?;
+            if let Some(view) = live.as_mut() {
+                view.tick(&stats, false);
+            }
         }
         stats[0].produced = None;
         remaining = plan.blocks - k;
@@ -206,7 +218,6 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     // Catching up from payload_by_number takes (missed blocks / the 20/s client limit) more.
     let catch_up = Duration::from_secs(plan.late_joiner.unwrap_or(0) / 10);
     let deadline = Instant::now() + production + catch_up + GRACE;
-    let mut last_progress = Instant::now();
     let mut tail_sent = 0;
     let mut last_tail = Instant::now();
     loop {
@@ -249,18 +260,16 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
         }
         let tick = (Instant::now() + Duration::from_millis(250)).min(deadline);
         let _ = next_event(&mut events, &mut stats, tick, "").await;
-        if plan.progress && last_progress.elapsed() >= progress_interval() {
-            print_progress(&stats, plan.blocks);
-            last_progress = Instant::now();
+        if let Some(view) = live.as_mut() {
+            view.tick(&stats, false);
         }
     }
     let duration_secs = started.elapsed().as_secs_f64();
     let cpu_end = cpu::sample(&node_pids(&children));
-    if plan.progress {
-        print_progress(&stats, plan.blocks);
-        if std::io::stderr().is_terminal() {
-            eprintln!();
-        }
+    // The answers also bring in the last head events, so the final table is up to date.
+    ask_topology(&mut children, &mut events, &mut stats).await;
+    if let Some(view) = live.as_mut() {
+        view.tick(&stats, true);
     }
     // 4. Stop everything (the adversary first, so the nodes' exit counters include all it did)
     // and read peak memory.
@@ -317,7 +326,31 @@ pub async fn run(plan: &DevnetPlan) -> Result<DevnetReport, DevnetError> {
     report.adversary = adversary
         .map(|(adv, peer, counters)| hostile::report(adv, peer, &stats, &first_phase, counters));
     report.cpu = cpu::report(&cpu_start, &cpu_end, report.published);
-    Ok(report)
+    let record = report_html::RunRecord::collect(&stats, plan.blocks, &edges);
+    Ok((report, record))
+}
+
+/// Asks every running node for its peers and mesh (the report's topology), waiting at most
+/// [`TOPOLOGY_TIMEOUT`] for the answers; a node that does not answer is drawn without edges.
+async fn ask_topology(
+    children: &mut [Option<ChildNode>],
+    events: &mut mpsc::Receiver<(usize, Value)>,
+    stats: &mut [NodeStats],
+) {
+    let mut asked = Vec::new();
+    for (i, child) in children.iter_mut().enumerate() {
+        if let Some(child) = child
+            && send(child, json!({"cmd": "topology"})).await.is_ok()
+        {
+            asked.push(i);
+        }
+    }
+    let deadline = Instant::now() + TOPOLOGY_TIMEOUT;
+    while asked.iter().any(|&i| !stats[i].topology_reported) {
+        if next_event(events, stats, deadline, "").await.is_err() {
+            break;
+        }
+    }
 }
 
 /// The process id of each running node, in node order.
@@ -384,31 +417,6 @@ async fn produce(
         json!({"cmd": "produce", "count": count, "interval_ms": interval_ms, "block_size": block_size}),
     )
     .await
-}
-
-fn progress_interval() -> Duration {
-    if std::io::stderr().is_terminal() {
-        Duration::from_millis(250)
-    } else {
-        Duration::from_secs(2)
-    }
-}
-
-fn print_progress(stats: &[NodeStats], blocks: u64) {
-    let heads: Vec<String> = stats
-        .iter()
-        .map(|s| s.head.map_or("-".into(), |h| h.to_string()))
-        .collect();
-    let published = stats.first().map_or(0, |s| s.published.len());
-    let line = format!(
-        "published {published}/{blocks} | heads: {}",
-        heads.join(" ")
-    );
-    if std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[2K{line}");
-    } else {
-        eprintln!("{line}");
-    }
 }
 
 /// Waits for one child event until `deadline`, and applies it to `stats`.
@@ -487,6 +495,28 @@ fn apply(s: &mut NodeStats, event: &Value) {
                 .on_message(text("from"), verdict, u("at_ms").unwrap_or(0));
         }
         Some("banned") => s.adversary.on_ban(text("peer"), u("at_ms").unwrap_or(0)),
+        Some("topology") => {
+            let ids = |k: &str| -> Vec<String> {
+                event
+                    .get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            s.connected_to = ids("peers");
+            s.mesh = ids("mesh");
+            s.topology_reported = true;
+        }
+        Some("engine") => {
+            if let (Some(inserted), Some(at)) = (u("inserted"), u("at_ms")) {
+                s.engine_at.push((at, inserted));
+            }
+        }
         Some("produced") => {
             let ok = event.get("ok").and_then(Value::as_bool).unwrap_or(false);
             let error = event

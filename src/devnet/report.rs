@@ -203,6 +203,14 @@ pub struct NodeStats {
     pub published_hashes: HashMap<u64, String>,
     /// What this node said about the adversary (`--adversary`).
     pub adversary: super::hostile::Watched,
+    /// Peer ids it was connected to when asked at the end of the run (`topology` event).
+    pub connected_to: Vec<String>,
+    /// Of those, the peers in its gossipsub mesh.
+    pub mesh: Vec<String>,
+    /// The node answered the `topology` request.
+    pub topology_reported: bool,
+    /// With `--l2`: (unix ms, blocks inserted so far) each time the engine's count changed.
+    pub engine_at: Vec<(u64, u64)>,
 }
 
 impl NodeStats {

@@ -52,6 +52,7 @@
 //! (mesh inclusions and removals by reason are in `op_gossip_gossipsub_mesh_peer_*`).
 
 pub mod http;
+pub mod pipeline;
 pub mod scores;
 
 use std::fmt;
@@ -374,6 +375,8 @@ pub struct Metrics {
     /// `op_gossip_p2p_client_request_failures_total{kind}` (counter): client requests that failed
     /// on our side, [`CLIENT_FAILURE_KINDS`] (op-node counts them as result code 1).
     client_failures: Family<Labels1, Counter>,
+    /// `op_gossip_validation_queue_depth`, `op_gossip_validation_duration_seconds`.
+    validation_queue: pipeline::ValidationQueueMetrics,
 }
 
 impl Metrics {
@@ -396,6 +399,7 @@ impl Metrics {
             rate_limit_waits: Family::default(),
             rate_limit_refusals: Family::default(),
             client_failures: Family::default(),
+            validation_queue: pipeline::ValidationQueueMetrics::default(),
         };
         {
             let mut root = metrics.registry();
@@ -461,6 +465,7 @@ impl Metrics {
                 "payload_by_number requests of ours that failed without a result code, by kind",
                 metrics.client_failures.clone(),
             );
+            metrics.validation_queue.register(own);
             root.register_collector(Box::new(StatsCollector(sources)));
         }
         metrics.create_known_series();
@@ -578,6 +583,11 @@ impl Metrics {
         self.invalid_block_penalties
             .get_or_create(&[("kind", penalty_kind(outcome))])
             .inc();
+    }
+
+    /// The validation queue's depth and time-to-verdict metrics.
+    pub fn validation_queue(&self) -> &pipeline::ValidationQueueMetrics {
+        &self.validation_queue
     }
 
     /// A message was IGNOREd unvalidated because the validation queue was full.

@@ -1,34 +1,31 @@
 //! The event loop: the only owner of the `Swarm`.
 //!
 //! It never awaits anything slow: commands are answered from swarm state, gossip messages are
-//! handed to validation tasks (or IGNOREd at once when [`super::VALIDATION_QUEUE`] is full), and
-//! events go out with `try_send` (dropped and counted when the consumer lags, except accepted
-//! blocks, which the validation task delivers with back-pressure).
+//! handed to the validation scheduler ([`super::validation_task`]; IGNOREd at once when the
+//! forwarder's share or the queue is full), verdicts go back to gossipsub and to the peer manager
+//! ([`super::peer_manager`], whose actions `peer_actions` carries out), and events go out with
+//! `try_send` (dropped and counted when the consumer lags, except accepted blocks, which the
+//! validation task delivers with back-pressure).
 
 mod admin;
 mod discovery;
-mod loss;
-mod peer_manager;
-
-use loss::LossSimulation;
+mod peer_actions;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 
 use super::conn_caps::IpCaps;
-use super::gate::{Admission, Gate};
-use super::peers::app_score::AppScores;
-use super::peers::bans::BanList;
-use super::peers::book::{Direction, PeerBook};
-use super::peers::lists::PeerLists;
-use super::peers::scorebook::ScoreBook;
+use super::gate::Gate;
+use super::peer_manager::{PeerManager, PeerManagerConfig};
+use super::peers::app_score::PeerOutcome;
+use super::peers::book::Direction;
 use super::validation_shares::{ValidationShares, share_for};
-use super::{BanConfig, ConnectionLimits};
+use super::validation_task::{DECOMPRESS_BUDGET_KIB, Judged, Scheduler, Unqueued};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, ping, tcp, yamux};
 use tokio::sync::{Semaphore, mpsc};
@@ -38,14 +35,12 @@ use super::gossip::{self, Gossipsub};
 use super::recent_messages::RecentMessages;
 use super::reqresp::inbound::{self, InboundStreams};
 use super::{
-    Command, IDLE_CONNECTION_TIMEOUT, INLINE_VALIDATION_MAX_BYTES, NetworkConfig, NetworkError,
-    NetworkEvent, STATIC_REDIAL_INTERVAL, VALIDATION_TIMEOUT, peer_id_of,
+    Command, IDLE_CONNECTION_TIMEOUT, NetworkConfig, NetworkError, NetworkEvent,
+    STATIC_REDIAL_INTERVAL, peer_id_of,
 };
 use crate::clock::unix_now;
 use crate::metrics::Metrics;
 use crate::validate::{BlockValidator, Verdict};
-use crate::wire::MAX_GOSSIP_SIZE_BYTES;
-use crate::wire::snappy::declared_len;
 
 /// Replies waiting for a dial to finish (`opp2p_connectPeer`).
 type PendingConnects = HashMap<PeerId, Vec<tokio::sync::oneshot::Sender<Result<(), NetworkError>>>>;
@@ -53,7 +48,8 @@ type PendingConnects = HashMap<PeerId, Vec<tokio::sync::oneshot::Sender<Result<(
 /// The protocols every op-gossip node runs.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
-    /// First, so a banned peer is refused before any other protocol sees the connection.
+    /// First, so a banned peer is refused before any other protocol sees the connection. It
+    /// holds the peer manager.
     gate: Gate,
     /// Then the hard bounds (see [`super::conn_caps`]): per IP and subnet, the totals, memory.
     ip_caps: IpCaps,
@@ -68,65 +64,30 @@ pub(crate) struct Behaviour {
     inbound: inbound::Behaviour,
 }
 
-/// KiB of bodies decompressed at once by validations (those the message-id cache did not keep,
-/// over 4 MiB less their raw size): one of the largest messages (10 MiB) with room to spare, so
-/// that four validations of 10 MiB bombs at once cannot take 40 MiB of the node's 64 MiB memory
-/// target (measured with `tests/bomb_flood.rs`, release: 20 MiB here left a 64.9 MiB peak).
-/// Blocks whose body the cache kept never wait for it. A validation waiting here counts against
-/// its 3 s timeout.
-pub const DECOMPRESS_BUDGET_KIB: u32 = 12 * 1024;
-
-/// A finished validation, on its way back to gossipsub.
-struct Judged {
-    message_id: MessageId,
-    source: PeerId,
-    acceptance: MessageAcceptance,
-    /// The forwarder was charged a fault: its score goes to gossipsub and the ban check looks
-    /// at it now, not at the next push or round-robin turn.
-    penalised: bool,
-}
-
 /// Owns the swarm and runs until shutdown.
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     inbound_streams: InboundStreams,
     commands: mpsc::Receiver<Command>,
+    /// Outcomes reported by the sync client and the req/resp server.
+    reports: mpsc::Receiver<(PeerId, PeerOutcome)>,
     events: mpsc::Sender<NetworkEvent>,
-    judged_tx: mpsc::Sender<Judged>,
     judged_rx: mpsc::Receiver<Judged>,
     validator: Arc<BlockValidator>,
-    /// Recent messages' ids and decompressed bodies, filled by gossipsub's id function.
-    recent: Arc<RecentMessages>,
-    /// Free places in the validation queue.
-    queue: Arc<Semaphore>,
-    /// Each peer's share of the queue.
-    shares: Arc<ValidationShares>,
-    /// KiB of message bodies being decompressed for validation ([`DECOMPRESS_BUDGET_KIB`]).
-    decompress_budget: Arc<Semaphore>,
-    /// Validations allowed to run at once.
-    running: Arc<Semaphore>,
+    /// Finds each gossip message its place in validation.
+    scheduler: Scheduler,
     static_peers: Vec<Multiaddr>,
     listen_addrs: Vec<Multiaddr>,
     shutdown: CancellationToken,
     /// Events dropped because the consumer lagged.
     pub(crate) dropped_events: Arc<AtomicU64>,
-    /// Simulated loss of gossip deliveries (devnet `--drop`); 0 in production.
-    lose_gossip: LossSimulation,
-    /// Application scores, pushed into gossipsub every [`APP_SCORE_PUSH`].
-    app_scores: Arc<AppScores>,
-    /// Static peers: never banned by the monitor.
-    static_ids: HashSet<PeerId>,
-    bans: Arc<BanList>,
-    ban: BanConfig,
-    /// Round-robin position of the ban monitor among the connected peers.
-    monitor_cursor: usize,
-    /// Who may connect (the gate's rules, also applied to open connections after a change).
-    admission: Admission,
-    lists: Arc<PeerLists>,
-    scorebook: Arc<ScoreBook>,
-    limits: ConnectionLimits,
-    /// What we know of every peer met.
-    book: PeerBook,
+    /// Deliveries lost on purpose before validation (the devnet's simulated loss; none in
+    /// production).
+    delivery_filter: Option<Arc<dyn super::DeliveryFilter>>,
+    /// Where the peer manager's ban and list changes are written (off the loop).
+    store: Option<Arc<crate::store::Store>>,
+    /// The chain's block time: application scores decay once per slot.
+    slot: Duration,
     /// Dials started by `connect`, by peer; at most [`MAX_PENDING_CONNECTS`] replies.
     pending_connects: PendingConnects,
     /// Our identify agent version.
@@ -157,14 +118,13 @@ impl EventLoop {
     pub(crate) fn new(
         config: NetworkConfig,
         commands: mpsc::Receiver<Command>,
+        reports: mpsc::Receiver<(PeerId, PeerOutcome)>,
         events: mpsc::Sender<NetworkEvent>,
         shutdown: CancellationToken,
     ) -> Result<Self, NetworkError> {
         let chain = config.validator.chain().clone();
         let gossip_config = config.gossip;
-        let local_peer_id = config.keypair.public().to_peer_id();
         let scoring = config.scoring;
-        let admission = Admission::new(config.bans.clone(), config.lists.clone());
         let gate_stats = config.gate_stats.clone();
         let static_ids: HashSet<PeerId> = config
             .static_peers
@@ -184,6 +144,15 @@ impl EventLoop {
             )
             .map_err(|e| NetworkError::Setup(e.to_string()))?
             .with_behaviour(|key| {
+                let manager = PeerManager::new(PeerManagerConfig {
+                    scores: config.app_scores,
+                    bans: config.bans,
+                    lists: config.lists,
+                    scorebook: config.scorebook,
+                    static_ids: static_ids.clone(),
+                    ban: config.ban,
+                    limits: config.limits,
+                });
                 let mut limits = libp2p::connection_limits::Behaviour::new(
                     super::conn_caps::libp2p_limits(&config.limits, static_ids.len()),
                 );
@@ -191,7 +160,7 @@ impl EventLoop {
                     limits.bypass_peer_id(peer);
                 }
                 Ok(Behaviour {
-                    gate: Gate::new(admission.clone(), gate_stats),
+                    gate: Gate::new(manager, gate_stats),
                     ip_caps: IpCaps::default(),
                     limits,
                     memory: super::conn_caps::memory_limit(),
@@ -232,14 +201,8 @@ impl EventLoop {
             + super::conn_caps::INBOUND_SLACK
             + super::conn_caps::OUTBOUND_RESERVE
             + static_ids.len();
-        Ok(Self {
-            swarm,
-            inbound_streams,
-            commands,
-            events,
-            judged_tx,
-            judged_rx,
-            validator: config.validator,
+        let scheduler = Scheduler {
+            validator: config.validator.clone(),
             recent,
             queue: Arc::new(Semaphore::new(gossip_config.validation_queue)),
             shares: Arc::new(ValidationShares::new(share_for(
@@ -248,27 +211,26 @@ impl EventLoop {
             ))),
             running: Arc::new(Semaphore::new(gossip_config.validation_concurrency)),
             decompress_budget: Arc::new(Semaphore::new(DECOMPRESS_BUDGET_KIB as usize)),
+            judged: judged_tx,
+            events: events.clone(),
+            metrics: config.metrics.clone(),
+        };
+        Ok(Self {
+            swarm,
+            inbound_streams,
+            commands,
+            reports,
+            events,
+            judged_rx,
+            validator: config.validator,
+            scheduler,
             static_peers: config.static_peers,
             listen_addrs: Vec::new(),
             shutdown,
             dropped_events: Arc::default(),
-            lose_gossip: LossSimulation::new(config.lose_gossip_fraction, &local_peer_id),
-            app_scores: config.app_scores,
-            static_ids,
-            bans: config.bans,
-            ban: config.ban,
-            monitor_cursor: 0,
-            admission,
-            lists: config.lists,
-            scorebook: config.scorebook.clone(),
-            limits: config.limits,
-            book: {
-                let mut book = PeerBook::new();
-                for (peer, (updated, _)) in config.scorebook.records() {
-                    book.remember(peer, updated);
-                }
-                book
-            },
+            delivery_filter: config.delivery_filter,
+            store: config.store,
+            slot: Duration::from_secs(chain.block_time.max(1)),
             pending_connects: HashMap::new(),
             agent_version: config.agent_version,
             metrics: config.metrics,
@@ -299,16 +261,17 @@ impl EventLoop {
         trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut snapshot = tokio::time::interval(self.metrics.score_sample_interval());
         snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut slot = tokio::time::interval(self.slot);
+        slot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => break,
                 Some(command) = self.commands.recv() => self.on_command(command),
+                Some((peer, outcome)) = self.reports.recv() => self.on_report(peer, outcome),
                 Some(judged) = self.judged_rx.recv() => {
                     self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
                         &judged.message_id, &judged.source, judged.acceptance);
-                    if judged.penalised {
-                        self.punish_now(judged.source);
-                    }
+                    self.on_judgement(judged.source, judged.judgement);
                 }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(target) = discovery::next_dial(&mut self.discovery) => self.on_discovery_dial(target),
@@ -317,11 +280,14 @@ impl EventLoop {
                 _ = monitor.tick() => self.check_one_peer(),
                 _ = trim.tick() => self.trim_peers(),
                 _ = snapshot.tick() => self.snapshot_scores(),
+                _ = slot.tick() => self.decay_scores(),
             }
         }
         // The last snapshot is written before the loop returns, so a clean stop keeps the
         // latest scores.
-        self.scorebook.snapshot(unix_now(), self.scores_to_record());
+        self.manager()
+            .scorebook()
+            .snapshot(unix_now(), self.scores_to_record());
         tracing::debug!("network event loop stopped");
     }
 
@@ -410,10 +376,15 @@ impl EventLoop {
                 } else {
                     Direction::Inbound
                 };
-                self.book
-                    .on_connected(peer_id, direction, remote.clone(), unix_now());
+                self.manager_mut().book_mut().on_connected(
+                    peer_id,
+                    direction,
+                    remote.clone(),
+                    unix_now(),
+                );
                 // A peer back after its ban (the gate just let it in) starts afresh.
-                self.clear_expired_bans();
+                let expired = self.manager_mut().expire_bans();
+                self.apply(expired);
                 self.finish_connects(peer_id, Ok(()));
                 if num_established.get() == 1 {
                     self.discovery_on_connected(peer_id);
@@ -428,7 +399,7 @@ impl EventLoop {
                 cause,
                 ..
             } => {
-                let reason = self.book.on_closed(
+                let reason = self.manager_mut().book_mut().on_closed(
                     peer_id,
                     num_established as usize,
                     cause.as_ref(),
@@ -455,13 +426,15 @@ impl EventLoop {
                 ..
             })) => {
                 self.discovery_on_identify(peer_id, &info);
-                self.book.on_identify(peer_id, &info, unix_now());
+                self.manager_mut()
+                    .book_mut()
+                    .on_identify(peer_id, &info, unix_now());
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 result: Ok(rtt),
                 ..
-            })) => self.book.on_ping(peer, rtt, unix_now()),
+            })) => self.manager_mut().book_mut().on_ping(peer, rtt, unix_now()),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
@@ -501,7 +474,11 @@ impl EventLoop {
                 .report_message_validation_result(&message_id, &source, MessageAcceptance::Reject);
             return;
         };
-        if self.lose_gossip.loses(&message_id) {
+        if self
+            .delivery_filter
+            .as_ref()
+            .is_some_and(|f| f.loses(&message_id.0))
+        {
             tracing::trace!(%source, "gossip delivery lost (simulated)");
             self.metrics
                 .validated(Verdict::Ignore, Some("simulated_loss"));
@@ -511,112 +488,21 @@ impl EventLoop {
                 .report_message_validation_result(&message_id, &source, MessageAcceptance::Ignore);
             return;
         }
-        // The forwarder's share first: a flooding peer fills its own share, not the queue.
-        let Some(share) = self.shares.try_take(source) else {
-            tracing::warn!(%source, share = self.shares.share(),
-                "peer's share of the validation queue used up; ignoring message");
-            self.ignore_unqueued(&message_id, source);
-            return;
-        };
-        let Ok(slot) = self.queue.clone().try_acquire_owned() else {
-            tracing::warn!(%source, "validation queue full; ignoring message");
-            self.ignore_unqueued(&message_id, source);
-            return;
-        };
-        let validator = self.validator.clone();
-        let recent = self.recent.clone();
-        let running = self.running.clone();
-        let judged = self.judged_tx.clone();
-        let events = self.events.clone();
-        let app_scores = self.app_scores.clone();
-        let metrics = self.metrics.clone();
-        let data = message.data;
-        let id = message_id.clone();
-        // Small blocks are validated on this task's worker, big ones on the blocking pool (see
-        // `INLINE_VALIDATION_MAX_BYTES`). Invalid snappy fails validation at once: small.
-        let declared = declared_len(&data).ok();
-        let inline = declared.is_none_or(|n| n <= INLINE_VALIDATION_MAX_BYTES);
-        // A body the id function did not keep is decompressed again by the validator: its
-        // declared size (bodies over the 10 MiB limit are refused before decompressing) is
-        // taken from the decompression budget first.
-        let decompress_kib = match declared {
-            Some(n) if n <= MAX_GOSSIP_SIZE_BYTES && self.recent.decompressed(&id.0).is_none() => {
-                u32::try_from(n.div_ceil(1024)).unwrap_or(u32::MAX)
+        let scheduled = self
+            .scheduler
+            .schedule(source, message_id.clone(), version, message.data);
+        match scheduled {
+            Ok(()) => {}
+            Err(Unqueued::ShareUsed) => {
+                tracing::warn!(%source, share = self.scheduler.shares.share(),
+                    "peer's share of the validation queue used up; ignoring message");
+                self.ignore_unqueued(&message_id, source);
             }
-            _ => 0,
-        };
-        let budget = self.decompress_budget.clone();
-        tokio::spawn(async move {
-            let _slot = (slot, share);
-            let work = async {
-                // The permit moves into the validation, so a timed-out one keeps its place until
-                // it really ends and concurrency never exceeds the bound.
-                let memory = match decompress_kib {
-                    0 => None,
-                    kib => Some(budget.acquire_many_owned(kib).await.ok()?),
-                };
-                let permit = running.acquire_owned().await.ok()?;
-                let validate = move || {
-                    let _permits = (permit, memory);
-                    recent.validate(&validator, version, &id.0, &data, unix_now())
-                };
-                if inline {
-                    return Some(validate());
-                }
-                tokio::task::spawn_blocking(validate).await.ok()
-            };
-            let result = tokio::time::timeout(VALIDATION_TIMEOUT, work)
-                .await
-                .ok()
-                .flatten();
-            let (acceptance, verdict, reason) = match &result {
-                Some(Ok(_)) => (MessageAcceptance::Accept, Verdict::Accept, None),
-                Some(Err(e)) => (to_acceptance(e.verdict()), e.verdict(), Some(e.reason())),
-                None => (
-                    MessageAcceptance::Ignore,
-                    Verdict::Ignore,
-                    Some("validation_timeout"),
-                ),
-            };
-            metrics.validated(verdict, reason);
-            if let Some(Err(e)) = &result {
-                tracing::debug!(%source, verdict = verdict.as_str(), error = %e, "gossip block not accepted");
+            Err(Unqueued::QueueFull) => {
+                tracing::warn!(%source, "validation queue full; ignoring message");
+                self.ignore_unqueued(&message_id, source);
             }
-            // Gossipsub only forwards ACCEPTed messages: the forwarder answers for a REJECT whose
-            // fault is in the bytes (never one that depends on our clock or settings), and for
-            // the per-height limit only past its own share (see `peers::equivocation`).
-            let mut penalised = false;
-            if let Some(result) = &result
-                && let Some(outcome) = app_scores.blame_forwarder(source, result)
-            {
-                app_scores.record(source, outcome);
-                metrics.penalised(outcome);
-                penalised = true;
-            }
-            let _ = judged
-                .send(Judged {
-                    message_id,
-                    source,
-                    acceptance,
-                    penalised,
-                })
-                .await;
-            let _ = events.try_send(NetworkEvent::MessageValidated {
-                from: source,
-                verdict,
-                reason,
-            });
-            if let Some(Ok(block)) = result {
-                let accepted_at = SystemTime::now();
-                let _ = events
-                    .send(NetworkEvent::BlockAccepted {
-                        block: Box::new(block),
-                        from: source,
-                        accepted_at,
-                    })
-                    .await;
-            }
-        });
+        }
     }
 }
 
@@ -629,14 +515,5 @@ impl EventLoop {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(message_id, &source, MessageAcceptance::Ignore);
-    }
-}
-
-/// Our verdict as gossipsub's.
-fn to_acceptance(verdict: Verdict) -> MessageAcceptance {
-    match verdict {
-        Verdict::Accept => MessageAcceptance::Accept,
-        Verdict::Ignore => MessageAcceptance::Ignore,
-        Verdict::Reject => MessageAcceptance::Reject,
     }
 }

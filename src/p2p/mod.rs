@@ -14,20 +14,21 @@
 //!                                   the validation tasks, never on the event loop)
 //! ```
 //!
-//! Later issues plug in here: req/resp protocols, the peer manager and the connection gater
-//! become behaviours of the same swarm, driven by the same loop.
+//! Peer state and punishment live in one place, the [`peer_manager`] (inside the swarm's first
+//! behaviour); payload_by_number runs over raw streams served outside the loop ([`reqresp`]).
 //! Reference: `shared/spec/op-p2p.md` §4, §7.4.
 
 pub mod conn_caps;
 mod event_loop;
-pub mod gate;
 pub mod gossip;
 pub mod keys;
+pub mod peer_manager;
 pub mod peers;
 pub mod recent_messages;
 pub mod reqresp;
 pub mod scoring;
 pub mod validation_shares;
+pub mod validation_task;
 pub mod views;
 
 use std::net::IpAddr;
@@ -43,6 +44,7 @@ use crate::wire::BlockVersion;
 
 pub use event_loop::EventLoop;
 pub use gossip::GossipConfig;
+pub use peer_manager::gate;
 
 /// op-node's per-topic validator timeout (`WithValidatorTimeout(3s)`).
 pub const VALIDATION_TIMEOUT: Duration = Duration::from_secs(3);
@@ -89,13 +91,14 @@ pub struct NetworkConfig {
     pub validator: Arc<BlockValidator>,
     /// Identify agent version.
     pub agent_version: String,
-    /// Fraction of gossip deliveries to lose on purpose (devnet `--drop`; 0 for a real node).
-    pub lose_gossip_fraction: f64,
+    /// Gossip deliveries to lose on purpose before validation (the devnet's `--drop`; `None`
+    /// for a real node).
+    pub delivery_filter: Option<Arc<dyn DeliveryFilter>>,
     /// `--p2p.scoring`.
     pub scoring: scoring::ScoringLevel,
-    /// Application scores: pushed into gossipsub, and charged for REJECTed blocks.
-    pub app_scores: Arc<peers::app_score::AppScores>,
-    /// The ban book the gate reads and the monitor writes.
+    /// Application scores (restored from the scorebook), handed to the peer manager.
+    pub app_scores: peers::app_score::AppScores,
+    /// The ban books (the peer manager writes them, the RPC and metrics read them).
     pub bans: Arc<peers::bans::BanList>,
     /// Gate counters.
     pub gate_stats: Arc<gate::GateStats>,
@@ -109,8 +112,18 @@ pub struct NetworkConfig {
     pub limits: ConnectionLimits,
     /// Where the network records its metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where ban and list changes are written (none: in memory only).
+    pub store: Option<Arc<crate::store::Store>>,
     /// The event loop's end of the link to discovery (`None`: `--p2p.no-discovery`).
     pub discovery: Option<crate::discovery::link::LoopLink>,
+}
+
+/// Loses chosen gossip deliveries before validation, as a lossy network would: the devnet
+/// installs one ([`crate::devnet::loss`]) so the sync client must fill the holes. A lost message
+/// is IGNOREd unvalidated; gossipsub's duplicate cache then drops every other copy.
+pub trait DeliveryFilter: Send + Sync {
+    /// Whether the delivery of the message with this id is lost.
+    fn loses(&self, message_id: &[u8]) -> bool;
 }
 
 /// op-node `--p2p.peers.lo`: the connection manager trims down to this many peers.
@@ -242,14 +255,20 @@ pub(crate) enum Command {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), NetworkError>>,
     },
-    /// Close every connection to `peer`; `forget` also clears its addresses.
-    Disconnect {
-        peer: PeerId,
-        reason: peers::book::DisconnectReason,
-        forget: bool,
+    /// An operator's change to bans and lists; answered once it is written.
+    Operator {
+        change: peer_manager::OperatorChange,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
     },
-    /// Close connections that the gate would now refuse (after a block or a ban).
-    CloseRefused,
+    /// A peer's application counters.
+    Counters {
+        peer: PeerId,
+        reply: oneshot::Sender<peers::app_score::AppCounters>,
+    },
+    /// Peers in our gossipsub mesh of any block topic.
+    MeshPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
 }
 
 /// Why a network operation failed.
@@ -275,6 +294,9 @@ pub enum NetworkError {
     /// The event loop has stopped.
     #[error("the network has shut down")]
     Closed,
+    /// An operator list is full.
+    #[error(transparent)]
+    ListFull(#[from] peers::lists::ListFull),
 }
 
 /// A cheap, cloneable handle to the network. Every call is a bounded command to the event loop.
@@ -284,6 +306,7 @@ pub struct NetworkHandle {
     local_peer_id: PeerId,
     streams: libp2p_stream::Control,
     inbound: reqresp::inbound::InboundStreams,
+    reporter: peer_manager::PeerReporter,
 }
 
 impl std::fmt::Debug for NetworkHandle {
@@ -348,6 +371,11 @@ impl NetworkHandle {
             .await
     }
 
+    /// Peers in our gossipsub mesh of any block topic (the devnet report draws them).
+    pub async fn mesh_peers(&self) -> Result<Vec<PeerId>, NetworkError> {
+        self.request(|reply| Command::MeshPeers { reply }).await
+    }
+
     /// Every known peer (or only the connected ones), with scores and reasons.
     pub async fn peers(&self, connected_only: bool) -> Result<Vec<views::PeerView>, NetworkError> {
         self.request(|reply| Command::Peers {
@@ -374,29 +402,25 @@ impl NetworkHandle {
             .await?
     }
 
-    /// Closes every connection to `peer` for `reason`; `forget` also clears its addresses.
-    pub async fn disconnect(
-        &self,
-        peer: PeerId,
-        reason: peers::book::DisconnectReason,
-        forget: bool,
-    ) -> Result<(), NetworkError> {
-        self.commands
-            .send(Command::Disconnect {
-                peer,
-                reason,
-                forget,
-            })
-            .await
-            .map_err(|_| NetworkError::Closed)
+    /// Applies an operator's change to bans and lists (written to disk, open connections the
+    /// gate now refuses closed) and returns once it is written.
+    pub async fn operator(&self, change: peer_manager::OperatorChange) -> Result<(), NetworkError> {
+        self.request(|reply| Command::Operator { change, reply })
+            .await?
     }
 
-    /// Closes connections the gate would now refuse (call after blocking or banning).
-    pub async fn close_refused(&self) -> Result<(), NetworkError> {
-        self.commands
-            .send(Command::CloseRefused)
+    /// `peer`'s application counters (zero when unknown).
+    pub async fn app_counters(
+        &self,
+        peer: PeerId,
+    ) -> Result<peers::app_score::AppCounters, NetworkError> {
+        self.request(|reply| Command::Counters { peer, reply })
             .await
-            .map_err(|_| NetworkError::Closed)
+    }
+
+    /// Where outcomes of peers are reported to the peer manager.
+    pub fn reporter(&self) -> peer_manager::PeerReporter {
+        self.reporter.clone()
     }
 
     /// The topics gossipsub tracks for `peer` (only those our subscription filter allows).
@@ -421,8 +445,9 @@ pub async fn spawn(
 > {
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CHANNEL);
     let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL);
+    let (reporter, reports) = peer_manager::PeerReporter::channel();
     let local_peer_id = config.keypair.public().to_peer_id();
-    let event_loop = EventLoop::new(config, commands_rx, events_tx, shutdown)?;
+    let event_loop = EventLoop::new(config, commands_rx, reports, events_tx, shutdown)?;
     let streams = event_loop.stream_control();
     let inbound = event_loop.inbound_streams();
     let task = tokio::spawn(event_loop.run());
@@ -432,6 +457,7 @@ pub async fn spawn(
             local_peer_id,
             streams,
             inbound,
+            reporter,
         },
         events_rx,
         task,

@@ -42,9 +42,9 @@ use crate::clock::unix_now;
 use crate::http::{HttpLimits, HttpStats};
 use crate::log_limit::LogEvery;
 use crate::p2p::NetworkHandle;
+use crate::p2p::peer_manager::OperatorChange;
 use crate::p2p::peers::bans::BanList;
-use crate::p2p::peers::book::DisconnectReason;
-use crate::p2p::peers::lists::PeerLists;
+use crate::p2p::peers::lists::{ListChange, PeerLists};
 use crate::p2p::peers::subnet::Subnet;
 use types::{PeerDump, PeerInfo, PeerStats, TempBan};
 
@@ -303,11 +303,10 @@ fn ip_param(params: &Params<'_>) -> Result<IpAddr, ErrorObjectOwned> {
         .map_err(|_| invalid(format!("invalid IP address {text:?}")))
 }
 
-/// Runs a blocking list or ban update (it writes the database) off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ErrorObjectOwned> {
-    tokio::task::spawn_blocking(f).await.map_err(failed)
+/// Hands an operator's change to the peer manager; answers once it is written.
+async fn operator(ctx: &AdminContext, change: OperatorChange) -> RpcResult {
+    ctx.network.operator(change).await.map_err(failed)?;
+    Ok(Value::Null)
 }
 
 /// Fixes a handler's result type (a handler ending in `Ok(..)` after `?` leaves it open).
@@ -416,19 +415,12 @@ pub fn module(context: AdminContext, enable_admin: bool) -> RpcModule<AdminConte
         json(table.iter().map(|e| e.to_base64()).collect::<Vec<_>>())
     });
     method!(m, "opp2p_blockPeer", |p, ctx| {
-        let peer = peer_param(&p)?;
-        let lists = ctx.lists.clone();
-        blocking(move || lists.block_peer(peer))
-            .await?
-            .map_err(failed)?;
-        ctx.network.close_refused().await.map_err(failed)?;
-        Ok(Value::Null)
+        let x = peer_param(&p)?;
+        operator(&ctx, OperatorChange::List(ListChange::BlockPeer(x))).await
     });
     method!(m, "opp2p_unblockPeer", |p, ctx| {
-        let peer = peer_param(&p)?;
-        let lists = ctx.lists.clone();
-        blocking(move || lists.unblock_peer(&peer)).await?;
-        Ok(Value::Null)
+        let x = peer_param(&p)?;
+        operator(&ctx, OperatorChange::List(ListChange::UnblockPeer(x))).await
     });
     method!(m, "opp2p_listBlockedPeers", |p, ctx| {
         json(
@@ -440,19 +432,12 @@ pub fn module(context: AdminContext, enable_admin: bool) -> RpcModule<AdminConte
         )
     });
     method!(m, "opp2p_blockAddr", |p, ctx| {
-        let ip = ip_param(&p)?;
-        let lists = ctx.lists.clone();
-        blocking(move || lists.block_ip(ip))
-            .await?
-            .map_err(failed)?;
-        ctx.network.close_refused().await.map_err(failed)?;
-        Ok(Value::Null)
+        let x = ip_param(&p)?;
+        operator(&ctx, OperatorChange::List(ListChange::BlockIp(x))).await
     });
     method!(m, "opp2p_unblockAddr", |p, ctx| {
-        let ip = ip_param(&p)?;
-        let lists = ctx.lists.clone();
-        blocking(move || lists.unblock_ip(&ip)).await?;
-        Ok(Value::Null)
+        let x = ip_param(&p)?;
+        operator(&ctx, OperatorChange::List(ListChange::UnblockIp(x))).await
     });
     method!(m, "opp2p_listBlockedAddrs", |p, ctx| {
         json(
@@ -465,35 +450,26 @@ pub fn module(context: AdminContext, enable_admin: bool) -> RpcModule<AdminConte
     });
     method!(m, "opp2p_blockSubnet", |p, ctx| {
         let subnet: Subnet = first(&p)?;
-        let lists = ctx.lists.clone();
-        blocking(move || lists.block_subnet(subnet))
-            .await?
-            .map_err(failed)?;
-        ctx.network.close_refused().await.map_err(failed)?;
-        Ok(Value::Null)
+        operator(&ctx, OperatorChange::List(ListChange::BlockSubnet(subnet))).await
     });
     method!(m, "opp2p_unblockSubnet", |p, ctx| {
         let subnet: Subnet = first(&p)?;
-        let lists = ctx.lists.clone();
-        blocking(move || lists.unblock_subnet(&subnet)).await?;
-        Ok(Value::Null)
+        operator(
+            &ctx,
+            OperatorChange::List(ListChange::UnblockSubnet(subnet)),
+        )
+        .await
     });
     method!(m, "opp2p_listBlockedSubnets", |p, ctx| {
         json(ctx.lists.blocked_subnets())
     });
     method!(m, "opp2p_protectPeer", |p, ctx| {
-        let peer = peer_param(&p)?;
-        let lists = ctx.lists.clone();
-        blocking(move || lists.protect(peer))
-            .await?
-            .map_err(failed)?;
-        Ok(Value::Null)
+        let x = peer_param(&p)?;
+        operator(&ctx, OperatorChange::List(ListChange::Protect(x))).await
     });
     method!(m, "opp2p_unprotectPeer", |p, ctx| {
-        let peer = peer_param(&p)?;
-        let lists = ctx.lists.clone();
-        blocking(move || lists.unprotect(&peer)).await?;
-        Ok(Value::Null)
+        let x = peer_param(&p)?;
+        operator(&ctx, OperatorChange::List(ListChange::Unprotect(x))).await
     });
     method!(m, "opp2p_connectPeer", |p, ctx| {
         let text: String = first(&p)?;
@@ -521,13 +497,7 @@ pub fn module(context: AdminContext, enable_admin: bool) -> RpcModule<AdminConte
     method!(m, "opp2p_disconnectPeer", |p, ctx| {
         // op-node: close, forget the addresses, and unblock.
         let peer = peer_param(&p)?;
-        ctx.network
-            .disconnect(peer, DisconnectReason::Operator, true)
-            .await
-            .map_err(failed)?;
-        let lists = ctx.lists.clone();
-        blocking(move || lists.unblock_peer(&peer)).await?;
-        Ok(Value::Null)
+        operator(&ctx, OperatorChange::Disconnect(peer)).await
     });
     if enable_admin {
         admin_methods(&mut m);
@@ -551,31 +521,23 @@ fn admin_methods(m: &mut RpcModule<AdminContext>) {
     method!(m, "opgossip_banPeer", |p, ctx| {
         let peer = peer_param(&p)?;
         let secs: u64 = optional(&p, 1, crate::p2p::DEFAULT_BAN_DURATION.as_secs())?;
-        let bans = ctx.bans.clone();
         let until = unix_now().saturating_add(secs);
-        blocking(move || bans.ban(peer, until)).await?;
-        ctx.network.close_refused().await.map_err(failed)?;
+        operator(&ctx, OperatorChange::BanPeer { peer, until }).await?;
         json(until)
     });
     method!(m, "opgossip_unbanPeer", |p, ctx| {
         let peer = peer_param(&p)?;
-        let bans = ctx.bans.clone();
-        blocking(move || bans.unban(&peer)).await?;
-        Ok(Value::Null)
+        operator(&ctx, OperatorChange::UnbanPeer(peer)).await
     });
     method!(m, "opgossip_banAddr", |p, ctx| {
         let ip = ip_param(&p)?;
         let secs: u64 = optional(&p, 1, crate::p2p::DEFAULT_BAN_DURATION.as_secs())?;
-        let bans = ctx.bans.clone();
         let until = unix_now().saturating_add(secs);
-        blocking(move || bans.ban_ip(ip, until)).await?;
-        ctx.network.close_refused().await.map_err(failed)?;
+        operator(&ctx, OperatorChange::BanIp { ip, until }).await?;
         json(until)
     });
     method!(m, "opgossip_unbanAddr", |p, ctx| {
         let ip = ip_param(&p)?;
-        let bans = ctx.bans.clone();
-        blocking(move || bans.unban_ip(&ip)).await?;
-        Ok(Value::Null)
+        operator(&ctx, OperatorChange::UnbanIp(ip)).await
     });
 }

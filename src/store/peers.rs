@@ -58,6 +58,28 @@ impl PeerRecords {
     }
 }
 
+/// One write to a peer record table, decided in memory (by the peer manager) and carried out
+/// off the network loop: put `key → value`, or remove `key` when `value` is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordWrite {
+    /// The table.
+    pub records: PeerRecords,
+    /// The record's key.
+    pub key: Vec<u8>,
+    /// The value to put; `None` removes the record.
+    pub value: Option<u64>,
+}
+
+impl Store {
+    /// Carries out `write`.
+    pub fn write_peer_record(&self, write: &RecordWrite) -> Result<(), StoreError> {
+        match write.value {
+            Some(value) => self.put_peer_record(write.records, &write.key, value),
+            None => self.remove_peer_record(write.records, &write.key),
+        }
+    }
+}
+
 /// Peer id bytes → scorebook record.
 pub(super) const PEER_SCORES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("peer_scores");
 

@@ -31,11 +31,11 @@ use tokio_util::sync::CancellationToken;
 use crate::chain::ChainSpec;
 use crate::clock::unix_millis;
 use crate::metrics::{Metrics, ReqRole};
-use crate::node::{BlockSource, StoreOp, StoreRequest};
 use crate::p2p::NetworkHandle;
-use crate::p2p::peers::app_score::AppScores;
+use crate::p2p::peer_manager::PeerReporter;
 use crate::p2p::reqresp::client::{RequestError, RequestTimeouts, request_payload};
 use crate::p2p::reqresp::limits::{PeerLimiters, Rate, take_tokens};
+use crate::store::writer::{BlockSource, StoreOp, StoreRequest};
 use crate::store::{Store, StoredBlock};
 use plan::{PlanConfig, SyncAction, SyncPlan};
 
@@ -177,7 +177,7 @@ struct Shared {
     global: governor::DefaultDirectRateLimiter,
     peers: PeerLimiters,
     store_tx: mpsc::Sender<StoreOp>,
-    scores: Arc<AppScores>,
+    scores: PeerReporter,
     stats: Arc<SyncStats>,
     metrics: Arc<Metrics>,
 }
@@ -204,7 +204,7 @@ impl Shared {
                         return;
                     }
                 }
-                SyncAction::Score { peer, outcome } => self.scores.record(peer, outcome),
+                SyncAction::Score { peer, outcome } => self.scores.report(peer, outcome),
                 SyncAction::Reanchor(to) => {
                     tracing::warn!(
                         number = to.number,
@@ -240,8 +240,8 @@ pub struct SyncContext {
     pub store_writes: watch::Receiver<u64>,
     /// Peer ids of the static peers.
     pub static_peers: HashSet<PeerId>,
-    /// Where outcomes are scored.
-    pub scores: Arc<AppScores>,
+    /// Where outcomes are reported to the peer manager.
+    pub scores: PeerReporter,
     /// Where requests, their results and rate-limit waits are counted.
     pub metrics: Arc<Metrics>,
 }
@@ -285,8 +285,7 @@ async fn coordinate(
     let mut workers: HashMap<PeerId, (CancellationToken, JoinHandle<()>)> = HashMap::new();
     let mut recheck = tokio::time::interval(shared.config.recheck);
     let mut reconcile = tokio::time::interval(PEER_RECONCILE);
-    let mut slot = tokio::time::interval(Duration::from_secs(shared.chain.block_time.max(1)));
-    for timer in [&mut recheck, &mut reconcile, &mut slot] {
+    for timer in [&mut recheck, &mut reconcile] {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
     loop {
@@ -301,12 +300,6 @@ async fn coordinate(
             _ = recheck.tick() => replan(&shared, &store).await,
             _ = reconcile.tick() => {
                 reconcile_workers(&shared, &static_peers, &mut workers, &shutdown).await;
-            }
-            _ = slot.tick() => {
-                // op-node decays application scores of connected peers once per slot.
-                if let Ok(peers) = shared.network.connected_peers().await {
-                    shared.scores.decay_slot(peers.iter());
-                }
             }
         }
     }

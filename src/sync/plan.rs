@@ -5,7 +5,7 @@
 //!  Store::holes ──on_holes──► queue (highest first) ──next_request──► peer worker ──► peer
 //!                                                                      │ answer
 //!  Store ◄── SyncAction::Store ◄── promote ◄── quarantine ◄──on_response┘
-//!  AppScores ◄── SyncAction::Score (valid / error / rejected)
+//!  peer manager ◄── SyncAction::Score (valid / error / rejected), via the PeerReporter
 //! ```
 //!
 //! Trust: a block stored from gossip was signed by the sequencer, so the parent hash it claims

@@ -161,6 +161,9 @@ impl BlockValidator {
         let len = decompressed.len();
         let parts =
             SignedBytes::split(decompressed).ok_or(SnappyError::TooSmall { declared: len })?;
+        // A signature that cannot recover whatever it signs is refused before the payload is
+        // hashed: the same REJECT op-node gives after hashing, at no cost.
+        crate::wire::signature::check_form(&parts.signature)?;
 
         // Decoded ahead of the signature check so the payload hash and the transaction leaves
         // can be hashed in one pass; a decode error still counts only after the signature.

@@ -51,17 +51,26 @@ pub fn signing_hash(chain_id: u64, payload_hash: B256) -> B256 {
     keccak256(preimage)
 }
 
-/// Recovers the address that produced `sig` over `signing_hash`.
-pub fn recover_signer(
-    sig: &[u8; SIGNATURE_BYTES],
-    signing_hash: &B256,
-) -> Result<Address, SignatureError> {
+/// Checks what can be checked of `sig` without the message: `v` in 0..=3, `r` and `s` non-zero
+/// scalars below the curve order. A signature failing here can never recover, whatever it
+/// signs, so the validator checks this before hashing the payload (up to 10 MiB): junk
+/// signatures, as compression bombs carry, are refused for the cost of two comparisons.
+pub fn check_form(sig: &[u8; SIGNATURE_BYTES]) -> Result<(Signature, RecoveryId), SignatureError> {
     let v = sig[64];
     if v > 3 {
         return Err(SignatureError::BadRecoveryId(v));
     }
     let signature = Signature::from_slice(&sig[..64]).map_err(|_| SignatureError::BadScalars)?;
     let recid = RecoveryId::from_byte(v).ok_or(SignatureError::BadRecoveryId(v))?;
+    Ok((signature, recid))
+}
+
+/// Recovers the address that produced `sig` over `signing_hash`.
+pub fn recover_signer(
+    sig: &[u8; SIGNATURE_BYTES],
+    signing_hash: &B256,
+) -> Result<Address, SignatureError> {
+    let (signature, recid) = check_form(sig)?;
     let key =
         recover_key(&signing_hash.0, &signature, recid).ok_or(SignatureError::RecoveryFailed)?;
     Ok(address_of(&key))

@@ -1,13 +1,13 @@
 //! The event loop's answers to the admin RPC's commands (`opp2p_*`, spec §9): peer snapshots,
-//! counts, connecting and disconnecting peers, and closing connections the gate would now
-//! refuse. Everything is answered from state in memory; nothing here waits.
+//! counts, connecting peers, and the operator's changes to bans and lists (handed to the peer
+//! manager; the caller is answered once they are on disk). Nothing here waits.
 
 use libp2p::PeerId;
 use libp2p::swarm::dial_opts::DialOpts;
 
 use super::{EventLoop, MAX_PENDING_CONNECTS};
 use crate::clock::unix_now;
-use crate::p2p::peers::book::DisconnectReason;
+use crate::p2p::peer_manager::PeerAction;
 use crate::p2p::views::{NetworkStats, PeerView, SelfView};
 use crate::p2p::{Command, NetworkError, gossip, peer_id_of, reqresp};
 
@@ -33,6 +33,17 @@ impl EventLoop {
                 self.push_app_scores();
                 let _ = reply.send(self.peer_views(connected_only));
             }
+            Command::MeshPeers { reply } => {
+                // Every subscribed topic is a block topic; a peer can be in several meshes.
+                let mesh: std::collections::HashSet<PeerId> = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_mesh_peers()
+                    .copied()
+                    .collect();
+                let _ = reply.send(mesh.into_iter().collect());
+            }
             Command::SelfView { reply } => {
                 let local = *self.swarm.local_peer_id();
                 let mut protocols: Vec<String> =
@@ -53,7 +64,7 @@ impl EventLoop {
             Command::Stats { reply } => {
                 let mut stats = NetworkStats {
                     connected: self.swarm.connected_peers().count(),
-                    known: self.book.len(),
+                    known: self.manager().book().len(),
                     ..NetworkStats::default()
                 };
                 let subscribed = self.block_topics();
@@ -91,37 +102,35 @@ impl EventLoop {
                     }
                 }
             }
-            Command::Disconnect {
-                peer,
-                reason,
-                forget,
-            } => {
-                self.close_peer(peer, reason);
-                if forget {
-                    self.book.forget_addresses(&peer);
+            Command::Operator { change, reply } => {
+                let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                match self.manager_mut().operator(change, &connected, unix_now()) {
+                    Ok(actions) => {
+                        // The caller hears back once the change is on disk.
+                        let (writes, now): (Vec<_>, Vec<_>) = actions
+                            .into_iter()
+                            .partition(|a| matches!(a, PeerAction::Persist(_)));
+                        self.apply(now);
+                        let store = self.store.clone();
+                        tokio::task::spawn_blocking(move || {
+                            for write in writes {
+                                if let (PeerAction::Persist(write), Some(store)) = (write, &store)
+                                    && let Err(e) = store.write_peer_record(&write)
+                                {
+                                    tracing::error!(records = ?write.records, error = %e,
+                                        "cannot write a peer record");
+                                }
+                            }
+                            let _ = reply.send(Ok(()));
+                        });
+                    }
+                    Err(full) => {
+                        let _ = reply.send(Err(full.into()));
+                    }
                 }
             }
-            Command::CloseRefused => {
-                let now = unix_now();
-                let refused: Vec<(PeerId, DisconnectReason)> = self
-                    .swarm
-                    .connected_peers()
-                    .filter_map(|peer| {
-                        let ip = self.book.get(peer).and_then(|r| r.remote_ip);
-                        self.admission.refusal(Some(*peer), ip, now).map(|r| {
-                            let reason = if r.is_ban() {
-                                DisconnectReason::Banned
-                            } else {
-                                DisconnectReason::Blocked
-                            };
-                            (*peer, reason)
-                        })
-                    })
-                    .collect();
-                for (peer, reason) in refused {
-                    tracing::info!(%peer, reason = reason.as_str(), "closing a peer the gate now refuses");
-                    self.close_peer(peer, reason);
-                }
+            Command::Counters { peer, reply } => {
+                let _ = reply.send(self.manager().counters(&peer));
             }
             // The loop answers the others itself.
             Command::Publish { .. }
@@ -157,13 +166,15 @@ impl EventLoop {
     fn peer_views(&self, connected_only: bool) -> Vec<PeerView> {
         let subscribed = self.block_topics();
         let live: std::collections::HashMap<PeerId, _> = self.breakdowns().into_iter().collect();
-        self.book
+        let manager = self.manager();
+        manager
+            .book()
             .iter()
             .filter(|(_, r)| !connected_only || r.is_connected())
             .map(|(peer, record)| PeerView {
                 peer: *peer,
                 record: record.clone(),
-                protected: self.is_protected(peer),
+                protected: manager.is_protected(peer),
                 block_topics: subscribed.get(peer).copied().unwrap_or_default(),
                 score: live
                     .get(peer)

@@ -23,19 +23,20 @@ pub(super) async fn next_dial(link: &mut Option<LoopLink>) -> Option<DialTarget>
 impl EventLoop {
     /// Dials a discovered record, or reports at once why not.
     pub(super) fn on_discovery_dial(&mut self, target: DialTarget) {
+        let peer = target.peer;
+        let connected = self.swarm.is_connected(&peer);
+        let refused = self
+            .manager()
+            .refusal(Some(peer), Some(target.ip), unix_now())
+            .is_some();
         let Some(link) = self.discovery.as_mut() else {
             return;
         };
-        let peer = target.peer;
         let failed = NetworkReport::Dialled { peer, ok: false };
-        if self.swarm.is_connected(&peer) {
+        if connected {
             return link.report(NetworkReport::Dialled { peer, ok: true });
         }
-        if self
-            .admission
-            .refusal(Some(peer), Some(target.ip), unix_now())
-            .is_some()
-        {
+        if refused {
             return link.report(failed);
         }
         let addr = target.addr.clone();
@@ -61,7 +62,12 @@ impl EventLoop {
         };
         link.set_connected(peers);
         if let Some(target) = link.finish(&peer) {
-            self.book.on_discovered(&peer, target.enr, target.chain_id);
+            self.swarm
+                .behaviour_mut()
+                .gate
+                .manager
+                .book_mut()
+                .on_discovered(&peer, target.enr, target.chain_id);
             link.report(NetworkReport::Dialled { peer, ok: true });
         }
     }

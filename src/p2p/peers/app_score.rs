@@ -7,12 +7,10 @@
 //! Sans-IO: time comes in as "a slot passed" calls, so tests drive it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use libp2p::PeerId;
 
-use super::equivocation::{EquivocationTracker, charge_forwarder};
-use crate::validate::{PeerFault, ValidBlock, ValidationError};
+use crate::validate::PeerFault;
 
 /// Weight of a valid response (op-node `ValidResponseWeight`).
 pub const VALID_RESPONSE_WEIGHT: f64 = 0.5;
@@ -83,6 +81,11 @@ pub enum PeerOutcome {
 }
 
 impl PeerOutcome {
+    /// Whether the outcome lowers the peer's score (everything but a valid response).
+    pub fn is_penalty(self) -> bool {
+        self != Self::ValidResponse
+    }
+
     /// The outcome of a gossip message whose REJECT proved `fault` against its forwarder.
     pub fn of_fault(fault: PeerFault) -> Self {
         match fault {
@@ -165,13 +168,12 @@ impl AppCounters {
     }
 }
 
-/// The application scores of all peers. Shared (`Arc`) between the sync client that records
-/// outcomes and the readers (score push, admin RPC, tests); each call holds the lock briefly.
-#[derive(Debug, Default)]
+/// The application scores of all peers, owned by the peer manager
+/// ([`crate::p2p::peer_manager`]): every outcome reaches it as a report through the network
+/// handle, so there is one writer and no lock.
+#[derive(Debug, Clone, Default)]
 pub struct AppScores {
-    peers: Mutex<HashMap<PeerId, AppCounters>>,
-    /// Blocks per height each peer delivered, for the blame of a height-limit REJECT.
-    forwarded: Mutex<EquivocationTracker>,
+    peers: HashMap<PeerId, AppCounters>,
 }
 
 impl AppScores {
@@ -181,8 +183,8 @@ impl AppScores {
     }
 
     /// Records one outcome for `peer`.
-    pub fn record(&self, peer: PeerId, outcome: PeerOutcome) {
-        let mut peers = self.lock();
+    pub fn record(&mut self, peer: PeerId, outcome: PeerOutcome) {
+        let peers = &mut self.peers;
         if !peers.contains_key(&peer) && peers.len() >= MAX_TRACKED_PEERS {
             // Linear over ≤ MAX_TRACKED_PEERS, only when a new peer arrives at a full table.
             if let Some(victim) = peers
@@ -198,43 +200,28 @@ impl AppScores {
 
     /// Puts back counters recorded before a restart (the scorebook), unless `peer` already
     /// has counters.
-    pub fn restore(&self, peer: PeerId, counters: AppCounters) {
+    pub fn restore(&mut self, peer: PeerId, counters: AppCounters) {
         if counters.is_zero() {
             return;
         }
-        let mut peers = self.lock();
-        if peers.len() < MAX_TRACKED_PEERS {
-            peers.entry(peer).or_insert(counters);
+        if self.peers.len() < MAX_TRACKED_PEERS {
+            self.peers.entry(peer).or_insert(counters);
         }
     }
 
     /// Forgets `peer`'s counters (its ban expired).
-    pub fn forget(&self, peer: &PeerId) {
-        self.lock().remove(peer);
-    }
-
-    /// What the forwarder of a judged gossip message is charged with, if anything: a REJECT's
-    /// provable fault only ([`ValidationError::peer_fault`]), and a height-limit REJECT only
-    /// from a peer that itself forwarded more blocks at that height than an honest node may
-    /// ([`super::equivocation`]). Also records the delivery.
-    pub fn blame_forwarder(
-        &self,
-        peer: PeerId,
-        result: &Result<ValidBlock, ValidationError>,
-    ) -> Option<PeerOutcome> {
-        let mut tracker = self.forwarded.lock().unwrap_or_else(|p| p.into_inner());
-        charge_forwarder(&mut tracker, peer, result).map(PeerOutcome::of_fault)
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.peers.remove(peer);
     }
 
     /// One slot passed: decays the counters of `connected` peers (op-node decays only those),
     /// and forgets peers whose counters all reached zero.
-    pub fn decay_slot<'a>(&self, connected: impl IntoIterator<Item = &'a PeerId>) {
-        let mut peers = self.lock();
+    pub fn decay_slot<'a>(&mut self, connected: impl IntoIterator<Item = &'a PeerId>) {
         for peer in connected {
-            if let Some(counters) = peers.get_mut(peer) {
+            if let Some(counters) = self.peers.get_mut(peer) {
                 counters.decay();
                 if counters.is_zero() {
-                    peers.remove(peer);
+                    self.peers.remove(peer);
                 }
             }
         }
@@ -242,7 +229,7 @@ impl AppScores {
 
     /// The counters of `peer` (zero when unknown).
     pub fn counters(&self, peer: &PeerId) -> AppCounters {
-        self.lock().get(peer).copied().unwrap_or_default()
+        self.peers.get(peer).copied().unwrap_or_default()
     }
 
     /// The application score of `peer` (0 when unknown).
@@ -252,11 +239,7 @@ impl AppScores {
 
     /// Every tracked peer with its counters.
     pub fn snapshot(&self) -> Vec<(PeerId, AppCounters)> {
-        self.lock().iter().map(|(p, c)| (*p, *c)).collect()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, AppCounters>> {
-        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+        self.peers.iter().map(|(p, c)| (*p, *c)).collect()
     }
 }
 
@@ -266,7 +249,7 @@ mod tests {
 
     #[test]
     fn weights_caps_and_decay_follow_op_node() {
-        let book = AppScores::new();
+        let mut book = AppScores::new();
         let peer = PeerId::random();
         for _ in 0..30 {
             book.record(peer, PeerOutcome::ValidResponse);
@@ -303,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_full_table_evicts_the_score_closest_to_zero() {
-        let book = AppScores::new();
+        let mut book = AppScores::new();
         let bad = PeerId::random();
         book.record(bad, PeerOutcome::RejectedPayload);
         for _ in 0..MAX_TRACKED_PEERS + 10 {

@@ -1,7 +1,8 @@
 //! Temporary bans of peers and IPs (op-node's peer-ban and IP-ban books, spec §7.2): who is
-//! banned until when, written through to the embedded database so bans survive a restart. Read
-//! by the connection gate on every connection attempt; written by the ban monitor (peers) and
-//! the operator (peers and IPs).
+//! banned until when, kept in memory and in the embedded database so bans survive a restart.
+//! Read by the connection gate on every connection attempt, the admin RPC and the metrics;
+//! written only by the peer manager (its ban rule and the operator's changes), which changes
+//! memory at once and hands the disk write ([`RecordWrite`]) to the event loop's blocking pool.
 //!
 //! Expiry is checked lazily against the `now` passed in: an expired ban is dropped (from memory
 //! and disk) the next time it is looked at, as op-node does.
@@ -14,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use libp2p::PeerId;
 
-use crate::store::{PeerRecords, Store};
+use crate::store::{PeerRecords, RecordWrite, Store};
 
 /// Bans kept at most, per book. Beyond it the ban expiring soonest is dropped first: bans come
 /// from the monitor (one peer per second at most) or the operator, so this bound is never
@@ -103,6 +104,7 @@ impl<K: BanKey> Book<K> {
         }
     }
 
+    #[cfg(test)]
     fn ban(&self, key: K, until: u64) {
         self.record(key, until);
         self.persist(key, until);
@@ -122,6 +124,16 @@ impl<K: BanKey> Book<K> {
         self.bans.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The disk write that records `key`'s ban (none for an in-memory book).
+    fn write(&self, key: K, until: Option<u64>) -> Option<RecordWrite> {
+        self.store.as_ref().map(|_| RecordWrite {
+            records: K::RECORDS,
+            key: key.encode(),
+            value: until,
+        })
+    }
+
+    #[cfg(test)]
     fn persist(&self, key: K, until: u64) {
         if let Some(store) = &self.store
             && let Err(e) = store.put_peer_record(K::RECORDS, &key.encode(), until)
@@ -130,6 +142,7 @@ impl<K: BanKey> Book<K> {
         }
     }
 
+    #[cfg(test)]
     fn unban(&self, key: &K) {
         if self.lock().remove(key).is_some() {
             self.forget(key);
@@ -220,24 +233,41 @@ impl BanList {
         }
     }
 
-    /// Bans `peer` until `until` (unix seconds), replacing any earlier expiry.
+    /// Bans `peer` until `until` (unix seconds), replacing any earlier expiry. Written through at once: for
+    /// tests; the running node bans through the peer manager.
+    #[cfg(test)]
     pub fn ban(&self, peer: PeerId, until: u64) {
         self.peers.ban(peer, until);
     }
 
     /// Bans `peer` in memory now (the gate refuses it from here on) and returns the disk write
-    /// to run off the caller's thread (the event loop must not wait on the database).
-    pub fn ban_then_persist(
-        self: &Arc<Self>,
-        peer: PeerId,
-        until: u64,
-    ) -> impl FnOnce() + Send + 'static {
+    /// for the caller to run off its thread (the event loop must not wait on the database).
+    pub fn record_peer(&self, peer: PeerId, until: u64) -> Option<RecordWrite> {
         self.peers.record(peer, until);
-        let bans = self.clone();
-        move || bans.peers.persist(peer, until)
+        self.peers.write(peer, Some(until))
     }
 
-    /// Lifts the ban of `peer` now.
+    /// Lifts `peer`'s ban in memory now; returns the disk write (if it was banned).
+    pub fn lift_peer(&self, peer: &PeerId) -> Option<RecordWrite> {
+        self.peers.lock().remove(peer)?;
+        self.peers.write(*peer, None)
+    }
+
+    /// Bans `ip` in memory now; returns the disk write.
+    pub fn record_ip(&self, ip: IpAddr, until: u64) -> Option<RecordWrite> {
+        self.ips.record(ip, until);
+        self.ips.write(ip, Some(until))
+    }
+
+    /// Lifts `ip`'s ban in memory now; returns the disk write (if it was banned).
+    pub fn lift_ip(&self, ip: &IpAddr) -> Option<RecordWrite> {
+        self.ips.lock().remove(ip)?;
+        self.ips.write(*ip, None)
+    }
+
+    /// Lifts the ban of `peer` now. Written through at once: for
+    /// tests; the running node bans through the peer manager.
+    #[cfg(test)]
     pub fn unban(&self, peer: &PeerId) {
         self.peers.unban(peer);
     }
@@ -261,12 +291,16 @@ impl BanList {
         self.peers.take_expired()
     }
 
-    /// Bans `ip` until `until` (unix seconds).
+    /// Bans `ip` until `until` (unix seconds). Written through at once: for
+    /// tests; the running node bans through the peer manager.
+    #[cfg(test)]
     pub fn ban_ip(&self, ip: IpAddr, until: u64) {
         self.ips.ban(ip, until);
     }
 
-    /// Lifts the ban of `ip` now.
+    /// Lifts the ban of `ip` now. Written through at once: for
+    /// tests; the running node bans through the peer manager.
+    #[cfg(test)]
     pub fn unban_ip(&self, ip: &IpAddr) {
         self.ips.unban(ip);
     }

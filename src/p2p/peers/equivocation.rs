@@ -14,7 +14,7 @@
 //! counts from zero again. An equivocator that spreads at most 6 blocks per height over each of
 //! its identities is never charged by this rule, as op-node charges nobody at all.
 //!
-//! Sans-IO: no clock, no sockets; the caller holds it behind a short lock.
+//! Sans-IO: no clock, no sockets; the peer manager owns it.
 
 use std::collections::HashMap;
 
@@ -120,31 +120,84 @@ impl EquivocationTracker {
     }
 }
 
+/// What a judged gossip message says about its forwarder, taken from the validation result in
+/// the validation task and handed to the peer manager (which owns the tracker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GossipJudgement {
+    /// Nothing to record or charge (IGNOREd without a fault, or a timeout).
+    Nothing,
+    /// The block reached the seen cache (accepted or a duplicate): its delivery is recorded.
+    Seen {
+        /// Block number.
+        number: u64,
+        /// Block hash.
+        hash: B256,
+    },
+    /// REJECTed because its height already holds too many blocks.
+    OverHeight {
+        /// Block number.
+        number: u64,
+        /// Block hash.
+        hash: B256,
+    },
+    /// REJECTed for a fault provable from the bytes ([`ValidationError::peer_fault`]).
+    Fault(PeerFault),
+}
+
+impl GossipJudgement {
+    /// The judgement of a validation result.
+    pub fn of(result: &Result<ValidBlock, ValidationError>) -> Self {
+        match result {
+            Ok(block) => {
+                let payload = &block.envelope.payload;
+                Self::Seen {
+                    number: payload.block_number,
+                    hash: payload.block_hash,
+                }
+            }
+            Err(ValidationError::AlreadySeen { number, hash }) => Self::Seen {
+                number: *number,
+                hash: *hash,
+            },
+            Err(ValidationError::TooManyBlocksAtHeight { number, hash, .. }) => Self::OverHeight {
+                number: *number,
+                hash: *hash,
+            },
+            Err(e) => e.peer_fault().map_or(Self::Nothing, Self::Fault),
+        }
+    }
+}
+
 /// The blame rule for one judged gossip message from `peer`: records the block if it reached the
 /// seen cache (accepted, duplicate, or over the height limit), and returns the fault the
 /// forwarder is charged with: the REJECT's provable fault ([`ValidationError::peer_fault`]),
 /// except a height-limit REJECT from a peer that delivered no more blocks at that height than an
 /// honest node forwards.
+pub fn charge(
+    tracker: &mut EquivocationTracker,
+    peer: PeerId,
+    judgement: GossipJudgement,
+) -> Option<PeerFault> {
+    match judgement {
+        GossipJudgement::Nothing => None,
+        GossipJudgement::Seen { number, hash } => {
+            tracker.record(peer, number, hash);
+            None
+        }
+        GossipJudgement::OverHeight { number, hash } => tracker
+            .record(peer, number, hash)
+            .then_some(PeerFault::TooManyAtHeight),
+        GossipJudgement::Fault(fault) => Some(fault),
+    }
+}
+
+/// [`charge`] for a validation result.
 pub fn charge_forwarder(
     tracker: &mut EquivocationTracker,
     peer: PeerId,
     result: &Result<ValidBlock, ValidationError>,
 ) -> Option<PeerFault> {
-    match result {
-        Ok(block) => {
-            let payload = &block.envelope.payload;
-            tracker.record(peer, payload.block_number, payload.block_hash);
-            None
-        }
-        Err(ValidationError::AlreadySeen { number, hash }) => {
-            tracker.record(peer, *number, *hash);
-            None
-        }
-        Err(ValidationError::TooManyBlocksAtHeight { number, hash, .. }) => tracker
-            .record(peer, *number, *hash)
-            .then_some(PeerFault::TooManyAtHeight),
-        Err(e) => e.peer_fault(),
-    }
+    charge(tracker, peer, GossipJudgement::of(result))
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The operator's peer lists (spec §7.2–7.4, §9): permanently blocked peers, IPs and subnets
 //! (op-node's basic connection gater, `opp2p_block*`), and peers protected from the connection
-//! manager's trimming (`opp2p_protectPeer`, tag `api-protected`). Set through the admin RPC,
-//! read by the connection gate and the connection manager, written through to the embedded
-//! database and restored on start.
+//! manager's trimming (`opp2p_protectPeer`, tag `api-protected`). Changed through the admin RPC
+//! by the peer manager alone (memory at once, the disk write off the network loop), read by the
+//! connection gate, the connection manager and the RPC's listings; restored on start.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use libp2p::PeerId;
 
 use super::subnet::Subnet;
-use crate::store::{PeerRecords, Store};
+use crate::store::{PeerRecords, RecordWrite, Store};
 
 /// Entries kept at most per list. The operator adds them one RPC call at a time; the bound only
 /// keeps a runaway script from growing memory and the gate's subnet scan without limit. A call
@@ -23,6 +23,37 @@ pub const MAX_LIST_ENTRIES: usize = 10_000;
 #[error("the list already holds {MAX_LIST_ENTRIES} entries")]
 pub struct ListFull;
 
+/// One change the operator makes to the lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListChange {
+    /// Block a peer permanently.
+    BlockPeer(PeerId),
+    /// Lift a peer's block.
+    UnblockPeer(PeerId),
+    /// Block an IP permanently.
+    BlockIp(IpAddr),
+    /// Lift an IP's block.
+    UnblockIp(IpAddr),
+    /// Block every IP of a subnet permanently.
+    BlockSubnet(Subnet),
+    /// Lift a subnet's block.
+    UnblockSubnet(Subnet),
+    /// Protect a peer from trimming.
+    Protect(PeerId),
+    /// Lift a peer's protection.
+    Unprotect(PeerId),
+}
+
+impl ListChange {
+    /// Whether the change can close open connections (a new block).
+    pub fn blocks(&self) -> bool {
+        matches!(
+            self,
+            Self::BlockPeer(_) | Self::BlockIp(_) | Self::BlockSubnet(_)
+        )
+    }
+}
+
 #[derive(Debug, Default)]
 struct Lists {
     blocked_peers: HashSet<PeerId>,
@@ -31,7 +62,7 @@ struct Lists {
     protected: HashSet<PeerId>,
 }
 
-/// The lists, shared by the gate, the event loop and the admin RPC.
+/// The lists: written by the peer manager, read by the gate and the admin RPC.
 #[derive(Debug, Default)]
 pub struct PeerLists {
     lists: Mutex<Lists>,
@@ -78,68 +109,76 @@ impl PeerLists {
         Self::default()
     }
 
-    /// Blocks `peer` permanently.
-    pub fn block_peer(&self, peer: PeerId) -> Result<(), ListFull> {
-        let added = add(&mut self.lock().blocked_peers, peer)?;
-        self.persist(added, PeerRecords::BlockedPeers, &peer.to_bytes());
+    /// Makes `change` in memory now (the gate applies it from here on) and returns the disk
+    /// write for the caller to run off its thread, if the change changed anything.
+    pub fn apply(&self, change: ListChange) -> Result<Option<RecordWrite>, ListFull> {
+        let mut lists = self.lock();
+        let (changed, records, key, put) = match change {
+            ListChange::BlockPeer(peer) => (
+                add(&mut lists.blocked_peers, peer)?,
+                PeerRecords::BlockedPeers,
+                peer.to_bytes(),
+                true,
+            ),
+            ListChange::UnblockPeer(peer) => (
+                lists.blocked_peers.remove(&peer),
+                PeerRecords::BlockedPeers,
+                peer.to_bytes(),
+                false,
+            ),
+            ListChange::BlockIp(ip) => (
+                add(&mut lists.blocked_ips, ip)?,
+                PeerRecords::BlockedAddrs,
+                ip.to_string().into_bytes(),
+                true,
+            ),
+            ListChange::UnblockIp(ip) => (
+                lists.blocked_ips.remove(&ip),
+                PeerRecords::BlockedAddrs,
+                ip.to_string().into_bytes(),
+                false,
+            ),
+            ListChange::BlockSubnet(subnet) => (
+                add(&mut lists.blocked_subnets, subnet)?,
+                PeerRecords::BlockedSubnets,
+                subnet.to_string().into_bytes(),
+                true,
+            ),
+            ListChange::UnblockSubnet(subnet) => (
+                lists.blocked_subnets.remove(&subnet),
+                PeerRecords::BlockedSubnets,
+                subnet.to_string().into_bytes(),
+                false,
+            ),
+            ListChange::Protect(peer) => (
+                add(&mut lists.protected, peer)?,
+                PeerRecords::ProtectedPeers,
+                peer.to_bytes(),
+                true,
+            ),
+            ListChange::Unprotect(peer) => (
+                lists.protected.remove(&peer),
+                PeerRecords::ProtectedPeers,
+                peer.to_bytes(),
+                false,
+            ),
+        };
+        Ok((changed && self.store.is_some()).then(|| RecordWrite {
+            records,
+            key,
+            value: put.then_some(0),
+        }))
+    }
+
+    /// Makes `change` and writes it through at once (start-up and tests; the running node goes
+    /// through the peer manager, which writes off the network loop).
+    pub fn apply_now(&self, change: ListChange) -> Result<(), ListFull> {
+        if let (Some(write), Some(store)) = (self.apply(change)?, &self.store)
+            && let Err(e) = store.write_peer_record(&write)
+        {
+            tracing::error!(records = ?write.records, error = %e, "cannot write a peer list entry");
+        }
         Ok(())
-    }
-
-    /// Lifts `peer`'s block.
-    pub fn unblock_peer(&self, peer: &PeerId) {
-        let removed = self.lock().blocked_peers.remove(peer);
-        self.unpersist(removed, PeerRecords::BlockedPeers, &peer.to_bytes());
-    }
-
-    /// Blocks `ip` permanently.
-    pub fn block_ip(&self, ip: IpAddr) -> Result<(), ListFull> {
-        let added = add(&mut self.lock().blocked_ips, ip)?;
-        self.persist(added, PeerRecords::BlockedAddrs, ip.to_string().as_bytes());
-        Ok(())
-    }
-
-    /// Lifts `ip`'s block.
-    pub fn unblock_ip(&self, ip: &IpAddr) {
-        let removed = self.lock().blocked_ips.remove(ip);
-        self.unpersist(
-            removed,
-            PeerRecords::BlockedAddrs,
-            ip.to_string().as_bytes(),
-        );
-    }
-
-    /// Blocks every IP in `subnet` permanently.
-    pub fn block_subnet(&self, subnet: Subnet) -> Result<(), ListFull> {
-        let added = add(&mut self.lock().blocked_subnets, subnet)?;
-        self.persist(
-            added,
-            PeerRecords::BlockedSubnets,
-            subnet.to_string().as_bytes(),
-        );
-        Ok(())
-    }
-
-    /// Lifts `subnet`'s block.
-    pub fn unblock_subnet(&self, subnet: &Subnet) {
-        let removed = self.lock().blocked_subnets.remove(subnet);
-        self.unpersist(
-            removed,
-            PeerRecords::BlockedSubnets,
-            subnet.to_string().as_bytes(),
-        );
-    }
-
-    /// Protects `peer` from trimming.
-    pub fn protect(&self, peer: PeerId) -> Result<(), ListFull> {
-        let added = add(&mut self.lock().protected, peer)?;
-        self.persist(added, PeerRecords::ProtectedPeers, &peer.to_bytes());
-        Ok(())
-    }
-
-    /// Lifts `peer`'s protection.
-    pub fn unprotect(&self, peer: &PeerId) {
-        let removed = self.lock().protected.remove(peer);
-        self.unpersist(removed, PeerRecords::ProtectedPeers, &peer.to_bytes());
     }
 
     /// Whether `peer` is blocked.
@@ -179,22 +218,6 @@ impl PeerLists {
     /// The blocked subnets.
     pub fn blocked_subnets(&self) -> Vec<Subnet> {
         self.lock().blocked_subnets.iter().copied().collect()
-    }
-
-    fn persist(&self, changed: bool, records: PeerRecords, key: &[u8]) {
-        if let (true, Some(store)) = (changed, &self.store)
-            && let Err(e) = store.put_peer_record(records, key, 0)
-        {
-            tracing::error!(?records, error = %e, "cannot persist a peer list entry");
-        }
-    }
-
-    fn unpersist(&self, changed: bool, records: PeerRecords, key: &[u8]) {
-        if let (true, Some(store)) = (changed, &self.store)
-            && let Err(e) = store.remove_peer_record(records, key)
-        {
-            tracing::error!(?records, error = %e, "cannot remove a peer list entry");
-        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Lists> {

@@ -156,7 +156,7 @@ pub struct ScoreBook {
 impl ScoreBook {
     /// The records in `store` updated within `retention` before `now` (older ones are deleted);
     /// their application counters are put back into `app`.
-    pub fn load(store: Arc<Store>, retention: Duration, now: u64, app: &AppScores) -> Self {
+    pub fn load(store: Arc<Store>, retention: Duration, now: u64, app: &mut AppScores) -> Self {
         let retention = retention.as_secs();
         let mut records = HashMap::new();
         let mut stale = Vec::new();

@@ -33,7 +33,8 @@ use super::{MAX_THROTTLE_DELAY, REQUEST_TIMEOUT, RESPONSE_TIMEOUT, protocols};
 use crate::chain::ChainSpec;
 use crate::log_limit::LogEvery;
 use crate::metrics::{Metrics, RateLimitRefusal, ReqRole};
-use crate::p2p::peers::app_score::{AppScores, PeerOutcome};
+use crate::p2p::peer_manager::PeerReporter;
+use crate::p2p::peers::app_score::PeerOutcome;
 use crate::store::Store;
 use crate::wire::reqresp::{
     REQUEST_BYTES, ResultCode, decode_request, encode_error, encode_success, response_version_for,
@@ -173,7 +174,7 @@ struct Shared {
     peer_streams: PeerSlots,
     stats: Arc<ServerStats>,
     /// Requests refused for rate count against the requester's application score.
-    scores: Arc<AppScores>,
+    scores: PeerReporter,
     metrics: Arc<Metrics>,
 }
 
@@ -183,7 +184,7 @@ pub fn spawn(
     chain: Arc<ChainSpec>,
     store: Arc<Store>,
     config: ServerConfig,
-    scores: Arc<AppScores>,
+    scores: PeerReporter,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<Arc<ServerStats>, String> {
@@ -231,7 +232,7 @@ async fn refuse_for_rate(
 ) {
     shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
     shared.metrics.rate_limit_refusal(cause);
-    shared.scores.record(peer, PeerOutcome::RequestRefused);
+    shared.scores.report(peer, PeerOutcome::RequestRefused);
     respond_error(shared, stream, ResultCode::Unknown).await;
 }
 
@@ -259,7 +260,7 @@ async fn serve(
             .rate_limit_refusal(RateLimitRefusal::OverCapacity);
         // Every connected peer has its own places within the capacity, so a peer refused here
         // is one of those holding too many: the small, capped refusal penalty.
-        shared.scores.record(peer, PeerOutcome::RequestRefused);
+        shared.scores.report(peer, PeerOutcome::RequestRefused);
         respond_error(shared, &mut stream, ResultCode::Unknown).await;
         return (ResultCode::Unknown, None);
     };
@@ -279,7 +280,7 @@ async fn serve(
             // A stream opened and left without its request (or with a bad one) held a place
             // for up to the read timeout: the same small, capped penalty as a refusal.
             shared.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-            shared.scores.record(peer, PeerOutcome::RequestRefused);
+            shared.scores.report(peer, PeerOutcome::RequestRefused);
             let _ = stream.close().await;
             return (ResultCode::Unknown, None);
         }

@@ -3,7 +3,8 @@
 //! connections from a banned or blocked IP or subnet are refused before the handshake; a banned
 //! or blocked peer is refused once its id is known (after the noise handshake, or before dialling
 //! when the dial names it); an outbound connection to a refused IP is closed as soon as it is up.
-//! Counts what it allowed and refused.
+//! Counts what it allowed and refused. The gate holds the [`super::PeerManager`], so the state
+//! that decides a ban is the state that refuses the next connection.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,9 +19,10 @@ use libp2p::swarm::{
 };
 use libp2p::{Multiaddr, PeerId};
 
-use super::peers::bans::BanList;
-use super::peers::lists::PeerLists;
+use super::PeerManager;
 use crate::clock::unix_now;
+use crate::p2p::peers::bans::BanList;
+use crate::p2p::peers::lists::PeerLists;
 
 /// Why a connection is refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -111,16 +113,17 @@ pub struct GateStats {
     pub dials_refused: AtomicU64,
 }
 
-/// The gate behaviour.
+/// The gate behaviour, holding the peer manager.
 pub struct Gate {
-    admission: Admission,
+    /// The peer manager, reached by the event loop through the swarm.
+    pub manager: PeerManager,
     stats: Arc<GateStats>,
 }
 
 impl Gate {
-    /// A gate applying `admission`.
-    pub fn new(admission: Admission, stats: Arc<GateStats>) -> Self {
-        Self { admission, stats }
+    /// A gate applying `manager`'s admission.
+    pub fn new(manager: PeerManager, stats: Arc<GateStats>) -> Self {
+        Self { manager, stats }
     }
 
     /// Refuses a banned or blocked peer or address, counting the refusal and (when `allowed`
@@ -132,10 +135,7 @@ impl Gate {
         allowed: Option<&AtomicU64>,
         refused: &AtomicU64,
     ) -> Result<(), ConnectionDenied> {
-        match self
-            .admission
-            .refusal(peer, addr.and_then(ip_of), unix_now())
-        {
+        match self.manager.refusal(peer, addr.and_then(ip_of), unix_now()) {
             Some(refusal) => {
                 refused.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(?peer, %refusal, "connection refused");
@@ -228,6 +228,7 @@ impl NetworkBehaviour for Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::p2p::peers::lists::ListChange;
 
     #[test]
     fn admission_refuses_banned_and_blocked_peers_ips_and_subnets() {
@@ -245,7 +246,9 @@ mod tests {
         ));
         assert_eq!(admission.refusal(None, ip_of(&addr), 200), None, "expired");
 
-        lists.block_subnet("10.0.0.0/8".parse().unwrap()).unwrap();
+        lists
+            .apply_now(ListChange::BlockSubnet("10.0.0.0/8".parse().unwrap()))
+            .unwrap();
         let refusal = admission.refusal(None, ip_of(&addr), 300).unwrap();
         assert!(!refusal.is_ban());
         assert_eq!(refusal.to_string(), "subnet 10.0.0.0/8 is blocked");
@@ -258,7 +261,7 @@ mod tests {
                 .unwrap()
                 .is_ban()
         );
-        lists.block_peer(peer).unwrap();
+        lists.apply_now(ListChange::BlockPeer(peer)).unwrap();
         assert_eq!(
             admission.refusal(Some(peer), None, 300),
             Some(Refusal::PeerBlocked(peer))

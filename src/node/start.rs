@@ -1,0 +1,612 @@
+//! Starting a node, one small step at a time. Every task a step spawns goes into one
+//! [`Tasks`] set; should a later step fail, [`start`] cancels and joins everything already
+//! running (and the store writer thread) before it returns the error, so a failed start leaves
+//! nothing behind.
+//!
+//! Order: store → engine (the store resumes from its head) → metrics port (a taken port fails
+//! before any task runs) → validator and L1 signer → peer books → metrics → network → metrics
+//! server → store writer and forward task → req/resp server → engine driver → sync client →
+//! producer → admin RPC.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::forward::forward_network_events;
+use super::{EVENT_BROADCAST, NodeConfig, NodeError, PRODUCE_QUEUE, ProducerClient, RunningNode};
+use crate::events::NodeEvent;
+use crate::metrics::{self, MetricSources, Metrics};
+use crate::p2p::gate::GateStats;
+use crate::p2p::peers::app_score::AppScores;
+use crate::p2p::peers::bans::BanList;
+use crate::p2p::peers::lists::PeerLists;
+use crate::p2p::peers::scorebook::ScoreBook;
+use crate::p2p::reqresp::server::{self, ServerStats};
+use crate::p2p::{self, NetworkConfig, NetworkHandle};
+use crate::producer::Producer;
+use crate::store::writer::{StoreOp, StoreOutputs, StoreWriter};
+use crate::store::{BlockRef, Store, StoreError};
+use crate::sync::{self, SyncContext, SyncStats};
+use crate::validate::BlockValidator;
+
+/// File name of the block store inside the data directory.
+pub const STORE_FILE: &str = "blocks.redb";
+
+/// The node's tasks and the token that stops them.
+pub(super) struct Tasks {
+    pub(super) set: JoinSet<()>,
+    pub(super) shutdown: CancellationToken,
+    /// The store writer's thread, joined after every task (they hold its senders).
+    pub(super) store_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Tasks {
+    fn new() -> Self {
+        Self {
+            set: JoinSet::new(),
+            shutdown: CancellationToken::new(),
+            store_thread: None,
+        }
+    }
+
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.set.spawn(task);
+    }
+
+    /// Cancels every task, waits for them, then for the store writer to drain and exit.
+    pub(super) async fn stop(mut self) {
+        self.shutdown.cancel();
+        while self.set.join_next().await.is_some() {}
+        if let Some(writer) = self.store_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
+    }
+}
+
+/// Starts a node on the current tokio runtime.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
+    let mut tasks = Tasks::new();
+    match build(config, &mut tasks).await {
+        Ok(parts) => Ok(parts.into_node(tasks)),
+        Err(e) => {
+            tasks.stop().await;
+            Err(e)
+        }
+    }
+}
+
+/// What `build` hands to the running node (the tasks are kept apart, for the error path).
+struct Parts {
+    network: NetworkHandle,
+    store: Arc<Store>,
+    validator: Arc<BlockValidator>,
+    events: broadcast::Sender<NodeEvent>,
+    head: watch::Receiver<Option<BlockRef>>,
+    produce: Option<ProducerClient>,
+    server_stats: Option<Arc<ServerStats>>,
+    sync_stats: Option<Arc<SyncStats>>,
+    rpc_addr: Option<SocketAddr>,
+    engine_stats: Option<Arc<crate::engine::driver::EngineStats>>,
+    books: PeerBooks,
+    metrics: Arc<Metrics>,
+    metrics_addr: Option<SocketAddr>,
+    discovery: Option<crate::discovery::DiscoveryHandle>,
+}
+
+impl Parts {
+    fn into_node(self, tasks: Tasks) -> RunningNode {
+        RunningNode {
+            network: self.network,
+            store: self.store,
+            validator: self.validator,
+            events: self.events,
+            head: self.head,
+            produce: self.produce,
+            server_stats: self.server_stats,
+            sync_stats: self.sync_stats,
+            rpc_addr: self.rpc_addr,
+            engine_stats: self.engine_stats,
+            bans: self.books.bans,
+            gate_stats: self.books.gate_stats,
+            lists: self.books.lists,
+            scorebook: self.books.scorebook,
+            metrics: self.metrics,
+            metrics_addr: self.metrics_addr,
+            discovery: self.discovery,
+            tasks,
+        }
+    }
+}
+
+async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError> {
+    let store = open_store(&config)?;
+    let engine = attach_engine(&config, &store).await?;
+    anchor_for_sync(&config, &store)?;
+    let metrics_listener = bind_metrics(&config).await?;
+    let initial_head = store.head()?;
+    let validator = Arc::new(BlockValidator::new(config.chain.clone(), config.validator));
+    start_l1(&config, &validator, &tasks.shutdown).await?;
+    let (events, _) = broadcast::channel(EVENT_BROADCAST);
+    let (head_tx, head_rx) = watch::channel(initial_head);
+    let (writes_tx, writes_rx) = watch::channel(0u64);
+    let (mut books, app_scores) = load_peer_books(&config, &store);
+    let http = HttpServers {
+        metrics: crate::http::HttpStats::new("metrics"),
+        rpc: crate::http::HttpStats::new("rpc"),
+    };
+    let metrics = build_metrics(&config, &books, metrics_listener.is_some(), &http);
+    let (loop_link, service_link) = match config.discovery {
+        Some(_) => {
+            let (a, b) = crate::discovery::link::link();
+            (Some(a), Some(b))
+        }
+        None => (None, None),
+    };
+    let mut net_config = network_config(
+        &config, &validator, &mut books, app_scores, &store, &metrics,
+    );
+    net_config.discovery = loop_link;
+    let (network, net_events, net_task) = p2p::spawn(net_config, tasks.shutdown.clone()).await?;
+    tasks.spawn(async move {
+        let _ = net_task.await;
+    });
+    let discovery =
+        start_discovery(&config, &network, &books, service_link, &metrics, tasks).await?;
+    let metrics_addr = serve_metrics(&config, metrics_listener, &metrics, http.metrics, tasks)?;
+    let writer = StoreWriter::spawn(
+        store.clone(),
+        StoreOutputs {
+            head: head_tx,
+            writes: writes_tx,
+            events: events.clone(),
+        },
+    )
+    .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
+    tasks.store_thread = Some(writer.thread);
+    let store_tx = writer.tx;
+    tasks.spawn(forward_network_events(
+        net_events,
+        store_tx.clone(),
+        events.clone(),
+    ));
+    let server_stats = serve_payloads(&config, &network, &store, &metrics, &tasks.shutdown)?;
+    let engine_stats = engine.clone().map(|attached| {
+        let stats = Arc::new(crate::engine::driver::EngineStats::default());
+        let driver = crate::engine::driver::InsertionDriver {
+            client: attached.client,
+            store: store.clone(),
+            chain: config.chain.clone(),
+            store_writes: writes_rx.clone(),
+            start_head: attached.head,
+            safe: attached.safe,
+            finalized: attached.finalized,
+            stats: stats.clone(),
+            shutdown: tasks.shutdown.clone(),
+            reorg_depth: 1,
+        };
+        tasks.spawn(driver.run());
+        metrics.register_collector(Box::new(crate::metrics::pipeline::EngineCollector {
+            stats: stats.clone(),
+            head: head_rx.clone(),
+        }));
+        stats
+    });
+    let sync_stats = config.sync.clone().map(|sync_config| {
+        let (stats, task) = sync::spawn(
+            SyncContext {
+                chain: config.chain.clone(),
+                config: sync_config,
+                network: network.clone(),
+                store: store.clone(),
+                store_tx: store_tx.clone(),
+                store_writes: writes_rx,
+                static_peers: config
+                    .static_peers
+                    .iter()
+                    .filter_map(p2p::peer_id_of)
+                    .collect(),
+                scores: network.reporter(),
+                metrics: metrics.clone(),
+            },
+            tasks.shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            let _ = task.await;
+        });
+        stats
+    });
+    let produce = start_producer(
+        &config,
+        ProducerInputs {
+            validator: &validator,
+            network: &network,
+            store_tx: &store_tx,
+            events: &events,
+            last: initial_head.unwrap_or(genesis(&config)),
+            engine,
+        },
+        tasks,
+    )?;
+    let sources = RpcSources {
+        network: &network,
+        discovery: discovery.as_ref(),
+        books: &books,
+        store_tx: &store_tx,
+        validator: &validator,
+    };
+    let rpc_addr = start_rpc(&config, sources, http.rpc, tasks).await?;
+    Ok(Parts {
+        network,
+        store,
+        validator,
+        events,
+        head: head_rx,
+        produce,
+        server_stats,
+        sync_stats,
+        rpc_addr,
+        engine_stats,
+        books,
+        metrics,
+        metrics_addr,
+        discovery,
+    })
+}
+
+/// Discovery, once the network listens (its ENR names the bound TCP port); `None` with
+/// `--p2p.no-discovery`.
+async fn start_discovery(
+    config: &NodeConfig,
+    network: &NetworkHandle,
+    books: &PeerBooks,
+    link: Option<crate::discovery::link::ServiceLink>,
+    metrics: &Arc<Metrics>,
+    tasks: &mut Tasks,
+) -> Result<Option<crate::discovery::DiscoveryHandle>, NodeError> {
+    let (Some(discovery), Some(link)) = (config.discovery.clone(), link) else {
+        return Ok(None);
+    };
+    let admission = crate::p2p::gate::Admission::new(books.bans.clone(), books.lists.clone());
+    let dialling = crate::discovery::Dialling::new(link, admission, config.limits.lo);
+    let (handle, task) = crate::discovery::start_for_node(
+        discovery,
+        &config.keypair,
+        network,
+        dialling,
+        metrics,
+        tasks.shutdown.clone(),
+    )
+    .await?;
+    tasks.spawn(async move {
+        let _ = task.await;
+    });
+    Ok(Some(handle))
+}
+
+fn genesis(config: &NodeConfig) -> BlockRef {
+    BlockRef {
+        number: config.chain.genesis.l2.number,
+        hash: config.chain.genesis.l2.hash,
+    }
+}
+
+fn open_store(config: &NodeConfig) -> Result<Arc<Store>, NodeError> {
+    Ok(Arc::new(Store::open(
+        &config.data_dir.join(STORE_FILE),
+        config.retention,
+        &config.chain,
+    )?))
+}
+
+/// Attaches the engine (`--l2`); its head is where this node resumes: a fresh store starts
+/// there, and a store behind it jumps to it (the sync client fills the gap above).
+async fn attach_engine(
+    config: &NodeConfig,
+    store: &Store,
+) -> Result<Option<crate::engine::Attached>, NodeError> {
+    let Some(engine_config) = &config.engine else {
+        return Ok(None);
+    };
+    let attached = crate::engine::attach(engine_config)
+        .await
+        .map_err(|e| NodeError::Engine(e.to_string()))?;
+    if let Some(engine_head) = attached.head
+        && store.head()?.is_none_or(|h| h.number < engine_head.number)
+    {
+        let head = store.anchor_at(engine_head)?;
+        tracing::info!(
+            engine = engine_head.number,
+            head = head.number,
+            "store resumes from the engine's head"
+        );
+    }
+    Ok(Some(attached))
+}
+
+/// A fresh store starts at genesis so the sync client fetches the chain from there; a chain
+/// already longer than the fill limit makes the head jump to the first block seen.
+fn anchor_for_sync(config: &NodeConfig, store: &Store) -> Result<(), NodeError> {
+    let genesis = genesis(config);
+    if config.sync.is_some() && store.anchor_if_empty(genesis)? {
+        tracing::info!(number = genesis.number, "empty store anchored at genesis");
+    }
+    Ok(())
+}
+
+/// Binds the metrics port first: a taken port fails the start before any task runs.
+async fn bind_metrics(config: &NodeConfig) -> Result<Option<TcpListener>, NodeError> {
+    let Some(addr) = config.metrics.listen else {
+        return Ok(None);
+    };
+    config
+        .metrics
+        .http
+        .validate()
+        .map_err(|e| metrics::http::MetricsError {
+            addr,
+            reason: e.to_string(),
+        })?;
+    Ok(Some(metrics::http::bind(addr).await?))
+}
+
+/// `--l1`: the signer set follows the L1 SystemConfig; a failed first read keeps the configured
+/// signer (the reload keeps trying).
+async fn start_l1(
+    config: &NodeConfig,
+    validator: &Arc<BlockValidator>,
+    shutdown: &CancellationToken,
+) -> Result<(), NodeError> {
+    if let Some(l1) = config.l1.clone() {
+        let source = crate::l1::SignerSource::new(l1).map_err(|e| NodeError::L1(e.to_string()))?;
+        if let Err(e) = source.start(validator.clone(), shutdown.clone()).await {
+            tracing::error!(error = %e, "starting without the L1 signer");
+        }
+    }
+    Ok(())
+}
+
+/// The persisted peer books the peer manager starts from (and the RPC and metrics read).
+struct PeerBooks {
+    bans: Arc<BanList>,
+    gate_stats: Arc<GateStats>,
+    lists: Arc<PeerLists>,
+    scorebook: Arc<ScoreBook>,
+}
+
+fn load_peer_books(config: &NodeConfig, store: &Arc<Store>) -> (PeerBooks, AppScores) {
+    let mut app_scores = AppScores::new();
+    let now = crate::clock::unix_now();
+    let books = PeerBooks {
+        bans: Arc::new(BanList::load(store.clone(), now)),
+        gate_stats: Arc::new(GateStats::default()),
+        lists: Arc::new(PeerLists::load(store.clone())),
+        scorebook: Arc::new(ScoreBook::load(
+            store.clone(),
+            p2p::scoring::retain_score(config.chain.block_time),
+            now,
+            &mut app_scores,
+        )),
+    };
+    (books, app_scores)
+}
+
+/// What the HTTP servers' bounds did (each server counts into its own).
+struct HttpServers {
+    metrics: Arc<crate::http::HttpStats>,
+    rpc: Arc<crate::http::HttpStats>,
+}
+
+/// The one registry, with the HTTP servers' counters for the servers that run.
+fn build_metrics(
+    config: &NodeConfig,
+    books: &PeerBooks,
+    serving_metrics: bool,
+    http: &HttpServers,
+) -> Arc<Metrics> {
+    let metrics = Arc::new(Metrics::new(
+        &config.metrics,
+        MetricSources {
+            gate: books.gate_stats.clone(),
+            bans: books.bans.clone(),
+        },
+    ));
+    let served: Vec<_> = [
+        (serving_metrics, http.metrics.clone()),
+        (config.rpc.is_some(), http.rpc.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(on, stats)| on.then_some(stats))
+    .collect();
+    if !served.is_empty() {
+        metrics.register_collector(Box::new(crate::http::HttpCollector(served)));
+    }
+    metrics
+}
+
+fn network_config(
+    config: &NodeConfig,
+    validator: &Arc<BlockValidator>,
+    books: &mut PeerBooks,
+    app_scores: AppScores,
+    store: &Arc<Store>,
+    metrics: &Arc<Metrics>,
+) -> NetworkConfig {
+    NetworkConfig {
+        keypair: config.keypair.clone(),
+        listen_ip: config.listen_ip,
+        listen_port: config.listen_port,
+        static_peers: config.static_peers.clone(),
+        gossip: config.gossip,
+        validator: validator.clone(),
+        agent_version: format!("op-gossip/{}", env!("CARGO_PKG_VERSION")),
+        delivery_filter: (config.lose_gossip_fraction > 0.0).then(|| {
+            Arc::new(crate::devnet::loss::LossSimulation::new(
+                config.lose_gossip_fraction,
+                &config.keypair.public().to_peer_id(),
+            )) as Arc<dyn p2p::DeliveryFilter>
+        }),
+        scoring: config.scoring,
+        app_scores,
+        bans: books.bans.clone(),
+        gate_stats: books.gate_stats.clone(),
+        ban: config.ban,
+        lists: books.lists.clone(),
+        scorebook: books.scorebook.clone(),
+        limits: config.limits,
+        store: Some(store.clone()),
+        metrics: metrics.clone(),
+        discovery: None,
+    }
+}
+
+/// `--metrics.enabled`: serves `/metrics` on the listener bound earlier.
+fn serve_metrics(
+    config: &NodeConfig,
+    listener: Option<TcpListener>,
+    metrics: &Arc<Metrics>,
+    http: Arc<crate::http::HttpStats>,
+    tasks: &mut Tasks,
+) -> Result<Option<SocketAddr>, NodeError> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    let addr = listener
+        .local_addr()
+        .map_err(|e| metrics::http::MetricsError {
+            addr: config
+                .metrics
+                .listen
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            reason: e.to_string(),
+        })?;
+    tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
+    let task = metrics::http::spawn(
+        listener,
+        metrics.clone(),
+        config.metrics.http,
+        http,
+        tasks.shutdown.clone(),
+    )?;
+    tasks.spawn(async move {
+        let _ = task.await;
+    });
+    Ok(Some(addr))
+}
+
+/// `--p2p.sync.req-resp`: serves payload_by_number from the store.
+fn serve_payloads(
+    config: &NodeConfig,
+    network: &NetworkHandle,
+    store: &Arc<Store>,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) -> Result<Option<Arc<ServerStats>>, NodeError> {
+    let Some(server_config) = config.reqresp_server else {
+        return Ok(None);
+    };
+    let stats = server::spawn(
+        network.inbound_streams(),
+        config.chain.clone(),
+        store.clone(),
+        server_config,
+        network.reporter(),
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .map_err(|e| NodeError::Network(p2p::NetworkError::Setup(e)))?;
+    Ok(Some(stats))
+}
+
+/// What the producer is built from besides the config.
+struct ProducerInputs<'a> {
+    validator: &'a Arc<BlockValidator>,
+    network: &'a NetworkHandle,
+    store_tx: &'a mpsc::Sender<StoreOp>,
+    events: &'a broadcast::Sender<NodeEvent>,
+    last: BlockRef,
+    engine: Option<crate::engine::Attached>,
+}
+
+/// A sequencer's producer (`None` for a follower).
+fn start_producer(
+    config: &NodeConfig,
+    inputs: ProducerInputs<'_>,
+    tasks: &mut Tasks,
+) -> Result<Option<ProducerClient>, NodeError> {
+    let Some(sequencer) = config.sequencer.clone() else {
+        return Ok(None);
+    };
+    let (tx, rx) = mpsc::channel(PRODUCE_QUEUE);
+    tracing::info!(signer = %sequencer.signer.address(), schedule = ?sequencer.schedule, "sequencing");
+    let l1 = match config.l1.clone() {
+        Some(l1) => Some(crate::l1::OriginTracker::new(
+            crate::l1::SignerSource::new(l1).map_err(|e| NodeError::L1(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let producer = Producer {
+        chain: config.chain.clone(),
+        config: sequencer,
+        validator: inputs.validator.clone(),
+        network: inputs.network.clone(),
+        store_tx: inputs.store_tx.clone(),
+        events: inputs.events.clone(),
+        requests: rx,
+        shutdown: tasks.shutdown.clone(),
+        last: inputs.last,
+        engine: inputs.engine,
+        l1,
+    };
+    tasks.spawn(producer.run());
+    Ok(Some(ProducerClient(tx)))
+}
+
+/// What the admin RPC answers from.
+struct RpcSources<'a> {
+    network: &'a NetworkHandle,
+    discovery: Option<&'a crate::discovery::DiscoveryHandle>,
+    books: &'a PeerBooks,
+    store_tx: &'a mpsc::Sender<StoreOp>,
+    validator: &'a Arc<BlockValidator>,
+}
+
+/// The admin RPC (`None`: not served).
+async fn start_rpc(
+    config: &NodeConfig,
+    sources: RpcSources<'_>,
+    http: Arc<crate::http::HttpStats>,
+    tasks: &mut Tasks,
+) -> Result<Option<SocketAddr>, NodeError> {
+    let Some(rpc) = config.rpc.clone() else {
+        return Ok(None);
+    };
+    let RpcSources {
+        network,
+        discovery,
+        books,
+        store_tx,
+        validator,
+    } = sources;
+    let context = crate::rpc::AdminContext {
+        network: network.clone(),
+        discovery: discovery.cloned(),
+        lists: books.lists.clone(),
+        bans: books.bans.clone(),
+        payloads: crate::rpc::payloads::PayloadContext {
+            chain: config.chain.clone(),
+            store_tx: store_tx.clone(),
+            network: network.clone(),
+            validator: validator.clone(),
+            signer: config.sequencer.as_ref().map(|s| s.signer.clone()),
+        },
+    };
+    let (addr, task) = crate::rpc::start(rpc, context, http, tasks.shutdown.clone()).await?;
+    tasks.spawn(async move {
+        let _ = task.await;
+    });
+    Ok(Some(addr))
+}
