@@ -93,6 +93,26 @@ pub struct PlanStats {
     pub reanchored: u64,
 }
 
+/// How much of each bounded piece of the plan's state is in use (see the module docs for the
+/// bounds); checked by the `sync_plan` fuzz target after every step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanFootprint {
+    /// Numbers waiting for a request (at most `max_gap`).
+    pub queued: usize,
+    /// Numbers asked for and not yet answered.
+    pub in_flight: usize,
+    /// Payloads in the quarantine (at most [`QUARANTINE_CAPACITY`]).
+    pub quarantined: usize,
+    /// Their bytes (at most [`QUARANTINE_MAX_BYTES`]).
+    pub quarantined_bytes: usize,
+    /// Trusted hashes (at most [`TRUSTED_CAPACITY`]).
+    pub trusted: usize,
+    /// Promoted numbers not yet below the head.
+    pub promoted: usize,
+    /// Numbers whose hash is known from the block above.
+    pub expected: usize,
+}
+
 /// The plan. One owner (the sync task); workers go through it for every request and answer.
 pub struct SyncPlan {
     config: PlanConfig,
@@ -140,6 +160,19 @@ impl SyncPlan {
     /// What the plan did so far.
     pub fn stats(&self) -> PlanStats {
         self.stats
+    }
+
+    /// The sizes of the plan's bounded state.
+    pub fn footprint(&self) -> PlanFootprint {
+        PlanFootprint {
+            queued: self.queue.len(),
+            in_flight: self.in_flight.len(),
+            quarantined: self.quarantine.len(),
+            quarantined_bytes: self.quarantine.bytes(),
+            trusted: self.trusted.len(),
+            promoted: self.promoted.len(),
+            expected: self.expected.len(),
+        }
     }
 
     /// Numbers waiting for a request.
