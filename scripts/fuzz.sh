@@ -36,9 +36,13 @@ for t in "${targets[@]}"; do
     else
         status="FINDING (see fuzz/logs/$t.log and fuzz/artifacts/$t/)"
     fi
-    execs=$(grep -E '^stat::number_of_executed_units' "logs/$t.log" | awk '{print $2}' | tail -1)
-    cov=$(grep -E '^#[0-9]+.*DONE' "logs/$t.log" | tail -1 | sed -E 's/.*cov: ([0-9]+).*/\1/')
+    # After a finding libFuzzer prints no final stats: the last status line stands in.
+    log="logs/$t.log"
+    execs=$( (grep -E '^stat::number_of_executed_units' "$log" || true) | awk '{print $2}' | tail -1)
+    last=$( (grep -E '^#[0-9]+.*cov: ' "$log" || true) | tail -1)
+    [ -n "$execs" ] || execs=$(sed -E 's/^#([0-9]+).*/\1/' <<<"$last")
+    cov=$(sed -E 's/.*cov: ([0-9]+).*/\1/' <<<"$last")
     # Coverage once the corpus (seeds plus earlier finds) was loaded, and at the end.
-    start=$(grep -E '^#[0-9]+.*INITED' "logs/$t.log" | tail -1 | sed -E 's/.*cov: ([0-9]+).*/\1/')
+    start=$( (grep -E '^#[0-9]+.*INITED' "$log" || true) | tail -1 | sed -E 's/.*cov: ([0-9]+).*/\1/')
     echo "   executions: ${execs:-?}  coverage: ${start:-?} -> ${cov:-?}  result: $status"
 done

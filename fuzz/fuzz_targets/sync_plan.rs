@@ -213,7 +213,7 @@ impl Run {
 
     fn check_bounds(&self) {
         let f = self.plan.footprint();
-        assert!(f.queued as u64 <= self.max_gap, "{f:?}");
+        assert!((f.queued + f.in_flight) as u64 <= self.max_gap, "{f:?}");
         assert!(f.in_flight <= self.asked.len(), "{f:?}");
         assert!(f.quarantined <= QUARANTINE_CAPACITY, "{f:?}");
         assert!(f.quarantined_bytes <= QUARANTINE_MAX_BYTES, "{f:?}");

@@ -15,9 +15,9 @@
 //! can no longer be on the chain (another hash was promoted at their number, or they fall out of
 //! the quarantine untrusted) count as rejected for the peer that sent them.
 //!
-//! Bounds: queue ≤ `max_gap` numbers; quarantine ≤ [`QUARANTINE_CAPACITY`] payloads and
-//! [`QUARANTINE_MAX_BYTES`], [`QUARANTINE_PEER_BYTES`] per peer ([`super::quarantine`]); trusted set
-//! ≤ [`TRUSTED_CAPACITY`] hashes; promoted-but-not-yet-stored and expected hashes: one entry per
+//! Bounds: queued plus in-flight numbers ≤ `max_gap`; quarantine ≤ [`QUARANTINE_CAPACITY`]
+//! payloads and [`QUARANTINE_MAX_BYTES`], [`QUARANTINE_PEER_BYTES`] per peer
+//! ([`super::quarantine`]); trusted set ≤ [`TRUSTED_CAPACITY`] hashes; promoted-but-not-yet-stored and expected hashes: one entry per
 //! number above the head, at most `max_gap` plus the holes' edges.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -97,9 +97,9 @@ pub struct PlanStats {
 /// bounds); checked by the `sync_plan` fuzz target after every step.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PlanFootprint {
-    /// Numbers waiting for a request (at most `max_gap`).
+    /// Numbers waiting for a request (with `in_flight`, at most `max_gap`).
     pub queued: usize,
-    /// Numbers asked for and not yet answered.
+    /// Numbers asked for and not yet answered or handed back.
     pub in_flight: usize,
     /// Payloads in the quarantine (at most [`QUARANTINE_CAPACITY`]).
     pub quarantined: usize,
@@ -206,7 +206,7 @@ impl SyncPlan {
             return actions;
         }
         self.paused_until = None;
-        let mut budget = self.config.max_gap.saturating_sub(self.queue.len() as u64);
+        let mut budget = self.config.max_gap.saturating_sub(self.outstanding());
         for hole in &view.holes {
             if hole.len() > self.config.max_gap {
                 if let Some(above) = hole.above.first() {
@@ -236,7 +236,7 @@ impl SyncPlan {
                 if self.promote_quarantined_at(number, &mut actions, now) {
                     continue;
                 }
-                self.queue.insert(number);
+                self.enqueue(number);
                 budget -= 1;
             }
         }
@@ -280,7 +280,7 @@ impl SyncPlan {
     /// Takes a request back unasked (its worker stopped).
     pub fn return_request(&mut self, number: u64) {
         if self.in_flight.remove(&number) && number > self.head {
-            self.queue.insert(number);
+            self.enqueue(number);
         }
     }
 
@@ -308,7 +308,7 @@ impl SyncPlan {
                     self.not_found.clear();
                     self.paused_until = Some(now + self.config.replan_after_not_found);
                 } else if number > self.head {
-                    self.queue.insert(number);
+                    self.enqueue(number);
                 }
                 return actions;
             }
@@ -321,7 +321,7 @@ impl SyncPlan {
                 actions.push(SyncAction::Score { peer, outcome });
                 // Retried by whichever worker is ready next; this peer's worker backs off.
                 if number > self.head && !self.promoted.contains_key(&number) {
-                    self.queue.insert(number);
+                    self.enqueue(number);
                 }
                 return actions;
             }
@@ -344,7 +344,7 @@ impl SyncPlan {
         if self.expected.get(&number).is_some_and(|e| *e != hash) {
             // The chain above says otherwise: this payload can never link. Ask someone else.
             self.reject(peer, &mut actions);
-            self.queue.insert(number);
+            self.enqueue(number);
             return actions;
         }
         // What the quarantine's bounds drop counts as rejected for its sender.
@@ -355,6 +355,20 @@ impl SyncPlan {
             self.promote(hash, &mut actions, now);
         }
         actions
+    }
+
+    /// Numbers queued or in flight: together at most `max_gap`.
+    fn outstanding(&self) -> u64 {
+        (self.queue.len() + self.in_flight.len()) as u64
+    }
+
+    /// Queues `number` unless the queue and the requests in flight already hold `max_gap`
+    /// numbers. A number taken back from the requests in flight always fits again; a new one
+    /// that does not fit is planned by a later [`Self::on_holes`], as the holes still show it.
+    fn enqueue(&mut self, number: u64) {
+        if self.queue.contains(&number) || self.outstanding() < self.config.max_gap {
+            self.queue.insert(number);
+        }
     }
 
     fn set_head(&mut self, head: u64, now: Instant) {
@@ -429,7 +443,7 @@ impl SyncPlan {
                     && !self.promoted.contains_key(&below)
                     && !self.stored_above.contains(&below)
                 {
-                    self.queue.insert(below);
+                    self.enqueue(below);
                 }
             }
             hash = parent;
