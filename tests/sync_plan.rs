@@ -243,3 +243,64 @@ fn the_quarantine_is_bounded_and_overflow_counts_as_rejected() {
     }
     assert_eq!(rejected, (top - 2) as usize - QUARANTINE_CAPACITY);
 }
+
+/// Found by the `sync_plan` fuzz target: re-planning while requests were in flight queued a full
+/// `max_gap` again, and the failed requests then came back on top, so more than `max_gap` numbers
+/// were queued (and asked for at once). Queued plus in-flight numbers now stay within `max_gap`.
+#[test]
+fn queued_and_in_flight_numbers_stay_within_the_gap_limit() {
+    let blocks = chain_of(8, 0);
+    let max_gap = 5;
+    let mut plan = plan(max_gap);
+    let now = Instant::now();
+    let link = |n: u64| BlockLink {
+        id: at(&blocks, n).id(),
+        parent: at(&blocks, n).envelope.payload.parent_hash,
+    };
+    // Two holes of 3 below blocks 4 and 8 (each within the limit, 6 numbers in all).
+    let view = Holes {
+        head: Some(BlockRef {
+            number: 0,
+            hash: B256::ZERO,
+        }),
+        holes: vec![
+            Hole {
+                after: 0,
+                before: 4,
+                above: vec![link(4)],
+            },
+            Hole {
+                after: 4,
+                before: 8,
+                above: vec![link(8)],
+            },
+        ],
+        unlinked_next: None,
+    };
+    let within = |plan: &SyncPlan| {
+        let f = plan.footprint();
+        assert!((f.queued + f.in_flight) as u64 <= max_gap, "{f:?}");
+    };
+    plan.on_holes(&view, now);
+    within(&plan);
+    let peer = PeerId::random();
+    let asked: Vec<u64> = std::iter::from_fn(|| plan.next_request(&peer)).collect();
+    assert_eq!(asked.len() as u64, max_gap);
+    plan.on_holes(&view, now);
+    within(&plan);
+    for number in asked {
+        plan.on_response(peer, number, Err(RequestError::ErrorCode(3)), now);
+        within(&plan);
+    }
+    // Nothing is lost: once these are answered the last number is planned.
+    let mut all = Vec::new();
+    while let Some(number) = plan.next_request(&peer) {
+        let block = at(&blocks, number);
+        plan.on_response(peer, number, Ok(block), now);
+        all.push(number);
+        plan.on_holes(&view, now);
+        within(&plan);
+    }
+    all.sort();
+    assert_eq!(all, vec![1, 2, 3, 5, 6, 7]);
+}

@@ -212,6 +212,18 @@ fn from_v3(p: ExecutionPayloadV3) -> Result<ExecutionPayload, PayloadJsonError> 
     })
 }
 
+/// `engine_getPayloadV2`'s payload: an `ExecutionPayloadV1` before Canyon (no `withdrawals`
+/// field, or `null` from op-geth), an `ExecutionPayloadV2` from Canyon on. alloy's
+/// `ExecutionPayloadV2` requires the list, so the two are read apart.
+#[derive(Deserialize)]
+struct ExecutionPayloadV1OrV2 {
+    #[serde(flatten)]
+    inner: ExecutionPayloadV1,
+    /// Absent, `null`, or the list.
+    #[serde(default)]
+    withdrawals: Option<Vec<alloy_eips::eip4895::Withdrawal>>,
+}
+
 /// The payload in an `engine_getPayload*` answer for a block of `version`: V2
 /// `{executionPayload}`, V3 `{executionPayload, parentBeaconBlockRoot, …}`, V4 the same with
 /// `withdrawalsRoot` in the payload.
@@ -229,12 +241,23 @@ pub fn payload_from_get_payload(
     let decode = |e: serde_json::Error| PayloadJsonError::Json(e.to_string());
     match version {
         BlockVersion::V1 | BlockVersion::V2 => {
-            let e: Envelope<ExecutionPayloadV2> =
+            let e: Envelope<ExecutionPayloadV1OrV2> =
                 serde_json::from_value(response).map_err(decode)?;
-            let mut payload = from_v2(e.execution_payload)?;
-            if version == BlockVersion::V1 {
-                payload.withdrawals = None;
-            }
+            let ExecutionPayloadV1OrV2 { inner, withdrawals } = e.execution_payload;
+            let payload = match (version, withdrawals) {
+                (BlockVersion::V1, None) => from_v1(inner)?,
+                (BlockVersion::V1, Some(list)) if list.is_empty() => from_v1(inner)?,
+                (BlockVersion::V1, Some(_)) => {
+                    return Err(PayloadJsonError::Json(
+                        "a V1 payload (before Canyon) carries no withdrawals".into(),
+                    ));
+                }
+                (_, None) => return Err(missing(version, "withdrawals")),
+                (_, Some(withdrawals)) => from_v2(ExecutionPayloadV2 {
+                    payload_inner: inner,
+                    withdrawals,
+                })?,
+            };
             Ok(ExecutionPayloadEnvelope {
                 parent_beacon_block_root: None,
                 payload,

@@ -15,9 +15,9 @@
 //! can no longer be on the chain (another hash was promoted at their number, or they fall out of
 //! the quarantine untrusted) count as rejected for the peer that sent them.
 //!
-//! Bounds: queue ≤ `max_gap` numbers; quarantine ≤ [`QUARANTINE_CAPACITY`] payloads and
-//! [`QUARANTINE_MAX_BYTES`], [`QUARANTINE_PEER_BYTES`] per peer ([`super::quarantine`]); trusted set
-//! ≤ [`TRUSTED_CAPACITY`] hashes; promoted-but-not-yet-stored and expected hashes: one entry per
+//! Bounds: queued plus in-flight numbers ≤ `max_gap`; quarantine ≤ [`QUARANTINE_CAPACITY`]
+//! payloads and [`QUARANTINE_MAX_BYTES`], [`QUARANTINE_PEER_BYTES`] per peer
+//! ([`super::quarantine`]); trusted set ≤ [`TRUSTED_CAPACITY`] hashes; promoted-but-not-yet-stored and expected hashes: one entry per
 //! number above the head, at most `max_gap` plus the holes' edges.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -93,6 +93,26 @@ pub struct PlanStats {
     pub reanchored: u64,
 }
 
+/// How much of each bounded piece of the plan's state is in use (see the module docs for the
+/// bounds); checked by the `sync_plan` fuzz target after every step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanFootprint {
+    /// Numbers waiting for a request (with `in_flight`, at most `max_gap`).
+    pub queued: usize,
+    /// Numbers asked for and not yet answered or handed back.
+    pub in_flight: usize,
+    /// Payloads in the quarantine (at most [`QUARANTINE_CAPACITY`]).
+    pub quarantined: usize,
+    /// Their bytes (at most [`QUARANTINE_MAX_BYTES`]).
+    pub quarantined_bytes: usize,
+    /// Trusted hashes (at most [`TRUSTED_CAPACITY`]).
+    pub trusted: usize,
+    /// Promoted numbers not yet below the head.
+    pub promoted: usize,
+    /// Numbers whose hash is known from the block above.
+    pub expected: usize,
+}
+
 /// The plan. One owner (the sync task); workers go through it for every request and answer.
 pub struct SyncPlan {
     config: PlanConfig,
@@ -142,6 +162,19 @@ impl SyncPlan {
         self.stats
     }
 
+    /// The sizes of the plan's bounded state.
+    pub fn footprint(&self) -> PlanFootprint {
+        PlanFootprint {
+            queued: self.queue.len(),
+            in_flight: self.in_flight.len(),
+            quarantined: self.quarantine.len(),
+            quarantined_bytes: self.quarantine.bytes(),
+            trusted: self.trusted.len(),
+            promoted: self.promoted.len(),
+            expected: self.expected.len(),
+        }
+    }
+
     /// Numbers waiting for a request.
     pub fn queued(&self) -> usize {
         self.queue.len()
@@ -173,7 +206,7 @@ impl SyncPlan {
             return actions;
         }
         self.paused_until = None;
-        let mut budget = self.config.max_gap.saturating_sub(self.queue.len() as u64);
+        let mut budget = self.config.max_gap.saturating_sub(self.outstanding());
         for hole in &view.holes {
             if hole.len() > self.config.max_gap {
                 if let Some(above) = hole.above.first() {
@@ -203,7 +236,7 @@ impl SyncPlan {
                 if self.promote_quarantined_at(number, &mut actions, now) {
                     continue;
                 }
-                self.queue.insert(number);
+                self.enqueue(number);
                 budget -= 1;
             }
         }
@@ -247,7 +280,7 @@ impl SyncPlan {
     /// Takes a request back unasked (its worker stopped).
     pub fn return_request(&mut self, number: u64) {
         if self.in_flight.remove(&number) && number > self.head {
-            self.queue.insert(number);
+            self.enqueue(number);
         }
     }
 
@@ -275,7 +308,7 @@ impl SyncPlan {
                     self.not_found.clear();
                     self.paused_until = Some(now + self.config.replan_after_not_found);
                 } else if number > self.head {
-                    self.queue.insert(number);
+                    self.enqueue(number);
                 }
                 return actions;
             }
@@ -288,7 +321,7 @@ impl SyncPlan {
                 actions.push(SyncAction::Score { peer, outcome });
                 // Retried by whichever worker is ready next; this peer's worker backs off.
                 if number > self.head && !self.promoted.contains_key(&number) {
-                    self.queue.insert(number);
+                    self.enqueue(number);
                 }
                 return actions;
             }
@@ -311,7 +344,7 @@ impl SyncPlan {
         if self.expected.get(&number).is_some_and(|e| *e != hash) {
             // The chain above says otherwise: this payload can never link. Ask someone else.
             self.reject(peer, &mut actions);
-            self.queue.insert(number);
+            self.enqueue(number);
             return actions;
         }
         // What the quarantine's bounds drop counts as rejected for its sender.
@@ -322,6 +355,20 @@ impl SyncPlan {
             self.promote(hash, &mut actions, now);
         }
         actions
+    }
+
+    /// Numbers queued or in flight: together at most `max_gap`.
+    fn outstanding(&self) -> u64 {
+        (self.queue.len() + self.in_flight.len()) as u64
+    }
+
+    /// Queues `number` unless the queue and the requests in flight already hold `max_gap`
+    /// numbers. A number taken back from the requests in flight always fits again; a new one
+    /// that does not fit is planned by a later [`Self::on_holes`], as the holes still show it.
+    fn enqueue(&mut self, number: u64) {
+        if self.queue.contains(&number) || self.outstanding() < self.config.max_gap {
+            self.queue.insert(number);
+        }
     }
 
     fn set_head(&mut self, head: u64, now: Instant) {
@@ -396,7 +443,7 @@ impl SyncPlan {
                     && !self.promoted.contains_key(&below)
                     && !self.stored_above.contains(&below)
                 {
-                    self.queue.insert(below);
+                    self.enqueue(below);
                 }
             }
             hash = parent;

@@ -94,7 +94,19 @@ pub async fn request_payload(
     .await
     .map_err(|_| RequestError::Timeout("reading the response"))?
     .map_err(|e| RequestError::Io(e.to_string()))?;
-    let (version, body) = match decode_response(&response)? {
+    check_response(chain, number, &response)
+}
+
+/// Interprets a whole response stream (as read, at most [`MAX_RESPONSE_BYTES`] + 1 bytes) to a
+/// request for block `number`: the frame, the body in the layout of the block's fork, then the
+/// number and the block hash. Sans-IO, so the `reqresp_response` fuzz target runs exactly these
+/// checks on arbitrary bytes.
+pub fn check_response(
+    chain: &ChainSpec,
+    number: u64,
+    response: &[u8],
+) -> Result<ExecutionPayloadEnvelope, RequestError> {
+    let (version, body) = match decode_response(response)? {
         Response::Payload { version, body } => (version, body),
         Response::Error(ResultCode::NotFound) => return Err(RequestError::NotFound),
         Response::Error(code) => return Err(RequestError::ErrorCode(code.byte())),
