@@ -447,6 +447,41 @@ fn subnet_json() -> Corpus {
     c
 }
 
+/// Records signed once by op-gossip (keys 1–4 of `common::net::node_key`, chain 901; ENR
+/// signatures take a random nonce, so they are kept as text and checked to parse).
+const SEED_ENRS: [&str; 4] = [
+    "enr:-Je4QL6CoKSGuoqnNgYdHrv7Z-PXvcnCJguGwt7wJ_tyHweDFa4ySG25CQ5sUPnm_uXvVfUbMeAnv9xDc-I5Fh_xkV4BgmlkgnY0gmlwhH8AAAGHb3BzdGFja4OFBwCJc2VjcDI1NmsxoQMULvyrlOI9Ea3ofSoJTvEOTybnpm7NHF5rOWGOnZgf04N0Y3CCJAaDdWRwgnZf",
+    "enr:-Je4QK8Jorzae_BJZOfWfLoKBRNu_Ym5L6pZao1CdmKgsQ1_Fg57GhIotIgjKPF5fsootk23YoKKFP6ScgNcFtWgNqEBgmlkgnY0gmlwhH8AAAGHb3BzdGFja4OFBwCJc2VjcDI1NmsxoQO6aZq4BimzbqyRh6iDMak5-vosjuUH5wWP-PNWpysj_IN0Y3CCIyiDdWRwgnZf",
+    "enr:-JC4QIJ5Z3qZAf3y_qz0vrXgLRtRr8uQ4cXIEDjAv1a1ft2WU3qAoHSoLFgmXrFzXuYLUVJ0-i0QvygbrqkDWkwJbHABgmlkgnY0gmlwhH8AAAGHb3BzdGFja4OFBwCJc2VjcDI1NmsxoQMj9o2EW4HSf2AhfTk1Gse1U-MQofdeMN9KgxeNWmXbU4N1ZHCCdl8",
+    "enr:-Je4QDwDs9T6SlrN0Nr4it6VCibK1hgwKxpZ9z2aIJdVyF7DYYi4klYnDsT9wP7DFDL7NY7-9aD8gXQABd1d07KXd3ABgmlkgnY0gmlwhH8AAAGHb3BzdGFja4OFBwCJc2VjcDI1NmsxoQP95T6z8-gypia8P67EPyTOdAUG1xAWtFGFAIGoBv6lmYN0Y3CCJAaDdWRwgnZf",
+];
+
+fn discovery_records() -> Corpus {
+    use op_gossip::discovery::opstack::OpStackId;
+    use op_gossip::discovery::persist::{parse, render};
+    let enrs: Vec<discv5::Enr> = SEED_ENRS.iter().map(|e| e.parse().unwrap()).collect();
+    let mut c = Corpus::new();
+    for (name, chain) in [
+        ("opstack_10", 10u64),
+        ("opstack_8453", 8453),
+        ("opstack_901", 901),
+    ] {
+        c.insert(name.into(), with(0, &OpStackId::for_chain(chain).rlp()));
+    }
+    c.insert("opstack_list".into(), with(0, &[0xc2, 0x0a, 0x00]));
+    let file = render(&enrs[0], &enrs[1..3]);
+    assert_eq!(parse(&file).nodes.len(), 2);
+    c.insert("file".into(), with(1, file.as_bytes()));
+    c.insert(
+        "file_garbage".into(),
+        with(1, b"# x\nlocal enr:\nnode enr:-Je4Q\nbogus\n"),
+    );
+    c.insert("bootnode_enr".into(), with(2, SEED_ENRS[3].as_bytes()));
+    let enode = "enode://869d07b5932f17e8490990f75a3f94195e9504ddb6b85f7189e5a9c0a8fff8b00aecf6f3ac450ecba6cdabdb5858788a94bde2b613e0f2d82e9b395355f76d1a@34.65.67.101:0?discport=30305";
+    c.insert("bootnode_enode".into(), with(2, enode.as_bytes()));
+    c
+}
+
 fn keccak_batch() -> Corpus {
     let mut c = Corpus::new();
     let e = block_of(BlockVersion::V4, 5, NOW, 1500);
@@ -488,6 +523,7 @@ fn all_seeds() -> BTreeMap<&'static str, Corpus> {
     let payloads = payloads();
     BTreeMap::from([
         ("block_hash", payloads),
+        ("discovery_records", discovery_records()),
         ("engine_json", engine_json()),
         ("gossip_message", gossip_message()),
         ("keccak_batch", keccak_batch()),
