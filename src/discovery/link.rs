@@ -87,6 +87,17 @@ pub fn link() -> (LoopLink, ServiceLink) {
     )
 }
 
+/// A pair when discovery runs, none without (`--p2p.no-discovery`).
+pub fn link_if(enabled: bool) -> (Option<LoopLink>, Option<ServiceLink>) {
+    match enabled {
+        true => {
+            let (a, b) = link();
+            (Some(a), Some(b))
+        }
+        false => (None, None),
+    }
+}
+
 impl LoopLink {
     /// Reports to the service without waiting (dropped if it lags).
     pub fn report(&self, report: NetworkReport) {

@@ -139,13 +139,7 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
         rpc: crate::http::HttpStats::new("rpc"),
     };
     let metrics = build_metrics(&config, &books, metrics_listener.is_some(), &http);
-    let (loop_link, service_link) = match config.discovery {
-        Some(_) => {
-            let (a, b) = crate::discovery::link::link();
-            (Some(a), Some(b))
-        }
-        None => (None, None),
-    };
+    let (loop_link, service_link) = crate::discovery::link::link_if(config.discovery.is_some());
     let mut net_config = network_config(
         &config, &validator, &mut books, app_scores, &store, &metrics,
     );
@@ -584,23 +578,16 @@ async fn start_rpc(
     let Some(rpc) = config.rpc.clone() else {
         return Ok(None);
     };
-    let RpcSources {
-        network,
-        discovery,
-        books,
-        store_tx,
-        validator,
-    } = sources;
     let context = crate::rpc::AdminContext {
-        network: network.clone(),
-        discovery: discovery.cloned(),
-        lists: books.lists.clone(),
-        bans: books.bans.clone(),
+        network: sources.network.clone(),
+        discovery: sources.discovery.cloned(),
+        lists: sources.books.lists.clone(),
+        bans: sources.books.bans.clone(),
         payloads: crate::rpc::payloads::PayloadContext {
             chain: config.chain.clone(),
-            store_tx: store_tx.clone(),
-            network: network.clone(),
-            validator: validator.clone(),
+            store_tx: sources.store_tx.clone(),
+            network: sources.network.clone(),
+            validator: sources.validator.clone(),
             signer: config.sequencer.as_ref().map(|s| s.signer.clone()),
         },
     };
