@@ -273,11 +273,14 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         number: config.chain.genesis.l2.number,
         hash: config.chain.genesis.l2.hash,
     };
+    let engine_metrics = crate::engine::metrics::EngineMetrics::default();
     let engine = match &config.engine {
         Some(engine_config) => {
-            let attached = crate::engine::attach(engine_config)
-                .await
-                .map_err(|e| NodeError::Engine(e.to_string()))?;
+            // Waits for an engine that is not up yet; refuses one on another chain.
+            let attached =
+                crate::engine::attach(engine_config, &config.chain, engine_metrics.clone())
+                    .await
+                    .map_err(|e| NodeError::Engine(e.to_string()))?;
             if let Some(engine_head) = attached.head {
                 // The engine's head is where this node resumes: a fresh store starts there, and
                 // a store behind it jumps to it (the sync client fills the gap above).
@@ -345,6 +348,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             bans: bans.clone(),
         },
     ));
+    if engine.is_some() {
+        metrics.register_op_node(|r| engine_metrics.register_op_node(r));
+        metrics.register_under("engine", |r| engine_metrics.register_own(r));
+    }
     // What the HTTP servers' bounds did, for the servers that run.
     let metrics_http = crate::http::HttpStats::new("metrics");
     let rpc_http = crate::http::HttpStats::new("rpc");
@@ -446,8 +453,19 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         ),
         None => None,
     };
+    let mut sequencer_engine = None;
     let engine_stats = engine.clone().map(|attached| {
         let stats = Arc::new(crate::engine::driver::EngineStats::default());
+        // The driver owns the engine's head; a sequencer builds on what it publishes.
+        let (head, follower) = crate::engine::head::channel(attached.head);
+        let retry = config.engine.as_ref().map(|e| e.retry).unwrap_or_default();
+        sequencer_engine = Some(crate::producer::engine::SequencerEngine {
+            client: attached.client.clone(),
+            head: follower,
+            safe: attached.safe,
+            finalized: attached.finalized,
+            retry,
+        });
         let driver = crate::engine::driver::InsertionDriver {
             client: attached.client,
             store: store.clone(),
@@ -459,6 +477,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             stats: stats.clone(),
             shutdown: shutdown.clone(),
             reorg_depth: 1,
+            head,
+            retry,
         };
         tasks.push(tokio::spawn(driver.run()));
         stats
@@ -502,8 +522,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             events: events.clone(),
             requests: rx,
             shutdown: shutdown.clone(),
-            last: initial_head.unwrap_or(genesis),
-            engine: engine.clone(),
+            tip: crate::producer::pace::Tip::resume(
+                &store,
+                &config.chain,
+                initial_head.unwrap_or(genesis),
+            ),
+            engine: sequencer_engine,
+            unpublished: 0,
             l1: match config.l1.clone() {
                 Some(l1) => Some(crate::l1::OriginTracker::new(
                     crate::l1::SignerSource::new(l1).map_err(|e| NodeError::L1(e.to_string()))?,
