@@ -318,6 +318,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         None => None,
     };
     let initial_head = store.head()?;
+    // Where a sequencer resumes; one on the chain's clock too far behind it does not start.
+    let tip =
+        crate::producer::pace::Tip::resume(&store, &config.chain, initial_head.unwrap_or(genesis));
+    if config.sequencer.as_ref().map(|s| s.schedule) == Some(crate::producer::Schedule::ChainTime) {
+        crate::producer::pace::check_start(&tip, &config.chain, crate::clock::unix_now())
+            .map_err(NodeError::Produce)?;
+    }
     let validator = Arc::new(BlockValidator::new(config.chain.clone(), config.validator));
     let shutdown = CancellationToken::new();
     if let Some(l1) = config.l1.clone() {
@@ -522,11 +529,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
             events: events.clone(),
             requests: rx,
             shutdown: shutdown.clone(),
-            tip: crate::producer::pace::Tip::resume(
-                &store,
-                &config.chain,
-                initial_head.unwrap_or(genesis),
-            ),
+            tip,
             engine: sequencer_engine,
             unpublished: 0,
             l1: match config.l1.clone() {

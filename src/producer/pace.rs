@@ -56,6 +56,27 @@ impl Tip {
     }
 }
 
+/// How far behind the wall clock a sequencer may start: OP Mainnet's sequencing window, 3,600 L1
+/// blocks of 12 s. A block further behind than that could no longer be batched in time (the
+/// derivation pipeline would already have put default blocks in its place), so catching up to
+/// it is pointless, and a start that far behind is a wrong genesis time (a chain file's
+/// placeholder 0 would be 56 years of blocks).
+pub const MAX_START_BEHIND_SECS: u64 = 3_600 * 12;
+
+/// Refuses a sequencer on the chain's clock whose next block is due more than
+/// [`MAX_START_BEHIND_SECS`] before `now`.
+pub fn check_start(tip: &Tip, chain: &ChainSpec, now: u64) -> Result<(), String> {
+    let due = tip.next_timestamp(chain);
+    let behind = now.saturating_sub(due);
+    if behind > MAX_START_BEHIND_SECS {
+        return Err(format!(
+            "the sequencer's next block {} is due at {due}, {behind} s before now: more than the {MAX_START_BEHIND_SECS} s a sequencer may catch up (blocks follow their parent by the block time, never skipping slots); check the genesis time (rollup.json l2_time)",
+            tip.next_number()
+        ));
+    }
+    Ok(())
+}
+
 /// How long to wait before building a block with `timestamp`, at `now_ms` (unix milliseconds):
 /// zero once its time has come.
 pub fn wait_for_slot(timestamp: u64, now_ms: u64) -> Duration {
@@ -154,6 +175,27 @@ mod tests {
             };
             assert_eq!(tip.id.number, n);
         }
+    }
+
+    #[test]
+    fn a_start_further_behind_than_the_sequencing_window_is_refused() {
+        let mut chain = crate::chain_config::load_chain("devnet").unwrap();
+        chain.block_time = 2;
+        let tip = Tip {
+            id: BlockRef {
+                number: 0,
+                hash: Default::default(),
+            },
+            timestamp: 0,
+        };
+        let now = 1_800_000_000;
+        let error = check_start(&tip, &chain, now).unwrap_err();
+        assert!(error.contains("l2_time"), "{error}");
+        let recent = Tip {
+            timestamp: now - MAX_START_BEHIND_SECS,
+            ..tip
+        };
+        assert_eq!(check_start(&recent, &chain, now), Ok(()));
     }
 
     #[test]
