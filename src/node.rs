@@ -319,8 +319,15 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
     };
     let initial_head = store.head()?;
     // Where a sequencer resumes; one on the chain's clock too far behind it does not start.
-    let tip =
-        crate::producer::pace::Tip::resume(&store, &config.chain, initial_head.unwrap_or(genesis));
+    let engine_head = engine
+        .as_ref()
+        .and_then(|a| a.head.map(|h| (h, a.head_timestamp)));
+    let tip = crate::producer::pace::Tip::resume(
+        &store,
+        &config.chain,
+        initial_head.unwrap_or(genesis),
+        engine_head,
+    );
     if config.sequencer.as_ref().map(|s| s.schedule) == Some(crate::producer::Schedule::ChainTime) {
         crate::producer::pace::check_start(&tip, &config.chain, crate::clock::unix_now())
             .map_err(NodeError::Produce)?;

@@ -333,11 +333,35 @@ async fn an_engine_down_for_30_s_is_retried_a_few_times_a_second_and_the_sequenc
     assert!(built >= 25, "{built} blocks built back to back");
     let stats = seq.engine_stats().unwrap().snapshot();
     assert_eq!(stats.head_number, top);
+    // The engine metrics, under op-node's names where it has them.
     let metrics = seq.metrics().encode().unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"))
+    };
+    let failures = value("op_gossip_engine_build_failures_total{kind=\"unreachable\"}");
+    assert!(failures >= 5.0, "{failures}");
+    assert!(value("op_node_default_sequencing_errors_total") >= failures);
     assert!(
-        metrics.contains("op_node_default_sequencing_errors_total"),
-        "{metrics}"
+        value("op_node_default_rpc_client_requests_total{method=\"engine_forkchoiceUpdatedV3\"}")
+            >= top as f64
     );
+    assert!(
+        value(
+            "op_node_default_rpc_client_responses_total{method=\"engine_newPayloadV4\",error=\"<nil>\"}"
+        ) >= top as f64
+    );
+    assert!(
+        value(
+            "op_gossip_engine_payload_status_total{method=\"engine_newPayloadV4\",status=\"VALID\"}"
+        ) >= top as f64
+    );
+    assert!(metrics.contains("op_node_default_rpc_client_request_duration_seconds_bucket"));
+    let engine_head = value("op_node_default_refs_number{layer=\"l2\",type=\"l2_unsafe\"}");
+    assert!(engine_head >= top as f64, "{engine_head}");
+    assert!(value("op_node_default_unsafe_payloads_buffer_len") <= 2.0);
     seq.shutdown().await;
 }
 

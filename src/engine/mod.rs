@@ -60,6 +60,8 @@ pub struct Attached {
     pub client: EngineClient,
     /// The engine's head (`None` when it could not be reached: the driver keeps trying).
     pub head: Option<crate::store::BlockRef>,
+    /// The head's timestamp (0 when unknown).
+    pub head_timestamp: u64,
     /// Its safe block hash (zero when unknown).
     pub safe: alloy_primitives::B256,
     /// Its finalized block hash (zero when unknown).
@@ -97,11 +99,15 @@ pub async fn attach(
         }
         Err(e) => tracing::warn!(url = %config.url, error = %e, "engine capabilities unknown"),
     }
+    let mut head_timestamp = 0;
     let head = match client.latest_block().await {
-        Ok(h) => Some(crate::store::BlockRef {
-            number: h.number,
-            hash: h.hash,
-        }),
+        Ok(h) => {
+            head_timestamp = h.timestamp;
+            Some(crate::store::BlockRef {
+                number: h.number,
+                hash: h.hash,
+            })
+        }
         Err(e) => {
             tracing::warn!(url = %config.url, error = %e, "engine unreachable after the start-up check; the driver retries");
             None
@@ -125,6 +131,7 @@ pub async fn attach(
     Ok(Attached {
         client,
         head,
+        head_timestamp,
         safe,
         finalized,
     })

@@ -25,18 +25,29 @@ pub struct Tip {
 }
 
 impl Tip {
-    /// Where a sequencer resumes: `head` with its stored block's timestamp; for a head the store
-    /// only anchors (the genesis, or an engine's head adopted at start) the chain's timestamp for
-    /// that number (`genesis.l2_time + (n − genesis) × block_time`, which every block of a chain
-    /// that kept the rule has).
-    pub fn resume(store: &Store, chain: &ChainSpec, head: BlockRef) -> Self {
+    /// Where a sequencer resumes: `head` with its stored block's timestamp. For a head the store
+    /// only anchors: the rollup config's genesis time at the genesis (an engine's genesis block
+    /// may carry another: op-reth's dev chain's is from 2023), the engine's timestamp for an
+    /// engine head adopted at start (`engine`: that head and its timestamp), else the chain's
+    /// timestamp for that number (`genesis.l2_time + (n − genesis) × block_time`, which every
+    /// block of a chain that kept the rule has).
+    pub fn resume(
+        store: &Store,
+        chain: &ChainSpec,
+        head: BlockRef,
+        engine: Option<(BlockRef, u64)>,
+    ) -> Self {
         let stored = store
             .canonical_block(head.number)
             .ok()
             .flatten()
             .filter(|b| b.id() == head)
             .map(|b| b.envelope.payload.timestamp);
+        let from_engine = engine
+            .filter(|(id, ts)| *id == head && *ts > 0 && head.number > chain.genesis.l2.number)
+            .map(|(_, ts)| ts);
         let timestamp = stored
+            .or(from_engine)
             .or_else(|| chain.timestamp_for_block(head.number))
             .unwrap_or(chain.genesis.l2_time);
         Self {
