@@ -172,6 +172,9 @@ impl InsertionDriver {
         };
         self.set_head(head, true);
         let mut invalid: HashSet<B256> = HashSet::new();
+        // Pauses while the engine takes blocks without making them its head (it is syncing):
+        // not failures, so they neither log nor end a failing state.
+        let mut pending = Retry::new(self.retry);
         loop {
             if self.shutdown.is_cancelled() {
                 return self.drain(&mut head, &mut invalid).await;
@@ -179,12 +182,13 @@ impl InsertionDriver {
             let delay = match self.step(&mut head, &mut invalid).await {
                 Step::Progress => {
                     self.recovered(&mut failures);
+                    pending.succeeded();
                     continue;
                 }
                 // Nothing to insert says nothing about the engine: a failing state stays.
                 Step::Idle => None,
                 Step::Failed(e) => Some(self.failed(&mut failures, &e, Some(head.number + 1))),
-                Step::Backoff => Some(failures.failed("pending").0),
+                Step::Backoff => Some(pending.failed("pending").0),
             };
             let resync = tokio::select! {
                 () = self.shutdown.cancelled() => false,
@@ -222,9 +226,7 @@ impl InsertionDriver {
     }
 
     fn recovered(&self, failures: &mut Retry) {
-        if let Some((kind, count)) = failures.succeeded()
-            && kind != "pending"
-        {
+        if let Some((_, count)) = failures.succeeded() {
             tracing::info!(
                 url = self.client.url(),
                 failures = count,
