@@ -276,8 +276,10 @@ async fn an_engine_that_starts_20_s_after_the_node() {
     dump(&engine);
     assert_eq!(count_lines(&engine, "waiting for the engine to answer"), 1);
     assert_eq!(count_lines(&engine, "engine reached"), 1);
-    assert_eq!(count_lines(&engine, "behind the wall clock"), 1);
-    assert_eq!(count_lines(&engine, "caught up with the wall clock"), 1);
+    // Behind by the 20 s wait: one line, then one when caught up (more only if a loaded
+    // machine makes it fall a slot behind again).
+    assert!(count_lines(&engine, "behind the wall clock") >= 1);
+    assert!(count_lines(&engine, "caught up with the wall clock") >= 1);
     seq.shutdown().await;
 }
 
@@ -296,6 +298,10 @@ async fn an_engine_down_for_30_s_is_retried_a_few_times_a_second_and_the_sequenc
     let stopped_at = engine.head().number;
     tokio::time::sleep(Duration::from_secs(30)).await;
     let tries = engine.refused();
+    // A loaded machine can make the sequencer fall a slot behind before the outage too: count
+    // the lines from here.
+    let behind_before = count_lines(&engine, "behind the wall clock");
+    let caught_up_before = count_lines(&engine, "caught up with the wall clock");
     engine.set_down(false);
     // The producer's builds and the driver's head reads, each at most one per second once the
     // backoff reached its 1 s cap.
@@ -312,7 +318,7 @@ async fn an_engine_down_for_30_s_is_retried_a_few_times_a_second_and_the_sequenc
     // the wall clock and one when it caught up, having built the missed slots back to back.
     assert_eq!(count_lines(&engine, "block production failing"), 1);
     assert_eq!(count_lines(&engine, "block production recovered"), 1);
-    assert_eq!(count_lines(&engine, "behind the wall clock"), 1);
+    assert!(count_lines(&engine, "behind the wall clock") > behind_before);
     // The insertion driver's head reads (asked for after each failed build) log the same way.
     assert_eq!(count_lines(&engine, "engine unreachable; retrying"), 1);
     assert!(count_lines(&engine, "engine calls succeed again") <= 1);
@@ -323,8 +329,8 @@ async fn an_engine_down_for_30_s_is_retried_a_few_times_a_second_and_the_sequenc
         .filter(|l| l.contains(&engine.url()) && l.contains("caught up with the wall clock"))
         .cloned()
         .collect::<Vec<_>>();
-    assert_eq!(caught_up.len(), 1, "{caught_up:?}");
-    let built: u64 = caught_up[0]
+    assert!(caught_up.len() > caught_up_before, "{caught_up:?}");
+    let built: u64 = caught_up[caught_up_before]
         .split("built=")
         .nth(1)
         .and_then(|t| t.split_whitespace().next())
