@@ -116,10 +116,20 @@ pub async fn run(args: &DevnetArgs) -> Result<(), CliError> {
         engine: args.l2.clone().zip(args.l2_jwt_secret.clone()),
         op_reth: args.op_reth.clone(),
     };
-    eprintln!(
-        "devnet: {} nodes ({} topology), {} blocks of {} bytes every {:?}",
-        plan.nodes, plan.topology, plan.blocks, plan.block_size, plan.block_time
-    );
+    match &plan.op_reth {
+        Some(path) => eprintln!(
+            "devnet: {} nodes ({} topology), {} blocks every {:?} built by op-reth ({})",
+            plan.nodes,
+            plan.topology,
+            plan.blocks,
+            plan.block_time,
+            path.display()
+        ),
+        None => eprintln!(
+            "devnet: {} nodes ({} topology), {} blocks of {} bytes every {:?}",
+            plan.nodes, plan.topology, plan.blocks, plan.block_size, plan.block_time
+        ),
+    }
     let report = devnet::run(&plan)
         .await
         .map_err(|e| CliError::Runtime(e.to_string()))?;

@@ -98,6 +98,11 @@ impl HeadFollower {
         matches!(reached, Ok(Ok(_)))
     }
 
+    /// Resolves once the head is something other than `head` (at once if it already is).
+    pub async fn moved_from(&mut self, head: BlockRef) {
+        let _ = self.rx.wait_for(|s| s.head != Some(head)).await;
+    }
+
     /// Waits for any change of the view (a move or a fresh read), at most `timeout`. False if
     /// nothing changed (or the driver stopped).
     pub async fn changed(&mut self, timeout: Duration) -> bool {

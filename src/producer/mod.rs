@@ -172,12 +172,29 @@ impl Producer {
                 }
                 Err(e) => {
                     let delay = self.failed(&mut failures, number, &e);
-                    tokio::select! {
-                        () = self.shutdown.cancelled() => return,
-                        () = tokio::time::sleep(delay) => {}
+                    if !self.pause(delay).await {
+                        return;
                     }
                 }
             }
+        }
+    }
+
+    /// The pause after a failure: `delay`, cut short when the engine's head moves away from
+    /// the tip (the driver found the engine elsewhere and is re-inserting: the next build waits
+    /// for it instead). False on shutdown.
+    async fn pause(&mut self, delay: Duration) -> bool {
+        let tip = self.tip.id;
+        let moved = async {
+            match &mut self.engine {
+                Some(engine) => engine.head.moved_from(tip).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+            () = moved => true,
         }
     }
 
@@ -214,9 +231,8 @@ impl Producer {
                         // An engine's failures pass (it restarts, it catches up): retry.
                         Err(e) if self.engine.is_some() => {
                             let delay = self.failed(&mut failures, number, &e);
-                            tokio::select! {
-                                () = self.shutdown.cancelled() => return,
-                                () = tokio::time::sleep(delay) => {}
+                            if !self.pause(delay).await {
+                                return;
                             }
                         }
                         Err(e) => {
