@@ -508,10 +508,17 @@ impl Metrics {
 
     /// Lets a component register its own metrics under `op_gossip_<prefix>` (gossipsub, when the
     /// swarm is built). Registering the same prefix twice would repeat its metric names.
-    pub(crate) fn register_under<T>(&self, prefix: &str, f: impl FnOnce(&mut Registry) -> T) -> T {
+    pub fn register_under<T>(&self, prefix: &str, f: impl FnOnce(&mut Registry) -> T) -> T {
         let mut root = self.registry();
         let own = root.sub_registry_with_prefix(format!("{OWN_PREFIX}_{prefix}"));
         f(own)
+    }
+
+    /// Lets a concern register metrics that op-node also has, under op-node's namespace
+    /// ([`NAMESPACE`]), so they keep op-node's names (the engine's, [`crate::engine::metrics`]).
+    pub fn register_op_node<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+        let mut root = self.registry();
+        f(root.sub_registry_with_prefix(NAMESPACE))
     }
 
     /// Adds a collector read at scrape time (the HTTP servers' counters, [`crate::http::stats`]).

@@ -42,6 +42,7 @@ use crate::validate::{BlockValidator, ValidatorConfig};
 
 mod forward;
 mod start;
+mod wiring;
 
 pub use crate::events::NodeEvent;
 pub use crate::store::writer::{BlockSource, StoreOp, StoreRequest};

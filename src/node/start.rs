@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::forward::forward_network_events;
 use super::{EVENT_BROADCAST, NodeConfig, NodeError, PRODUCE_QUEUE, ProducerClient, RunningNode};
+use crate::engine::metrics::EngineMetrics;
 use crate::events::NodeEvent;
 use crate::metrics::{self, MetricSources, Metrics};
 use crate::p2p::gate::GateStats;
@@ -53,7 +54,7 @@ impl Tasks {
         }
     }
 
-    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+    pub(super) fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.set.spawn(task);
     }
 
@@ -124,10 +125,12 @@ impl Parts {
 
 async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError> {
     let store = open_store(&config)?;
-    let engine = attach_engine(&config, &store).await?;
+    let engine_metrics = EngineMetrics::default();
+    let engine = attach_engine(&config, &store, &engine_metrics).await?;
     anchor_for_sync(&config, &store)?;
     let metrics_listener = bind_metrics(&config).await?;
     let initial_head = store.head()?;
+    let tip = sequencer_tip(&config, &store, initial_head, engine.as_ref())?;
     let validator = Arc::new(BlockValidator::new(config.chain.clone(), config.validator));
     start_l1(&config, &validator, &tasks.shutdown).await?;
     let (events, _) = broadcast::channel(EVENT_BROADCAST);
@@ -139,6 +142,10 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
         rpc: crate::http::HttpStats::new("rpc"),
     };
     let metrics = build_metrics(&config, &books, metrics_listener.is_some(), &http);
+    if engine.is_some() {
+        metrics.register_op_node(|r| engine_metrics.register_op_node(r));
+        metrics.register_under("engine", |r| engine_metrics.register_own(r));
+    }
     let (loop_link, service_link) = crate::discovery::link::link_if(config.discovery.is_some());
     let mut net_config = network_config(
         &config, &validator, &mut books, app_scores, &store, &metrics,
@@ -149,7 +156,8 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
         let _ = net_task.await;
     });
     let discovery =
-        start_discovery(&config, &network, &books, service_link, &metrics, tasks).await?;
+        super::wiring::start_discovery(&config, &network, &books, service_link, &metrics, tasks)
+            .await?;
     let metrics_addr = serve_metrics(&config, metrics_listener, &metrics, http.metrics, tasks)?;
     let writer = StoreWriter::spawn(
         store.clone(),
@@ -168,8 +176,19 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
         events.clone(),
     ));
     let server_stats = serve_payloads(&config, &network, &store, &metrics, &tasks.shutdown)?;
+    let mut sequencer_engine = None;
     let engine_stats = engine.clone().map(|attached| {
         let stats = Arc::new(crate::engine::driver::EngineStats::default());
+        // The driver owns the engine's head; a sequencer builds on what it publishes.
+        let (head, follower) = crate::engine::head::channel(attached.head);
+        let retry = config.engine.as_ref().map(|e| e.retry).unwrap_or_default();
+        sequencer_engine = Some(crate::producer::engine::SequencerEngine {
+            client: attached.client.clone(),
+            head: follower,
+            safe: attached.safe,
+            finalized: attached.finalized,
+            retry,
+        });
         let driver = crate::engine::driver::InsertionDriver {
             client: attached.client,
             store: store.clone(),
@@ -181,6 +200,8 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
             stats: stats.clone(),
             shutdown: tasks.shutdown.clone(),
             reorg_depth: 1,
+            head,
+            retry,
         };
         tasks.spawn(driver.run());
         metrics.register_collector(Box::new(crate::metrics::pipeline::EngineCollector {
@@ -220,19 +241,19 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
             network: &network,
             store_tx: &store_tx,
             events: &events,
-            last: initial_head.unwrap_or(genesis(&config)),
-            engine,
+            tip,
+            engine: sequencer_engine,
         },
         tasks,
     )?;
-    let sources = RpcSources {
+    let sources = super::wiring::RpcSources {
         network: &network,
         discovery: discovery.as_ref(),
         books: &books,
         store_tx: &store_tx,
         validator: &validator,
     };
-    let rpc_addr = start_rpc(&config, sources, http.rpc, tasks).await?;
+    let rpc_addr = super::wiring::start_rpc(&config, sources, http.rpc, tasks).await?;
     Ok(Parts {
         network,
         store,
@@ -249,36 +270,6 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
         metrics_addr,
         discovery,
     })
-}
-
-/// Discovery, once the network listens (its ENR names the bound TCP port); `None` with
-/// `--p2p.no-discovery`.
-async fn start_discovery(
-    config: &NodeConfig,
-    network: &NetworkHandle,
-    books: &PeerBooks,
-    link: Option<crate::discovery::link::ServiceLink>,
-    metrics: &Arc<Metrics>,
-    tasks: &mut Tasks,
-) -> Result<Option<crate::discovery::DiscoveryHandle>, NodeError> {
-    let (Some(discovery), Some(link)) = (config.discovery.clone(), link) else {
-        return Ok(None);
-    };
-    let admission = crate::p2p::gate::Admission::new(books.bans.clone(), books.lists.clone());
-    let dialling = crate::discovery::Dialling::new(link, admission, config.limits.lo);
-    let (handle, task) = crate::discovery::start_for_node(
-        discovery,
-        &config.keypair,
-        network,
-        dialling,
-        metrics,
-        tasks.shutdown.clone(),
-    )
-    .await?;
-    tasks.spawn(async move {
-        let _ = task.await;
-    });
-    Ok(Some(handle))
 }
 
 fn genesis(config: &NodeConfig) -> BlockRef {
@@ -298,14 +289,16 @@ fn open_store(config: &NodeConfig) -> Result<Arc<Store>, NodeError> {
 
 /// Attaches the engine (`--l2`); its head is where this node resumes: a fresh store starts
 /// there, and a store behind it jumps to it (the sync client fills the gap above).
+/// It waits for an engine that is not up yet and refuses one on another chain.
 async fn attach_engine(
     config: &NodeConfig,
     store: &Store,
+    engine_metrics: &EngineMetrics,
 ) -> Result<Option<crate::engine::Attached>, NodeError> {
     let Some(engine_config) = &config.engine else {
         return Ok(None);
     };
-    let attached = crate::engine::attach(engine_config)
+    let attached = crate::engine::attach(engine_config, &config.chain, engine_metrics.clone())
         .await
         .map_err(|e| NodeError::Engine(e.to_string()))?;
     if let Some(engine_head) = attached.head
@@ -319,6 +312,28 @@ async fn attach_engine(
         );
     }
     Ok(Some(attached))
+}
+
+/// Where a sequencer resumes (the engine's head when it has one); a sequencer on the chain's
+/// clock too far behind it does not start.
+fn sequencer_tip(
+    config: &NodeConfig,
+    store: &Store,
+    initial_head: Option<BlockRef>,
+    engine: Option<&crate::engine::Attached>,
+) -> Result<crate::producer::pace::Tip, NodeError> {
+    let engine_head = engine.and_then(|a| a.head.map(|h| (h, a.head_timestamp)));
+    let tip = crate::producer::pace::Tip::resume(
+        store,
+        &config.chain,
+        initial_head.unwrap_or(genesis(config)),
+        engine_head,
+    );
+    if config.sequencer.as_ref().map(|s| s.schedule) == Some(crate::producer::Schedule::ChainTime) {
+        crate::producer::pace::check_start(&tip, &config.chain, crate::clock::unix_now())
+            .map_err(NodeError::Produce)?;
+    }
+    Ok(tip)
 }
 
 /// A fresh store starts at genesis so the sync client fetches the chain from there; a chain
@@ -364,10 +379,10 @@ async fn start_l1(
 }
 
 /// The persisted peer books the peer manager starts from (and the RPC and metrics read).
-struct PeerBooks {
-    bans: Arc<BanList>,
+pub(super) struct PeerBooks {
+    pub(super) bans: Arc<BanList>,
     gate_stats: Arc<GateStats>,
-    lists: Arc<PeerLists>,
+    pub(super) lists: Arc<PeerLists>,
     scorebook: Arc<ScoreBook>,
 }
 
@@ -521,8 +536,8 @@ struct ProducerInputs<'a> {
     network: &'a NetworkHandle,
     store_tx: &'a mpsc::Sender<StoreOp>,
     events: &'a broadcast::Sender<NodeEvent>,
-    last: BlockRef,
-    engine: Option<crate::engine::Attached>,
+    tip: crate::producer::pace::Tip,
+    engine: Option<crate::producer::engine::SequencerEngine>,
 }
 
 /// A sequencer's producer (`None` for a follower).
@@ -551,49 +566,11 @@ fn start_producer(
         events: inputs.events.clone(),
         requests: rx,
         shutdown: tasks.shutdown.clone(),
-        last: inputs.last,
+        tip: inputs.tip,
         engine: inputs.engine,
+        unpublished: 0,
         l1,
     };
     tasks.spawn(producer.run());
     Ok(Some(ProducerClient(tx)))
-}
-
-/// What the admin RPC answers from.
-struct RpcSources<'a> {
-    network: &'a NetworkHandle,
-    discovery: Option<&'a crate::discovery::DiscoveryHandle>,
-    books: &'a PeerBooks,
-    store_tx: &'a mpsc::Sender<StoreOp>,
-    validator: &'a Arc<BlockValidator>,
-}
-
-/// The admin RPC (`None`: not served).
-async fn start_rpc(
-    config: &NodeConfig,
-    sources: RpcSources<'_>,
-    http: Arc<crate::http::HttpStats>,
-    tasks: &mut Tasks,
-) -> Result<Option<SocketAddr>, NodeError> {
-    let Some(rpc) = config.rpc.clone() else {
-        return Ok(None);
-    };
-    let context = crate::rpc::AdminContext {
-        network: sources.network.clone(),
-        discovery: sources.discovery.cloned(),
-        lists: sources.books.lists.clone(),
-        bans: sources.books.bans.clone(),
-        payloads: crate::rpc::payloads::PayloadContext {
-            chain: config.chain.clone(),
-            store_tx: sources.store_tx.clone(),
-            network: sources.network.clone(),
-            validator: sources.validator.clone(),
-            signer: config.sequencer.as_ref().map(|s| s.signer.clone()),
-        },
-    };
-    let (addr, task) = crate::rpc::start(rpc, context, http, tasks.shutdown.clone()).await?;
-    tasks.spawn(async move {
-        let _ = task.await;
-    });
-    Ok(Some(addr))
 }
