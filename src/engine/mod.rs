@@ -12,6 +12,7 @@
 
 pub mod builder;
 pub mod client;
+pub mod collector;
 pub mod driver;
 pub mod json;
 pub mod methods;

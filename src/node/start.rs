@@ -19,12 +19,14 @@ use tokio_util::sync::CancellationToken;
 use super::forward::forward_network_events;
 use super::{EVENT_BROADCAST, NodeConfig, NodeError, PRODUCE_QUEUE, ProducerClient, RunningNode};
 use crate::events::NodeEvent;
-use crate::metrics::{self, MetricSources, Metrics};
+use crate::metrics::{self, Metrics};
 use crate::p2p::gate::GateStats;
+use crate::p2p::peer_manager::metrics::{MetricSources, PeerMetrics};
 use crate::p2p::peers::app_score::AppScores;
 use crate::p2p::peers::bans::BanList;
 use crate::p2p::peers::lists::PeerLists;
 use crate::p2p::peers::scorebook::ScoreBook;
+use crate::p2p::reqresp::metrics::ReqRespMetrics;
 use crate::p2p::reqresp::server::{self, ServerStats};
 use crate::p2p::{self, NetworkConfig, NetworkHandle};
 use crate::producer::Producer;
@@ -136,10 +138,16 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
         metrics: crate::http::HttpStats::new("metrics"),
         rpc: crate::http::HttpStats::new("rpc"),
     };
-    let metrics = build_metrics(&config, &books, metrics_listener.is_some(), &http);
+    let node_metrics = build_metrics(&config, &books, metrics_listener.is_some(), &http);
+    let metrics = node_metrics.registry.clone();
     let (network, net_events, net_task) = p2p::spawn(
         network_config(
-            &config, &validator, &mut books, app_scores, &store, &metrics,
+            &config,
+            &validator,
+            &mut books,
+            app_scores,
+            &store,
+            &node_metrics,
         ),
         tasks.shutdown.clone(),
     )
@@ -164,7 +172,13 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
         store_tx.clone(),
         events.clone(),
     ));
-    let server_stats = serve_payloads(&config, &network, &store, &metrics, &tasks.shutdown)?;
+    let server_stats = serve_payloads(
+        &config,
+        &network,
+        &store,
+        &node_metrics.reqresp,
+        &tasks.shutdown,
+    )?;
     let engine_stats = engine.clone().map(|attached| {
         let stats = Arc::new(crate::engine::driver::EngineStats::default());
         let driver = crate::engine::driver::InsertionDriver {
@@ -180,7 +194,7 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
             reorg_depth: 1,
         };
         tasks.spawn(driver.run());
-        metrics.register_collector(Box::new(crate::metrics::pipeline::EngineCollector {
+        metrics.register_collector(Box::new(crate::engine::collector::EngineCollector {
             stats: stats.clone(),
             head: head_rx.clone(),
         }));
@@ -201,7 +215,7 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
                     .filter_map(p2p::peer_id_of)
                     .collect(),
                 scores: network.reporter(),
-                metrics: metrics.clone(),
+                metrics: node_metrics.reqresp.clone(),
             },
             tasks.shutdown.clone(),
         );
@@ -356,20 +370,35 @@ struct HttpServers {
     rpc: Arc<crate::http::HttpStats>,
 }
 
-/// The one registry, with the HTTP servers' counters for the servers that run.
+/// The metrics every concern registered into the one registry.
+struct NodeMetrics {
+    registry: Arc<Metrics>,
+    network: p2p::NetworkMetrics,
+    reqresp: Arc<ReqRespMetrics>,
+}
+
+/// The one registry, each concern's metrics registered into it, and the HTTP servers' counters
+/// for the servers that run.
 fn build_metrics(
     config: &NodeConfig,
     books: &PeerBooks,
     serving_metrics: bool,
     http: &HttpServers,
-) -> Arc<Metrics> {
-    let metrics = Arc::new(Metrics::new(
-        &config.metrics,
-        MetricSources {
-            gate: books.gate_stats.clone(),
-            bans: books.bans.clone(),
-        },
-    ));
+) -> NodeMetrics {
+    let metrics = Arc::new(Metrics::new(&config.metrics));
+    let network = p2p::NetworkMetrics {
+        registry: metrics.clone(),
+        gossip: p2p::metrics::GossipMetrics::register(&metrics),
+        peers: PeerMetrics::register(
+            &metrics,
+            MetricSources {
+                gate: books.gate_stats.clone(),
+                bans: books.bans.clone(),
+            },
+            config.metrics.score_sample_interval,
+        ),
+    };
+    let reqresp = ReqRespMetrics::register(&metrics);
     let served: Vec<_> = [
         (serving_metrics, http.metrics.clone()),
         (config.rpc.is_some(), http.rpc.clone()),
@@ -380,7 +409,11 @@ fn build_metrics(
     if !served.is_empty() {
         metrics.register_collector(Box::new(crate::http::HttpCollector(served)));
     }
-    metrics
+    NodeMetrics {
+        registry: metrics,
+        network,
+        reqresp,
+    }
 }
 
 fn network_config(
@@ -389,7 +422,7 @@ fn network_config(
     books: &mut PeerBooks,
     app_scores: AppScores,
     store: &Arc<Store>,
-    metrics: &Arc<Metrics>,
+    metrics: &NodeMetrics,
 ) -> NetworkConfig {
     NetworkConfig {
         keypair: config.keypair.clone(),
@@ -414,7 +447,7 @@ fn network_config(
         scorebook: books.scorebook.clone(),
         limits: config.limits,
         store: Some(store.clone()),
-        metrics: metrics.clone(),
+        metrics: metrics.network.clone(),
     }
 }
 
@@ -457,7 +490,7 @@ fn serve_payloads(
     config: &NodeConfig,
     network: &NetworkHandle,
     store: &Arc<Store>,
-    metrics: &Arc<Metrics>,
+    metrics: &Arc<ReqRespMetrics>,
     shutdown: &CancellationToken,
 ) -> Result<Option<Arc<ServerStats>>, NodeError> {
     let Some(server_config) = config.reqresp_server else {

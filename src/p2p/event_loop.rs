@@ -30,6 +30,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, ping, tcp, yamux};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::NetworkMetrics;
 use super::gossip::{self, Gossipsub};
 use super::recent_messages::RecentMessages;
 use super::reqresp::inbound::{self, InboundStreams};
@@ -38,7 +39,6 @@ use super::{
     STATIC_REDIAL_INTERVAL, peer_id_of,
 };
 use crate::clock::unix_now;
-use crate::metrics::Metrics;
 use crate::validate::{BlockValidator, Verdict};
 
 /// Replies waiting for a dial to finish (`opp2p_connectPeer`).
@@ -92,7 +92,7 @@ pub struct EventLoop {
     /// Our identify agent version.
     agent_version: String,
     /// Gossip events, verdicts, peers and the peer score samples are recorded here.
-    metrics: Arc<Metrics>,
+    metrics: NetworkMetrics,
 }
 
 /// Dials with a waiting caller at most (operator RPC calls); beyond it `connect` fails at once.
@@ -165,7 +165,10 @@ impl EventLoop {
                         &chain,
                         &gossip_config,
                         scoring,
-                        metrics.for_gossipsub(),
+                        metrics
+                            .registry
+                            .for_gossipsub()
+                            .map(|r| (r, &*metrics.gossip)),
                         recent.clone(),
                     )?,
                     identify: identify::Behaviour::new(
@@ -210,7 +213,7 @@ impl EventLoop {
             decompress_budget: Arc::new(Semaphore::new(DECOMPRESS_BUDGET_KIB as usize)),
             judged: judged_tx,
             events: events.clone(),
-            metrics: config.metrics.clone(),
+            metrics: config.metrics.gossip.clone(),
         };
         Ok(Self {
             swarm,
@@ -255,7 +258,7 @@ impl EventLoop {
         monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut trim = tokio::time::interval(TRIM_INTERVAL);
         trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut snapshot = tokio::time::interval(self.metrics.score_sample_interval());
+        let mut snapshot = tokio::time::interval(self.metrics.peers.score_sample_interval());
         snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut slot = tokio::time::interval(self.slot);
         slot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -317,7 +320,7 @@ impl EventLoop {
                         .behaviour_mut()
                         .gossipsub
                         .publish(topic, data)
-                        .map(|_| self.metrics.published())
+                        .map(|_| self.metrics.gossip.published())
                         .map_err(|e| NetworkError::Publish(e.to_string())),
                     None => Err(NetworkError::Publish(format!("no topic for {version}"))),
                 };
@@ -383,7 +386,7 @@ impl EventLoop {
                 self.finish_connects(peer_id, Ok(()));
                 if num_established.get() == 1 {
                     let peers = self.swarm.network_info().num_peers();
-                    self.metrics.peer_connected(peers);
+                    self.metrics.gossip.peer_connected(peers);
                     self.emit(NetworkEvent::PeerConnected(peer_id));
                 }
             }
@@ -402,7 +405,7 @@ impl EventLoop {
                 tracing::debug!(%peer_id, ?cause, reason = reason.map(|r| r.as_str()), "connection closed");
                 if num_established == 0 {
                     let peers = self.swarm.network_info().num_peers();
-                    self.metrics.peer_disconnected(peers);
+                    self.metrics.gossip.peer_disconnected(peers);
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
                 }
             }
@@ -438,7 +441,10 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer {
                 failed_messages: f,
                 ..
-            })) => self.metrics.dropped_messages(f.priority + f.non_priority),
+            })) => self
+                .metrics
+                .gossip
+                .dropped_messages(f.priority + f.non_priority),
             _ => {}
         }
     }
@@ -457,6 +463,7 @@ impl EventLoop {
         else {
             // The subscription filter keeps other topics out; reject anything that slips through.
             self.metrics
+                .gossip
                 .validated(Verdict::Reject, Some("unknown_topic"));
             self.swarm
                 .behaviour_mut()
@@ -471,6 +478,7 @@ impl EventLoop {
         {
             tracing::trace!(%source, "gossip delivery lost (simulated)");
             self.metrics
+                .gossip
                 .validated(Verdict::Ignore, Some("simulated_loss"));
             self.swarm
                 .behaviour_mut()
@@ -500,7 +508,7 @@ impl EventLoop {
     /// IGNOREs a message that found no place to wait for validation (its forwarder's share or
     /// the queue is full), counting it.
     fn ignore_unqueued(&mut self, message_id: &MessageId, source: PeerId) {
-        self.metrics.validation_queue_full();
+        self.metrics.gossip.validation_queue_full();
         self.swarm
             .behaviour_mut()
             .gossipsub
