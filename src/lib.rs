@@ -34,14 +34,19 @@
 //!  connection ──► p2p::gate (banned/blocked peer, IP or subnet refused) ──► p2p::conn_caps (per
 //!  IP and subnet, pending, inbound ≤ peers.hi + 5, per peer, memory) ──► gossipsub (op-node
 //!  light scoring; application scores pushed in every second and at once after a penalty)
-
-//!  store writer ──"wrote" (watch)──► engine::driver (with --l2): the store's canonical block
-//!  above the engine's head ──► newPayload + forkchoiceUpdated (engine::client, fresh JWT each)
-//!  ── unreachable: backoff; INVALID: remembered, never resent; the store is the queue
+//!
+//!  start (with --l2): engine::startup waits for the engine (backoff), checks its genesis and
+//!  chain id against the rollup config
+//!  store writer ──"wrote" (watch)──► engine::driver (with --l2), the engine head's one owner:
+//!  the store's canonical block above the engine's head ──► newPayload + forkchoiceUpdated
+//!  (engine::client, fresh JWT each) ── unreachable: backoff; INVALID: remembered, never resent;
+//!  the store is the queue ── the head it knows ──► engine::head (watch)
 //!  l1 (with --l1): SystemConfig signer slot at start and every 10 min ──► validator signer set
 //!  (rotation with 3 h grace); latest L1 block ──► the sequencer's L1 origin
-//!  producer (with --l2) ──► engine::builder: forkchoiceUpdated+attributes, getPayload ──► sign,
-//!  publish, newPayload, forkchoiceUpdated
+//!  producer (with --l2): waits for engine::head to be its tip ──► engine::builder:
+//!  forkchoiceUpdated+attributes, getPayload ──► sign, publish, store (the driver inserts it);
+//!  a failed build asks the driver to re-read the engine's head (it re-inserts what the engine
+//!  lost) and backs off; block n+1 = block n + block time (producer::pace)
 //!
 //!  http (one accept loop per server: ≤ 64 connections, longest-idle evicted when full, read /
 //!  idle / write deadlines, in-flight cap) ──► admin RPC (rpc: Host allow-list, jsonrpsee;

@@ -231,6 +231,7 @@ async fn every_metric_the_dashboard_queries_is_exported() {
         url: engine.url(),
         jwt_secret: secret(),
         timeout: Duration::from_secs(5),
+        retry: Default::default(),
     });
     let follower = start(follower_config).await.unwrap();
     // Two blocks before the follower listens (fetched by payload_by_number), one by gossip.

@@ -29,6 +29,7 @@ fn with_engine(mut cfg: NodeConfig, engine: &FakeEngine) -> NodeConfig {
         url: engine.url(),
         jwt_secret: secret(),
         timeout: Duration::from_secs(5),
+        retry: Default::default(),
     });
     cfg
 }
@@ -231,6 +232,13 @@ async fn an_engine_built_sequencer_feeds_a_follower_engine() {
         calls.iter().filter(|c| *c == "engine_getPayloadV4").count() >= 6,
         "{calls:?}"
     );
+    // One insertion path: the sequencer's engine got each of its blocks once (from the
+    // insertion driver; the producer only builds), and the follower's engine once too.
+    for engine in [&seq_engine, &follower_engine] {
+        let sent = engine.new_payloads();
+        assert_eq!(sent.len() as u64, engine.head().number, "{sent:?}");
+        assert!(sent.values().all(|&n| n == 1), "{sent:?}");
+    }
     // Blocks built by the engine carry the L1-info deposit first.
     let block = follower.store().canonical_block(3).unwrap().unwrap();
     assert_eq!(

@@ -417,6 +417,7 @@ impl NodeArgs {
                     url: url.clone(),
                     jwt_secret: crate::engine::read_jwt_secret(path).map_err(CliError::Usage)?,
                     timeout: crate::engine::client::CALL_TIMEOUT,
+                    retry: crate::engine::retry::RetryConfig::default(),
                 }),
                 _ => None,
             },
@@ -523,9 +524,14 @@ pub async fn run(args: &NodeArgs, signer_override: Option<Address>) -> Result<()
             "no unsafe block signer configured: every gossip block will be ignored (set --p2p.unsafe.block.signer)"
         );
     }
-    let node = start(config)
-        .await
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    // Start-up can wait (for an engine that is not up yet): a signal ends the wait.
+    let node = tokio::select! {
+        started = start(config) => started.map_err(|e| CliError::Runtime(e.to_string()))?,
+        () = signals.recv() => {
+            tracing::info!("signal received while starting; stopping");
+            return Ok(());
+        }
+    };
     if let Some(head) = node.head() {
         tracing::info!(number = head.number, hash = %head.hash, "resuming from stored head");
     }

@@ -19,6 +19,7 @@ pub mod cpu;
 pub mod hostile;
 pub mod live;
 pub mod loss;
+pub mod op_reth;
 pub mod report;
 pub mod report_html;
 
@@ -182,6 +183,9 @@ pub struct DevnetPlan {
     pub adversary: Option<hostile::AdversaryPlan>,
     /// `--l2`, `--l2.jwt-secret`: the first follower inserts into this engine.
     pub engine: Option<(String, PathBuf)>,
+    /// `--op-reth`: every node gets its own op-reth (this binary) and the sequencer builds on
+    /// its chain's clock ([`op_reth`]).
+    pub op_reth: Option<PathBuf>,
 }
 
 /// Why the devnet could not run.
@@ -200,17 +204,27 @@ struct ChildNode {
     stdin: ChildStdin,
 }
 
-/// Runs the plan and returns the report, and the time series the HTML report draws.
-pub async fn run(plan: &DevnetPlan) -> Result<(DevnetReport, report_html::RunRecord), DevnetError> {
-    let io = |e: std::io::Error| DevnetError::Io(e.to_string());
-    let dir = match &plan.data_dir {
+/// Where the run keeps node data and logs: `--datadir`, or a fresh temporary directory.
+fn run_dir(plan: &DevnetPlan) -> PathBuf {
+    match &plan.data_dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!(
             "op-gossip-devnet-{}-{}",
             std::process::id(),
             unix_millis(SystemTime::now())
         )),
-    };
+    }
+}
+
+/// Runs the plan and returns the report, and the time series the HTML report draws (none for a
+/// run on op-reth engines, whose report is the engines' heads).
+pub async fn run(plan: &DevnetPlan) -> Result<(DevnetReport, report_html::RunRecord), DevnetError> {
+    if let Some(binary) = &plan.op_reth {
+        let report = op_reth::run(plan, binary).await?;
+        return Ok((report, report_html::RunRecord::default()));
+    }
+    let io = |e: std::io::Error| DevnetError::Io(e.to_string());
+    let dir = run_dir(plan);
     std::fs::create_dir_all(&dir).map_err(io)?;
     let rollup = dir.join("rollup.json");
     let genesis = devnet_genesis_time(unix_now());
@@ -224,7 +238,7 @@ pub async fn run(plan: &DevnetPlan) -> Result<(DevnetReport, report_html::RunRec
     let first_phase: Vec<usize> = (0..plan.nodes).filter(|i| Some(*i) != late).collect();
     let mut children: Vec<Option<ChildNode>> = (0..plan.nodes).map(|_| None).collect();
     for &i in &first_phase {
-        children[i] = Some(spawn_node(plan, &dir, &rollup, i, events_tx.clone()).await?);
+        children[i] = Some(spawn_node(plan, &dir, &rollup, i, events_tx.clone(), None).await?);
     }
     join(&mut events, &mut stats, &mut children, &edges, &first_phase).await?;
     let adversary_stop = tokio_util::sync::CancellationToken::new();
@@ -270,7 +284,8 @@ pub async fn run(plan: &DevnetPlan) -> Result<(DevnetReport, report_html::RunRec
         }
         stats[0].produced = None;
         remaining = plan.blocks - k;
-        children[late] = Some(spawn_node(plan, &dir, &rollup, late, events_tx.clone()).await?);
+        children[late] =
+            Some(spawn_node(plan, &dir, &rollup, late, events_tx.clone(), None).await?);
         join(&mut events, &mut stats, &mut children, &edges, &[late]).await?;
     }
     drop(events_tx);
@@ -618,12 +633,15 @@ async fn send(child: &mut ChildNode, command: Value) -> Result<(), DevnetError> 
         .map_err(|e| DevnetError::Io(format!("node stdin: {e}")))
 }
 
+/// Starts node `i`; `engine` (URL and JWT secret file) attaches it to an engine (else `--l2`
+/// attaches node 1).
 async fn spawn_node(
     plan: &DevnetPlan,
     dir: &Path,
     rollup: &Path,
     i: usize,
     events: mpsc::Sender<(usize, Value)>,
+    engine: Option<(&str, &Path)>,
 ) -> Result<ChildNode, DevnetError> {
     let log = std::fs::File::create(dir.join(format!("node{i}.log")))
         .map_err(|e| DevnetError::Io(e.to_string()))?;
@@ -655,8 +673,10 @@ async fn spawn_node(
         // the node warns about that even though these keys are public).
         .env(crate::cli::node::PRIV_RAW_ENV, node_key_hex(i));
     if i == 0 {
-        cmd.env(crate::cli::node::SEQUENCER_KEY_ENV, DEVNET_SEQUENCER_KEY)
-            .arg("--sequencer.on-request");
+        cmd.env(crate::cli::node::SEQUENCER_KEY_ENV, DEVNET_SEQUENCER_KEY);
+        if plan.op_reth.is_none() {
+            cmd.arg("--sequencer.on-request");
+        }
     } else {
         // A follower must not inherit a sequencer key from the devnet's own environment.
         cmd.env_remove(crate::cli::node::SEQUENCER_KEY_ENV);
@@ -664,7 +684,11 @@ async fn spawn_node(
             cmd.arg("--test.lose-gossip").arg(plan.drop.to_string());
         }
     }
-    if let (1, Some((url, secret))) = (i, &plan.engine) {
+    let engine = engine.or(match (i, &plan.engine) {
+        (1, Some((url, secret))) => Some((url.as_str(), secret.as_path())),
+        _ => None,
+    });
+    if let Some((url, secret)) = engine {
         cmd.arg("--l2").arg(url).arg("--l2.jwt-secret").arg(secret);
     }
     cmd.env(

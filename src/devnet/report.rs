@@ -146,6 +146,8 @@ pub struct DevnetReport {
     pub adversary: Option<super::hostile::AdversaryReport>,
     /// CPU the nodes used while the blocks were produced, and the host's steal (Linux only).
     pub cpu: Option<super::cpu::CpuReport>,
+    /// `--op-reth`: each node's engine and its final head.
+    pub engines: Option<super::op_reth::EnginesReport>,
 }
 
 /// What the orchestrator collected about one node.
@@ -334,6 +336,7 @@ pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetRe
         per_node,
         adversary: None,
         cpu: None,
+        engines: None,
     }
 }
 

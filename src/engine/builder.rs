@@ -3,13 +3,14 @@
 //! sequencer fee vault, no withdrawals, the L1-info deposit as the only forced transaction, the
 //! gas limit, Holocene's EIP-1559 parameters and Jovian's minimum base fee), then
 //! `forkchoiceUpdated` to start the build and `getPayload` to take it. The producer signs,
-//! publishes, and inserts it (`newPayload` + `forkchoiceUpdated`) like any block.
+//! publishes and stores it; the insertion driver inserts it (`newPayload` + `forkchoiceUpdated`)
+//! like any stored block, so each block reaches the engine once.
 //!
 //! Without an L1 RPC the L1 origin is pinned by the caller (a deterministic devnet origin), and
 //! the system-config values are the defaults below (op-reth's dev chain and OP Mainnet's).
 
 use alloy_primitives::{B64, B256, Bytes, keccak256};
-use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes};
+use alloy_rpc_types_engine::{ForkchoiceState, PayloadAttributes, PayloadStatusEnum};
 
 use super::client::{EngineClient, EngineError};
 use super::json::OpPayloadAttributes;
@@ -52,6 +53,40 @@ pub fn attributes(chain: &ChainSpec, l1: &L1Info, timestamp: u64) -> OpPayloadAt
     }
 }
 
+/// Why the engine built nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A call failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// `forkchoiceUpdated` answered without a payload id: the engine lacks the head (SYNCING, as
+    /// op-reth answers for a head it does not have) or refused it (INVALID).
+    #[error("the engine started no build on {head} (status {status:?})")]
+    NotBuilding {
+        /// The head we asked it to build on.
+        head: B256,
+        /// Its answer.
+        status: PayloadStatusEnum,
+    },
+}
+
+impl BuildError {
+    /// The failure's kind, one of [`super::metrics::BUILD_FAILURE_KINDS`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Engine(e) if e.is_transient() => "unreachable",
+            // -38001: unknown payload (the engine restarted between the two calls).
+            Self::Engine(EngineError::Rpc { code: -38001, .. }) => "unknown_payload",
+            Self::Engine(_) => "engine_error",
+            Self::NotBuilding {
+                status: PayloadStatusEnum::Invalid { .. },
+                ..
+            } => "invalid",
+            Self::NotBuilding { .. } => "syncing",
+        }
+    }
+}
+
 /// Has the engine build the block at `timestamp` on `head`: `forkchoiceUpdated` with the
 /// attributes, then `getPayload`.
 pub async fn build(
@@ -62,7 +97,7 @@ pub async fn build(
     finalized: B256,
     l1: &L1Info,
     timestamp: u64,
-) -> Result<(BlockVersion, ExecutionPayloadEnvelope), EngineError> {
+) -> Result<(BlockVersion, ExecutionPayloadEnvelope), BuildError> {
     let version = chain.block_version_at(timestamp);
     let state = ForkchoiceState {
         head_block_hash: head.hash,
@@ -73,37 +108,10 @@ pub async fn build(
     let updated = client
         .forkchoice_updated(version, state, Some(&attrs))
         .await?;
-    let id = updated.payload_id.ok_or_else(|| EngineError::Rpc {
-        code: 0,
-        message: format!(
-            "no payload id (status {:?}) building on {}",
-            updated.payload_status.status, head.hash
-        ),
+    let id = updated.payload_id.ok_or(BuildError::NotBuilding {
+        head: head.hash,
+        status: updated.payload_status.status,
     })?;
     let envelope = client.get_payload(version, id).await?;
     Ok((version, envelope))
-}
-
-/// Makes the engine take `envelope` as its head: `newPayload` then `forkchoiceUpdated`.
-pub async fn insert(
-    client: &EngineClient,
-    version: BlockVersion,
-    envelope: &ExecutionPayloadEnvelope,
-    safe: B256,
-    finalized: B256,
-) -> Result<(), EngineError> {
-    let status = client.new_payload(version, envelope).await?;
-    if let alloy_rpc_types_engine::PayloadStatusEnum::Invalid { .. } = status.status {
-        return Err(EngineError::Rpc {
-            code: 0,
-            message: format!("own payload refused: {:?}", status.status),
-        });
-    }
-    let state = ForkchoiceState {
-        head_block_hash: envelope.payload.block_hash,
-        safe_block_hash: safe,
-        finalized_block_hash: finalized,
-    };
-    client.forkchoice_updated(version, state, None).await?;
-    Ok(())
 }

@@ -23,6 +23,7 @@ use super::json::{
     OpPayloadAttributes, PayloadJsonError, new_payload_params, payload_from_get_payload,
 };
 use super::methods;
+use super::metrics::EngineMetrics;
 use crate::wire::BlockVersion;
 use crate::wire::payload::ExecutionPayloadEnvelope;
 
@@ -103,6 +104,8 @@ pub struct EngineClient {
     http:
         HttpClient<jsonrpsee_http_client::RpcLogger<jsonrpsee_http_client::RpcService<Transport>>>,
     url: String,
+    /// Where each call is counted and timed (none in tools that only read the engine once).
+    metrics: Option<EngineMetrics>,
 }
 
 impl std::fmt::Debug for EngineClient {
@@ -142,7 +145,19 @@ impl EngineClient {
         Ok(Self {
             http,
             url: url.to_owned(),
+            metrics: None,
         })
+    }
+
+    /// The same client, counting and timing every call in `metrics`.
+    pub fn with_metrics(mut self, metrics: EngineMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The metrics this client records into, if any.
+    pub fn metrics(&self) -> Option<&EngineMetrics> {
+        self.metrics.as_ref()
     }
 
     /// The engine's URL.
@@ -150,7 +165,7 @@ impl EngineClient {
         &self.url
     }
 
-    async fn call(&self, method: &str, params: Value) -> Result<Value, EngineError> {
+    async fn call(&self, method: &'static str, params: Value) -> Result<Value, EngineError> {
         let mut array = ArrayParams::new();
         if let Value::Array(items) = params {
             for item in items {
@@ -159,10 +174,16 @@ impl EngineClient {
                     .map_err(|e| EngineError::Decode(e.to_string()))?;
             }
         }
-        self.http
+        let started = std::time::Instant::now();
+        let result = self
+            .http
             .request::<Value, _>(method, array)
             .await
-            .map_err(EngineError::from_client)
+            .map_err(EngineError::from_client);
+        if let Some(metrics) = &self.metrics {
+            metrics.call(method, started.elapsed(), result.as_ref().map(|_| ()));
+        }
+        result
     }
 
     fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, EngineError> {
@@ -185,7 +206,12 @@ impl EngineClient {
         envelope: &ExecutionPayloadEnvelope,
     ) -> Result<PayloadStatus, EngineError> {
         let params = new_payload_params(version, envelope)?;
-        Self::decode(self.call(methods::new_payload(version), params).await?)
+        let method = methods::new_payload(version);
+        let status: PayloadStatus = Self::decode(self.call(method, params).await?)?;
+        if let Some(metrics) = &self.metrics {
+            metrics.payload_status(method, &status.status);
+        }
+        Ok(status)
     }
 
     /// `engine_forkchoiceUpdated*` moving the head (and, with `attributes`, starting a build).
@@ -196,10 +222,12 @@ impl EngineClient {
         attributes: Option<&OpPayloadAttributes>,
     ) -> Result<ForkchoiceUpdated, EngineError> {
         let params = serde_json::json!([state, attributes]);
-        Self::decode(
-            self.call(methods::forkchoice_updated(version), params)
-                .await?,
-        )
+        let method = methods::forkchoice_updated(version);
+        let updated: ForkchoiceUpdated = Self::decode(self.call(method, params).await?)?;
+        if let Some(metrics) = &self.metrics {
+            metrics.payload_status(method, &updated.payload_status.status);
+        }
+        Ok(updated)
     }
 
     /// `engine_getPayload*`: the payload built for `id`, a block of `version`.
@@ -226,5 +254,28 @@ impl EngineClient {
             self.call("eth_getBlockByNumber", serde_json::json!([tag, false]))
                 .await?,
         )
+    }
+
+    /// The engine's block `number` (`None`: the engine has no such block).
+    pub async fn block_by_number(&self, number: u64) -> Result<Option<EngineHead>, EngineError> {
+        let tag = format!("0x{number:x}");
+        Self::decode(
+            self.call("eth_getBlockByNumber", serde_json::json!([tag, false]))
+                .await?,
+        )
+    }
+
+    /// `eth_chainId` on the engine's authenticated port (op-reth and op-geth serve it there).
+    /// `Ok(None)` when the engine does not serve the method.
+    pub async fn chain_id(&self) -> Result<Option<u64>, EngineError> {
+        match self.call("eth_chainId", serde_json::json!([])).await {
+            Ok(value) => {
+                let id: alloy_primitives::U64 = Self::decode(value)?;
+                Ok(Some(id.to::<u64>()))
+            }
+            // -32601: method not found.
+            Err(EngineError::Rpc { code: -32601, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }

@@ -13,10 +13,17 @@
 //! - INVALID: recorded and never sent again; its gossip sender is not blamed (the block was
 //!   correctly signed by the sequencer, so the fault is upstream). The driver waits for the store
 //!   to hold another block at that height.
-//! - Engine unreachable: retried with exponential backoff ([`MIN_BACKOFF`]..[`MAX_BACKOFF`]).
+//! - Engine unreachable: retried with exponential backoff ([`MIN_BACKOFF`]..[`MAX_BACKOFF`] by
+//!   default, [`super::retry`]), logged once when the failures begin and once when they end.
 //! - The store's chain no longer contains the engine's head (a reorg of the unsafe chain): the
 //!   driver walks back (at most [`MAX_REORG_WALK`] blocks) to the last block both share and
 //!   inserts from there.
+//!
+//! The driver is the only owner of the engine's head: it publishes what it knows through
+//! [`super::head`], and a sequencer's producer, whose blocks reach the engine only through this
+//! driver (one `newPayload` per block), asks it to read the head again when a build shows the
+//! engine is elsewhere (an engine restarted without its newest blocks, one that was down). The
+//! driver then reads the head and re-inserts from the store what the engine lacks.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -30,13 +37,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{EngineClient, EngineError};
+use super::head::HeadPublisher;
+use super::retry::{Change, Retry, RetryConfig};
 use crate::chain::ChainSpec;
 use crate::store::{BlockRef, Store, StoredBlock};
 
-/// First retry delay after the engine could not be reached.
-pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
+/// First retry delay after the engine could not be reached ([`super::retry::MIN_BACKOFF`]).
+pub const MIN_BACKOFF: Duration = super::retry::MIN_BACKOFF;
 /// Longest retry delay (the engine is checked at least this often while it is down).
-pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+pub const MAX_BACKOFF: Duration = super::retry::MAX_BACKOFF;
 /// Blocks walked back to find the engine's head on the store's chain after a reorg; a deeper
 /// divergence re-reads the engine's head instead (an unsafe reorg this deep means the engine
 /// and the store disagree about more than gossip can settle).
@@ -118,6 +127,10 @@ pub struct InsertionDriver {
     pub shutdown: CancellationToken,
     /// Blocks to step back at the next reorg (doubles while the engine lacks the parent).
     pub reorg_depth: u64,
+    /// Where the head is published, and re-read requests come from.
+    pub head: HeadPublisher,
+    /// Pauses between retries.
+    pub retry: RetryConfig,
 }
 
 enum Step {
@@ -125,61 +138,115 @@ enum Step {
     Progress,
     /// Nothing to insert until the store changes.
     Idle,
-    /// The engine failed: wait, then look again.
+    /// The engine took a block without making it the head (it is syncing): wait, then look again.
     Backoff,
+    /// A call failed: wait, then look again.
+    Failed(EngineError),
 }
 
 impl InsertionDriver {
     /// Runs until shutdown.
     pub async fn run(mut self) {
-        let mut backoff = MIN_BACKOFF;
+        let mut failures = Retry::new(self.retry);
         let mut head = loop {
             if let Some(head) = self.start_head {
                 break head;
             }
             match self.client.latest_block().await {
                 Ok(latest) => {
-                    tracing::info!(number = latest.number, hash = %latest.hash, "engine reached");
+                    tracing::info!(number = latest.number, hash = %latest.hash, failures = failures.total_failures(), "engine reached");
+                    failures.succeeded();
                     self.start_head = Some(BlockRef {
                         number: latest.number,
                         hash: latest.hash,
                     });
                 }
                 Err(e) => {
-                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, "engine unreachable; will retry");
+                    let delay = self.failed(&mut failures, &e, None);
                     tokio::select! {
                         () = self.shutdown.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(delay) => {}
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         };
-        self.stats.set_head(head);
+        self.set_head(head, true);
         let mut invalid: HashSet<B256> = HashSet::new();
-        backoff = MIN_BACKOFF;
+        // Pauses while the engine takes blocks without making them its head (it is syncing):
+        // not failures, so they neither log nor end a failing state.
+        let mut pending = Retry::new(self.retry);
         loop {
             if self.shutdown.is_cancelled() {
                 return self.drain(&mut head, &mut invalid).await;
             }
-            match self.step(&mut head, &mut invalid).await {
-                Step::Progress => backoff = MIN_BACKOFF,
-                Step::Idle => {
-                    backoff = MIN_BACKOFF;
-                    tokio::select! {
-                        () = self.shutdown.cancelled() => {}
-                        changed = self.store_writes.changed() => if changed.is_err() { return },
-                    }
+            let delay = match self.step(&mut head, &mut invalid).await {
+                Step::Progress => {
+                    self.recovered(&mut failures);
+                    pending.succeeded();
+                    continue;
                 }
-                Step::Backoff => {
-                    tokio::select! {
-                        () = self.shutdown.cancelled() => {}
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                // Nothing to insert says nothing about the engine: a failing state stays.
+                Step::Idle => None,
+                Step::Failed(e) => Some(self.failed(&mut failures, &e, Some(head.number + 1))),
+                Step::Backoff => Some(pending.failed("pending").0),
+            };
+            let resync = tokio::select! {
+                () = self.shutdown.cancelled() => false,
+                () = self.head.resync_requested() => true,
+                changed = self.store_writes.changed(), if delay.is_none() => {
+                    if changed.is_err() { return }
+                    false
                 }
+                () = tokio::time::sleep(delay.unwrap_or_default()), if delay.is_some() => false,
+            };
+            if resync {
+                self.refresh_head(&mut head, &mut failures).await;
             }
+        }
+    }
+
+    /// Counts a failed call and logs it if it begins a new kind of failure; returns the pause.
+    fn failed(&self, failures: &mut Retry, e: &EngineError, number: Option<u64>) -> Duration {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        let kind = if e.is_transient() {
+            "unreachable"
+        } else {
+            "error"
+        };
+        let (delay, change) = failures.failed(kind);
+        if let Change::Began { previous } = change {
+            let before = previous.map_or(0, |(_, n)| n);
+            if e.is_transient() {
+                tracing::warn!(?number, url = self.client.url(), error = %e, failures_before = before, "engine unreachable; retrying with backoff (logged once until it answers)");
+            } else {
+                tracing::error!(?number, url = self.client.url(), error = %e, failures_before = before, "engine call failed; retrying with backoff (logged once until it succeeds)");
+            }
+        }
+        delay
+    }
+
+    fn recovered(&self, failures: &mut Retry) {
+        if let Some((_, count)) = failures.succeeded() {
+            tracing::info!(
+                url = self.client.url(),
+                failures = count,
+                "engine calls succeed again"
+            );
+        }
+    }
+
+    /// The head moved (`read`: it was read from the engine): counters, the published view, and
+    /// the metrics (with the stored blocks still above it).
+    fn set_head(&self, head: BlockRef, read: bool) {
+        self.stats.set_head(head);
+        if read {
+            self.head.read(head);
+        } else {
+            self.head.moved(head);
+        }
+        if let Some(metrics) = self.client.metrics() {
+            let store_head = self.store.head().ok().flatten().map(|h| h.number);
+            metrics.engine_head(head, store_head);
         }
     }
 
@@ -199,7 +266,7 @@ impl InsertionDriver {
                         return;
                     }
                 }
-                Ok(Step::Backoff) | Err(_) => return,
+                Ok(Step::Backoff | Step::Failed(_)) | Err(_) => return,
             }
         }
     }
@@ -216,6 +283,10 @@ impl InsertionDriver {
 
     async fn step(&mut self, head: &mut BlockRef, invalid: &mut HashSet<B256>) -> Step {
         let Some(next) = self.canonical(head.number.saturating_add(1)) else {
+            if let Some(metrics) = self.client.metrics() {
+                let store_head = self.store.head().ok().flatten().map(|h| h.number);
+                metrics.engine_head(*head, store_head);
+            }
             return Step::Idle;
         };
         if next.envelope.payload.parent_hash != head.hash {
@@ -230,7 +301,7 @@ impl InsertionDriver {
                 *head = id;
                 self.reorg_depth = 1;
                 self.stats.inserted.fetch_add(1, Ordering::Relaxed);
-                self.stats.set_head(id);
+                self.set_head(id, false);
                 tracing::debug!(number = id.number, hash = %id.hash, "engine head moved");
                 Step::Progress
             }
@@ -248,15 +319,7 @@ impl InsertionDriver {
                 // step back further, or take its word for its head after a pause.
                 self.rewind(head).await
             }
-            Err(e) => {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                if e.is_transient() {
-                    tracing::warn!(number = id.number, error = %e, "engine unreachable; will retry");
-                } else {
-                    tracing::error!(number = id.number, error = %e, "engine call failed; will retry");
-                }
-                Step::Backoff
-            }
+            Err(e) => Step::Failed(e),
         }
     }
 
@@ -288,8 +351,7 @@ impl InsertionDriver {
     async fn rewind(&mut self, head: &mut BlockRef) -> Step {
         if self.reorg_depth > MAX_REORG_WALK {
             self.reorg_depth = 1;
-            self.refresh_head(head).await;
-            return Step::Backoff;
+            return self.read_head(head).await;
         }
         let target = head.number.saturating_sub(self.reorg_depth);
         self.reorg_depth *= 2;
@@ -303,25 +365,37 @@ impl InsertionDriver {
                 *head = block.id();
                 Step::Progress
             }
-            None => {
-                self.refresh_head(head).await;
-                Step::Backoff
-            }
+            None => self.read_head(head).await,
         }
     }
 
-    async fn refresh_head(&self, head: &mut BlockRef) {
+    /// Takes the engine's word for its head; [`Step::Backoff`] so the engine gets a pause
+    /// before the next insertion.
+    async fn read_head(&self, head: &mut BlockRef) -> Step {
         match self.client.latest_block().await {
             Ok(latest) => {
                 *head = BlockRef {
                     number: latest.number,
                     hash: latest.hash,
                 };
-                self.stats.set_head(*head);
+                self.set_head(*head, true);
+                Step::Backoff
             }
-            Err(e) => {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "cannot read the engine's head");
+            Err(e) => Step::Failed(e),
+        }
+    }
+
+    /// A reader asked (the sequencer's build found the engine elsewhere): reads the head, so
+    /// the next step re-inserts what the engine lacks.
+    async fn refresh_head(&mut self, head: &mut BlockRef, failures: &mut Retry) {
+        self.reorg_depth = 1;
+        match self.read_head(head).await {
+            Step::Failed(e) => {
+                self.failed(failures, &e, None);
+            }
+            _ => {
+                tracing::debug!(number = head.number, hash = %head.hash, "engine head re-read");
+                self.recovered(failures);
             }
         }
     }

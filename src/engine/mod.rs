@@ -1,21 +1,31 @@
 //! The execution engine (op-reth, op-geth) behind the Engine API: where accepted blocks go when
-//! `--l2` is given, and where a sequencer's blocks are built (issue 6; this is its first part:
-//! the client).
+//! `--l2` is given, and where a sequencer's blocks are built.
 //!
 //! ```text
-//!  store writer ──► insertion driver (ordered, bounded) ──► EngineClient ──HTTP+JWT──► engine
-//!  producer ──forkchoiceUpdated+attributes / getPayload──► EngineClient
+//!  start: attach ──wait (backoff), genesis + chain id check──► engine
+//!  store writer ──► insertion driver (ordered, the engine head's only owner) ──► EngineClient ──HTTP+JWT──► engine
+//!                        │ HeadState (watch) ▲ re-read requests
+//!                        ▼                   │
+//!  producer ──forkchoiceUpdated+attributes / getPayload (on the driver's head)──► EngineClient
 //! ```
 //!
-//! [`methods`] picks the method version per fork, [`json`] converts payloads between our wire
-//! type and the Engine API's JSON, [`client`] sends them.
+//! Every block reaches the engine through the insertion driver, the sequencer's own too: the
+//! producer only builds ([`builder`]) on the head the driver publishes ([`head`]), and stores
+//! what it built like any accepted block. [`methods`] picks the method version per fork,
+//! [`json`] converts payloads between our wire type and the Engine API's JSON, [`client`] sends
+//! them and records [`metrics`]; [`retry`] paces every retry; [`startup`] checks the engine at
+//! start.
 
 pub mod builder;
 pub mod client;
 pub mod collector;
 pub mod driver;
+pub mod head;
 pub mod json;
 pub mod methods;
+pub mod metrics;
+pub mod retry;
+pub mod startup;
 
 pub use alloy_rpc_types_engine::JwtSecret;
 pub use client::{EngineClient, EngineError, EngineHead};
@@ -29,6 +39,8 @@ pub struct EngineConfig {
     pub jwt_secret: JwtSecret,
     /// Deadline of each call.
     pub timeout: std::time::Duration,
+    /// Pauses between retries of failed calls (start-up wait, insertion, sequencer builds).
+    pub retry: retry::RetryConfig,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -37,6 +49,7 @@ impl std::fmt::Debug for EngineConfig {
         f.debug_struct("EngineConfig")
             .field("url", &self.url)
             .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -48,17 +61,29 @@ pub struct Attached {
     pub client: EngineClient,
     /// The engine's head (`None` when it could not be reached: the driver keeps trying).
     pub head: Option<crate::store::BlockRef>,
+    /// The head's timestamp (0 when unknown).
+    pub head_timestamp: u64,
     /// Its safe block hash (zero when unknown).
     pub safe: alloy_primitives::B256,
     /// Its finalized block hash (zero when unknown).
     pub finalized: alloy_primitives::B256,
 }
 
-/// Connects to the engine: exchanges capabilities (warning about methods it lacks) and reads
-/// its latest, safe and finalized blocks. An unreachable engine is not an error here (the node
-/// starts and the driver retries); a bad URL is.
-pub async fn attach(config: &EngineConfig) -> Result<Attached, EngineError> {
-    let client = EngineClient::new(&config.url, config.jwt_secret, config.timeout)?;
+/// Connects to the engine: waits until it answers and checks that its genesis and chain id are
+/// `chain`'s ([`startup`]), exchanges capabilities (warning about methods it lacks) and reads its
+/// latest, safe and finalized blocks. Every call is recorded in `metrics`.
+pub async fn attach(
+    config: &EngineConfig,
+    chain: &crate::chain::ChainSpec,
+    metrics: metrics::EngineMetrics,
+) -> Result<Attached, startup::StartupError> {
+    let client = EngineClient::new(&config.url, config.jwt_secret, config.timeout)
+        .map_err(|source| startup::StartupError::Engine {
+            url: config.url.clone(),
+            source,
+        })?
+        .with_metrics(metrics);
+    startup::wait_and_check(&client, chain, config.retry).await?;
     match client.exchange_capabilities().await {
         Ok(theirs) => {
             let missing: Vec<&str> = methods::CAPABILITIES
@@ -75,13 +100,17 @@ pub async fn attach(config: &EngineConfig) -> Result<Attached, EngineError> {
         }
         Err(e) => tracing::warn!(url = %config.url, error = %e, "engine capabilities unknown"),
     }
+    let mut head_timestamp = 0;
     let head = match client.latest_block().await {
-        Ok(h) => Some(crate::store::BlockRef {
-            number: h.number,
-            hash: h.hash,
-        }),
+        Ok(h) => {
+            head_timestamp = h.timestamp;
+            Some(crate::store::BlockRef {
+                number: h.number,
+                hash: h.hash,
+            })
+        }
         Err(e) => {
-            tracing::warn!(url = %config.url, error = %e, "engine unreachable at start; will retry");
+            tracing::warn!(url = %config.url, error = %e, "engine unreachable after the start-up check; the driver retries");
             None
         }
     };
@@ -103,6 +132,7 @@ pub async fn attach(config: &EngineConfig) -> Result<Attached, EngineError> {
     Ok(Attached {
         client,
         head,
+        head_timestamp,
         safe,
         finalized,
     })

@@ -68,6 +68,13 @@ pub const GOSSIPSUB_PREFIX: &str = "gossipsub";
 /// peers concern checks that its snapshot interval is this).
 pub const DEFAULT_SCORE_SAMPLE_INTERVAL: Duration = Duration::from_secs(15);
 
+/// The Go client's default histogram buckets (`prometheus.DefBuckets`), which op-node's
+/// histograms declared without buckets use; ours that mirror them use the same, so quantiles
+/// compare.
+pub const GO_DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// op-node's `/metrics` port (`--metrics.port`).
 pub const DEFAULT_METRICS_PORT: u16 = 7300;
 
@@ -151,7 +158,7 @@ impl Metrics {
         f(own)
     }
 
-    /// Adds a collector read at scrape time.
+    /// Adds a collector read at scrape time (the HTTP servers' counters, [`crate::http::stats`]).
     pub fn register_collector(&self, collector: Box<dyn Collector>) {
         self.registry().register_collector(collector);
     }

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::forward::forward_network_events;
 use super::{EVENT_BROADCAST, NodeConfig, NodeError, PRODUCE_QUEUE, ProducerClient, RunningNode};
+use crate::engine::metrics::EngineMetrics;
 use crate::events::NodeEvent;
 use crate::metrics::{self, Metrics};
 use crate::p2p::gate::GateStats;
@@ -124,10 +125,12 @@ impl Parts {
 
 async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError> {
     let store = open_store(&config)?;
-    let engine = attach_engine(&config, &store).await?;
+    let engine_metrics = EngineMetrics::default();
+    let engine = attach_engine(&config, &store, &engine_metrics).await?;
     anchor_for_sync(&config, &store)?;
     let metrics_listener = bind_metrics(&config).await?;
     let initial_head = store.head()?;
+    let tip = sequencer_tip(&config, &store, initial_head, engine.as_ref())?;
     let validator = Arc::new(BlockValidator::new(config.chain.clone(), config.validator));
     start_l1(&config, &validator, &tasks.shutdown).await?;
     let (events, _) = broadcast::channel(EVENT_BROADCAST);
@@ -140,6 +143,10 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
     };
     let node_metrics = build_metrics(&config, &books, metrics_listener.is_some(), &http);
     let metrics = node_metrics.registry.clone();
+    if engine.is_some() {
+        metrics.register_op_node(|r| engine_metrics.register_op_node(r));
+        metrics.register_under("engine", |r| engine_metrics.register_own(r));
+    }
     let (network, net_events, net_task) = p2p::spawn(
         network_config(
             &config,
@@ -179,8 +186,19 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
         &node_metrics.reqresp,
         &tasks.shutdown,
     )?;
+    let mut sequencer_engine = None;
     let engine_stats = engine.clone().map(|attached| {
         let stats = Arc::new(crate::engine::driver::EngineStats::default());
+        // The driver owns the engine's head; a sequencer builds on what it publishes.
+        let (head, follower) = crate::engine::head::channel(attached.head);
+        let retry = config.engine.as_ref().map(|e| e.retry).unwrap_or_default();
+        sequencer_engine = Some(crate::producer::engine::SequencerEngine {
+            client: attached.client.clone(),
+            head: follower,
+            safe: attached.safe,
+            finalized: attached.finalized,
+            retry,
+        });
         let driver = crate::engine::driver::InsertionDriver {
             client: attached.client,
             store: store.clone(),
@@ -192,6 +210,8 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
             stats: stats.clone(),
             shutdown: tasks.shutdown.clone(),
             reorg_depth: 1,
+            head,
+            retry,
         };
         tasks.spawn(driver.run());
         metrics.register_collector(Box::new(crate::engine::collector::EngineCollector {
@@ -231,8 +251,8 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
             network: &network,
             store_tx: &store_tx,
             events: &events,
-            last: initial_head.unwrap_or(genesis(&config)),
-            engine,
+            tip,
+            engine: sequencer_engine,
         },
         tasks,
     )?;
@@ -274,14 +294,16 @@ fn open_store(config: &NodeConfig) -> Result<Arc<Store>, NodeError> {
 
 /// Attaches the engine (`--l2`); its head is where this node resumes: a fresh store starts
 /// there, and a store behind it jumps to it (the sync client fills the gap above).
+/// It waits for an engine that is not up yet and refuses one on another chain.
 async fn attach_engine(
     config: &NodeConfig,
     store: &Store,
+    engine_metrics: &EngineMetrics,
 ) -> Result<Option<crate::engine::Attached>, NodeError> {
     let Some(engine_config) = &config.engine else {
         return Ok(None);
     };
-    let attached = crate::engine::attach(engine_config)
+    let attached = crate::engine::attach(engine_config, &config.chain, engine_metrics.clone())
         .await
         .map_err(|e| NodeError::Engine(e.to_string()))?;
     if let Some(engine_head) = attached.head
@@ -295,6 +317,28 @@ async fn attach_engine(
         );
     }
     Ok(Some(attached))
+}
+
+/// Where a sequencer resumes (the engine's head when it has one); a sequencer on the chain's
+/// clock too far behind it does not start.
+fn sequencer_tip(
+    config: &NodeConfig,
+    store: &Store,
+    initial_head: Option<BlockRef>,
+    engine: Option<&crate::engine::Attached>,
+) -> Result<crate::producer::pace::Tip, NodeError> {
+    let engine_head = engine.and_then(|a| a.head.map(|h| (h, a.head_timestamp)));
+    let tip = crate::producer::pace::Tip::resume(
+        store,
+        &config.chain,
+        initial_head.unwrap_or(genesis(config)),
+        engine_head,
+    );
+    if config.sequencer.as_ref().map(|s| s.schedule) == Some(crate::producer::Schedule::ChainTime) {
+        crate::producer::pace::check_start(&tip, &config.chain, crate::clock::unix_now())
+            .map_err(NodeError::Produce)?;
+    }
+    Ok(tip)
 }
 
 /// A fresh store starts at genesis so the sync client fetches the chain from there; a chain
@@ -515,8 +559,8 @@ struct ProducerInputs<'a> {
     network: &'a NetworkHandle,
     store_tx: &'a mpsc::Sender<StoreOp>,
     events: &'a broadcast::Sender<NodeEvent>,
-    last: BlockRef,
-    engine: Option<crate::engine::Attached>,
+    tip: crate::producer::pace::Tip,
+    engine: Option<crate::producer::engine::SequencerEngine>,
 }
 
 /// A sequencer's producer (`None` for a follower).
@@ -545,8 +589,9 @@ fn start_producer(
         events: inputs.events.clone(),
         requests: rx,
         shutdown: tasks.shutdown.clone(),
-        last: inputs.last,
+        tip: inputs.tip,
         engine: inputs.engine,
+        unpublished: 0,
         l1,
     };
     tasks.spawn(producer.run());

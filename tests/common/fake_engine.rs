@@ -5,6 +5,14 @@
 //! head on `forkchoiceUpdated`, builds payloads from payload attributes (the attributes'
 //! transactions, fee recipient, randao, gas limit and beacon root on top of the head), and can be
 //! taken down and brought back with its chain kept.
+//!
+//! It behaves as op-reth 1.9.4 was seen to: `forkchoiceUpdated` with attributes on a head it does
+//! not have answers `{"payloadStatus":{"status":"SYNCING"},"payloadId":null}`; a restart can lose
+//! the newest blocks (op-reth keeps the newest blocks in memory, `--engine.persistence-threshold`,
+//! so a SIGKILL loses them: [`FakeEngine::restart_losing`]); with [`FakeEngine::set_strict`], a
+//! payload whose timestamp is not above its parent's is INVALID and attributes with such a
+//! timestamp are refused (-38003);
+//! `eth_chainId` and `eth_getBlockByNumber` by number are served on the authenticated port.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -29,6 +37,10 @@ const MAX_BODY: usize = 32 << 20;
 struct State {
     /// hash → (number, timestamp).
     blocks: HashMap<B256, (u64, u64)>,
+    /// hash → parent hash.
+    parents: HashMap<B256, B256>,
+    /// newPayload calls per block hash.
+    new_payloads: HashMap<B256, u64>,
     /// Payloads made the head, in order.
     inserted: Vec<BlockRef>,
     head: Option<(BlockRef, u64)>,
@@ -38,6 +50,11 @@ struct State {
     calls: Vec<String>,
     rejected_auth: u64,
     down: bool,
+    /// Requests (and new connections) dropped unanswered while down.
+    refused: u64,
+    /// Timestamps must rise from parent to child (op-reth's rule; the embedded producer's
+    /// on-request blocks share a second, so the older tests leave it off).
+    strict: bool,
 }
 
 /// The server.
@@ -115,11 +132,69 @@ impl FakeEngine {
         self.lock().down = down;
     }
 
+    /// Requests dropped unanswered while the engine was down (each try of a client counts once;
+    /// a connection that was idle when the engine went down counts once more).
+    pub fn refused(&self) -> u64 {
+        self.lock().refused
+    }
+
+    /// Refuses timestamps that do not rise from parent to child, as op-reth does.
+    pub fn set_strict(&self) {
+        self.lock().strict = true;
+    }
+
+    /// Restarts having lost its newest `n` blocks (as op-reth does after a SIGKILL with blocks
+    /// not yet persisted): the head steps back `n` blocks and the blocks above it, and every
+    /// payload being built, are forgotten.
+    pub fn restart_losing(&self, n: u64) {
+        let mut s = self.lock();
+        let (mut head, _) = s.head.unwrap();
+        for _ in 0..n {
+            let Some(&parent) = s.parents.get(&head.hash) else {
+                break;
+            };
+            s.blocks.remove(&head.hash);
+            s.parents.remove(&head.hash);
+            head = BlockRef {
+                number: head.number - 1,
+                hash: parent,
+            };
+        }
+        let ts = s.blocks[&head.hash].1;
+        s.head = Some((head, ts));
+        s.built.clear();
+    }
+
+    /// How many times each block was sent with newPayload.
+    pub fn new_payloads(&self) -> HashMap<B256, u64> {
+        self.lock().new_payloads.clone()
+    }
+
+    /// The engine's block at `number` on its canonical chain, with its timestamp.
+    pub fn canonical(&self, number: u64) -> Option<(BlockRef, u64)> {
+        let s = self.lock();
+        let (mut head, _) = s.head.unwrap();
+        loop {
+            let &(n, ts) = s.blocks.get(&head.hash)?;
+            if n == number {
+                return Some((head, ts));
+            }
+            if n < number {
+                return None;
+            }
+            head = BlockRef {
+                number: n - 1,
+                hash: *s.parents.get(&head.hash)?,
+            };
+        }
+    }
+
     async fn serve(self, mut socket: tokio::net::TcpStream, secret: JwtSecret) {
         let mut buf = Vec::new();
         loop {
             let (head_end, len) = loop {
                 if self.lock().down {
+                    self.lock().refused += 1;
                     return;
                 }
                 if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -145,6 +220,7 @@ impl FakeEngine {
                 }
             }
             if self.lock().down {
+                self.lock().refused += 1;
                 return;
             }
             let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
@@ -231,12 +307,19 @@ impl FakeEngine {
                     json!({"status": "INVALID", "latestValidHash": p.parent_hash, "validationError": "declared invalid by the test"}),
                 );
             }
-            if !s.blocks.contains_key(&p.parent_hash) {
+            *s.new_payloads.entry(p.block_hash).or_default() += 1;
+            let Some(&(parent_number, parent_time)) = s.blocks.get(&p.parent_hash) else {
                 return Ok(
                     json!({"status": "SYNCING", "latestValidHash": null, "validationError": null}),
                 );
+            };
+            if s.strict && (p.timestamp <= parent_time || p.block_number != parent_number + 1) {
+                return Ok(
+                    json!({"status": "INVALID", "latestValidHash": p.parent_hash, "validationError": "timestamp or number does not follow the parent"}),
+                );
             }
             s.blocks.insert(p.block_hash, (p.block_number, p.timestamp));
+            s.parents.insert(p.block_hash, p.parent_hash);
             return Ok(
                 json!({"status": "VALID", "latestValidHash": p.block_hash, "validationError": null}),
             );
@@ -271,6 +354,9 @@ impl FakeEngine {
                         .and_then(|t| u64::from_str_radix(t.trim_start_matches("0x"), 16).ok())
                 };
                 let ts = quantity("timestamp").ok_or((-38003, "timestamp".into()))?;
+                if s.strict && ts <= timestamp {
+                    return Err((-38003, "Invalid payload attributes: timestamp".into()));
+                }
                 let version = self.chain.block_version_at(ts);
                 let mut env = build_block(
                     &self.chain,
@@ -341,20 +427,35 @@ impl FakeEngine {
                 "engine_getPayloadV3",
                 "engine_getPayloadV4"
             ])),
+            "eth_chainId" => Ok(json!(format!("0x{:x}", self.chain.chain_id))),
             "eth_getBlockByNumber" => {
                 let s = self.lock();
                 let (head, ts) = s.head.unwrap();
-                let (number, hash, ts) = match params.first().and_then(Value::as_str) {
-                    Some("latest") => (head.number, head.hash, ts),
-                    _ => (
-                        self.chain.genesis.l2.number,
-                        self.chain.genesis.l2.hash,
-                        self.chain.genesis.l2_time,
-                    ),
-                };
-                Ok(
-                    json!({"number": format!("0x{number:x}"), "hash": hash, "timestamp": format!("0x{ts:x}")}),
-                )
+                let block = |hash: B256, (number, ts): (u64, u64)| json!({"number": format!("0x{number:x}"), "hash": hash, "timestamp": format!("0x{ts:x}")});
+                match params.first().and_then(Value::as_str) {
+                    Some("latest" | "safe" | "finalized") => {
+                        Ok(block(head.hash, (head.number, ts)))
+                    }
+                    Some(tag) => {
+                        let number = u64::from_str_radix(tag.trim_start_matches("0x"), 16)
+                            .map_err(|_| bad("block number"))?;
+                        // Walk the canonical chain back from the head.
+                        let mut hash = head.hash;
+                        loop {
+                            let Some(&(n, t)) = s.blocks.get(&hash) else {
+                                return Ok(Value::Null);
+                            };
+                            if n == number {
+                                return Ok(block(hash, (n, t)));
+                            }
+                            match s.parents.get(&hash) {
+                                Some(parent) if n > number => hash = *parent,
+                                _ => return Ok(Value::Null),
+                            }
+                        }
+                    }
+                    None => Err(bad("block number")),
+                }
             }
             _ => Err((-32601, format!("method {method} not found"))),
         }

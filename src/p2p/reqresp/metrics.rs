@@ -23,10 +23,8 @@ use crate::metrics::{Histograms, Labels1, Labels2, Labels3, Metrics};
 use crate::wire::reqresp::ResultCode;
 
 /// Buckets of `p2p_req_duration_seconds`: op-node gives its histogram no buckets, so the Go
-/// client's default buckets (`prometheus.DefBuckets`) apply; the same here so quantiles compare.
-pub const REQ_DURATION_BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+/// client's default buckets apply; the same here so quantiles compare.
+pub const REQ_DURATION_BUCKETS: [f64; 11] = crate::metrics::GO_DEFAULT_BUCKETS;
 
 /// The `p2p_method` label: the only req/resp method there is.
 pub const PAYLOAD_BY_NUMBER: &str = "payload_by_number";
