@@ -17,7 +17,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::forward::forward_network_events;
-use super::{EVENT_BROADCAST, NodeConfig, NodeError, PRODUCE_QUEUE, ProducerClient, RunningNode};
+use super::sequencer::{ProducerInputs, attach_engine, sequencer_tip, start_producer};
+use super::{EVENT_BROADCAST, NodeConfig, NodeError, ProducerClient, RunningNode};
 use crate::engine::metrics::EngineMetrics;
 use crate::events::NodeEvent;
 use crate::metrics::{self, Metrics};
@@ -30,7 +31,6 @@ use crate::p2p::peers::scorebook::ScoreBook;
 use crate::p2p::reqresp::metrics::ReqRespMetrics;
 use crate::p2p::reqresp::server::{self, ServerStats};
 use crate::p2p::{self, NetworkConfig, NetworkHandle};
-use crate::producer::Producer;
 use crate::store::writer::{StoreOp, StoreOutputs, StoreWriter};
 use crate::store::{BlockRef, Store, StoreError};
 use crate::sync::{self, SyncContext, SyncStats};
@@ -56,7 +56,7 @@ impl Tasks {
         }
     }
 
-    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+    pub(super) fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.set.spawn(task);
     }
 
@@ -277,7 +277,7 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
     })
 }
 
-fn genesis(config: &NodeConfig) -> BlockRef {
+pub(super) fn genesis(config: &NodeConfig) -> BlockRef {
     BlockRef {
         number: config.chain.genesis.l2.number,
         hash: config.chain.genesis.l2.hash,
@@ -290,55 +290,6 @@ fn open_store(config: &NodeConfig) -> Result<Arc<Store>, NodeError> {
         config.retention,
         &config.chain,
     )?))
-}
-
-/// Attaches the engine (`--l2`); its head is where this node resumes: a fresh store starts
-/// there, and a store behind it jumps to it (the sync client fills the gap above).
-/// It waits for an engine that is not up yet and refuses one on another chain.
-async fn attach_engine(
-    config: &NodeConfig,
-    store: &Store,
-    engine_metrics: &EngineMetrics,
-) -> Result<Option<crate::engine::Attached>, NodeError> {
-    let Some(engine_config) = &config.engine else {
-        return Ok(None);
-    };
-    let attached = crate::engine::attach(engine_config, &config.chain, engine_metrics.clone())
-        .await
-        .map_err(|e| NodeError::Engine(e.to_string()))?;
-    if let Some(engine_head) = attached.head
-        && store.head()?.is_none_or(|h| h.number < engine_head.number)
-    {
-        let head = store.anchor_at(engine_head)?;
-        tracing::info!(
-            engine = engine_head.number,
-            head = head.number,
-            "store resumes from the engine's head"
-        );
-    }
-    Ok(Some(attached))
-}
-
-/// Where a sequencer resumes (the engine's head when it has one); a sequencer on the chain's
-/// clock too far behind it does not start.
-fn sequencer_tip(
-    config: &NodeConfig,
-    store: &Store,
-    initial_head: Option<BlockRef>,
-    engine: Option<&crate::engine::Attached>,
-) -> Result<crate::producer::pace::Tip, NodeError> {
-    let engine_head = engine.and_then(|a| a.head.map(|h| (h, a.head_timestamp)));
-    let tip = crate::producer::pace::Tip::resume(
-        store,
-        &config.chain,
-        initial_head.unwrap_or(genesis(config)),
-        engine_head,
-    );
-    if config.sequencer.as_ref().map(|s| s.schedule) == Some(crate::producer::Schedule::ChainTime) {
-        crate::producer::pace::check_start(&tip, &config.chain, crate::clock::unix_now())
-            .map_err(NodeError::Produce)?;
-    }
-    Ok(tip)
 }
 
 /// A fresh store starts at genesis so the sync client fetches the chain from there; a chain
@@ -551,51 +502,6 @@ fn serve_payloads(
     )
     .map_err(|e| NodeError::Network(p2p::NetworkError::Setup(e)))?;
     Ok(Some(stats))
-}
-
-/// What the producer is built from besides the config.
-struct ProducerInputs<'a> {
-    validator: &'a Arc<BlockValidator>,
-    network: &'a NetworkHandle,
-    store_tx: &'a mpsc::Sender<StoreOp>,
-    events: &'a broadcast::Sender<NodeEvent>,
-    tip: crate::producer::pace::Tip,
-    engine: Option<crate::producer::engine::SequencerEngine>,
-}
-
-/// A sequencer's producer (`None` for a follower).
-fn start_producer(
-    config: &NodeConfig,
-    inputs: ProducerInputs<'_>,
-    tasks: &mut Tasks,
-) -> Result<Option<ProducerClient>, NodeError> {
-    let Some(sequencer) = config.sequencer.clone() else {
-        return Ok(None);
-    };
-    let (tx, rx) = mpsc::channel(PRODUCE_QUEUE);
-    tracing::info!(signer = %sequencer.signer.address(), schedule = ?sequencer.schedule, "sequencing");
-    let l1 = match config.l1.clone() {
-        Some(l1) => Some(crate::l1::OriginTracker::new(
-            crate::l1::SignerSource::new(l1).map_err(|e| NodeError::L1(e.to_string()))?,
-        )),
-        None => None,
-    };
-    let producer = Producer {
-        chain: config.chain.clone(),
-        config: sequencer,
-        validator: inputs.validator.clone(),
-        network: inputs.network.clone(),
-        store_tx: inputs.store_tx.clone(),
-        events: inputs.events.clone(),
-        requests: rx,
-        shutdown: tasks.shutdown.clone(),
-        tip: inputs.tip,
-        engine: inputs.engine,
-        unpublished: 0,
-        l1,
-    };
-    tasks.spawn(producer.run());
-    Ok(Some(ProducerClient(tx)))
 }
 
 /// The admin RPC (`None`: not served).
