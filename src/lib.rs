@@ -63,10 +63,11 @@
 //!  --p2p.netrestrict ──► bounded dial queue ──DialTarget (bounded)──► EventLoop dials
 //!  ──outcome, identify's observed IP (try_send)──► discovery; ENR + table ──► discovery file
 //!
-//!  metrics::Metrics (one Arc, one registry) ◄── one-line hooks: event loop (peers, publish,
-//!  slow peers, a score sample of every peer each 15 s), validation tasks (verdict + reason),
-//!  server and sync client (result code, duration, rate-limit waits); read at scrape time:
-//!  gate and ban counters, gossipsub's own metrics, the HTTP servers' counters ──►
+//!  metrics::Metrics (one registry) ◄── each concern registers its own metrics, defined beside
+//!  it: p2p::metrics (gossip events, verdicts, validation queue), p2p::peer_manager::metrics
+//!  (score samples every 15 s, penalties; gate and ban counters read at scrape time),
+//!  p2p::reqresp::metrics (server and sync client: result code, duration, rate limits),
+//!  engine::collector (with --l2), gossipsub's own, the HTTP servers' counters ──►
 //!  metrics::http: GET /metrics (--metrics.enabled; served by http like the admin RPC)
 //! ```
 //!

@@ -11,11 +11,20 @@ use clap::Parser;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD_BYTES: libc::c_int = 1 << 20;
 
+/// glibc malloc arenas at most. By default every thread that meets contention gets its own arena
+/// (up to 8 per core), and each keeps the memory freed into it: the validation, blocking-pool and
+/// tokio worker threads each held a few MiB of freed message buffers, which showed as peak RSS
+/// under a bomb flood (`scripts/bench-bombs.sh`). Two arenas (one per core here) bound that at
+/// the cost of some lock contention between threads allocating at once.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const ARENA_MAX: libc::c_int = 2;
+
 fn main() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+        libc::mallopt(libc::M_ARENA_MAX, ARENA_MAX);
     }
     let cli = op_gossip::cli::Cli::parse();
     if let Err(e) = op_gossip::cli::run(cli) {

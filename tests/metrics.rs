@@ -15,9 +15,10 @@ use common::*;
 use op_gossip::chain::ChainSpec;
 use op_gossip::http::Refusal;
 use op_gossip::http::table::DropCause;
-use op_gossip::metrics::{self, MetricsConfig};
+use op_gossip::metrics::MetricsConfig;
 use op_gossip::node::{NodeConfig, NodeError, NodeEvent, RunningNode, start};
 use op_gossip::p2p::BanConfig;
+use op_gossip::p2p::metrics as gossip_metrics;
 use op_gossip::validate::ValidationError;
 use op_gossip::wire::BlockVersion;
 use tokio::sync::broadcast;
@@ -248,8 +249,8 @@ fn assert_bounded_labels(m: &Exposition, chain: &ChainSpec) {
     let bools = ["true", "false"];
     let verdicts = ["accept", "ignore", "reject"];
     let mut reasons: Vec<&str> = ValidationError::REASONS.to_vec();
-    reasons.extend(metrics::LOOP_REASONS);
-    reasons.extend([metrics::ACCEPT_REASON, metrics::OTHER_REASON]);
+    reasons.extend(gossip_metrics::LOOP_REASONS);
+    reasons.extend([gossip_metrics::ACCEPT_REASON, gossip_metrics::OTHER_REASON]);
     let causes = [
         "wait_timeout",
         "over_capacity",
@@ -257,7 +258,7 @@ fn assert_bounded_labels(m: &Exposition, chain: &ChainSpec) {
         "answered_code_3",
     ];
     let penalty_kinds = ["invalid_block", "invalid_signature"];
-    let failure_kinds = metrics::CLIENT_FAILURE_KINDS;
+    let failure_kinds = op_gossip::p2p::reqresp::metrics::CLIENT_FAILURE_KINDS;
     let topics = chain.topics();
     for s in &m.samples {
         let family = m.family_of(&s.name).unwrap();

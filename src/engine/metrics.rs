@@ -67,7 +67,7 @@ pub const BUILD_FAILURE_KINDS: [&str; 6] = [
 ];
 
 fn duration_histogram() -> Histogram {
-    Histogram::new(crate::metrics::REQ_DURATION_BUCKETS)
+    Histogram::new(crate::metrics::GO_DEFAULT_BUCKETS)
 }
 
 /// The engine metrics. Cheap to clone (every field is shared).

@@ -18,6 +18,7 @@
 
 pub mod builder;
 pub mod client;
+pub mod collector;
 pub mod driver;
 pub mod head;
 pub mod json;

@@ -41,6 +41,7 @@ use crate::sync::{SyncConfig, SyncStats};
 use crate::validate::{BlockValidator, ValidatorConfig};
 
 mod forward;
+mod sequencer;
 mod start;
 mod wiring;
 

@@ -12,24 +12,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::forward::forward_network_events;
-use super::{EVENT_BROADCAST, NodeConfig, NodeError, PRODUCE_QUEUE, ProducerClient, RunningNode};
+use super::sequencer::{ProducerInputs, attach_engine, sequencer_tip, start_producer};
+use super::{EVENT_BROADCAST, NodeConfig, NodeError, ProducerClient, RunningNode};
 use crate::engine::metrics::EngineMetrics;
 use crate::events::NodeEvent;
-use crate::metrics::{self, MetricSources, Metrics};
+use crate::metrics::{self, Metrics};
 use crate::p2p::gate::GateStats;
+use crate::p2p::peer_manager::metrics::{MetricSources, PeerMetrics};
 use crate::p2p::peers::app_score::AppScores;
 use crate::p2p::peers::bans::BanList;
 use crate::p2p::peers::lists::PeerLists;
 use crate::p2p::peers::scorebook::ScoreBook;
+use crate::p2p::reqresp::metrics::ReqRespMetrics;
 use crate::p2p::reqresp::server::{self, ServerStats};
 use crate::p2p::{self, NetworkConfig, NetworkHandle};
-use crate::producer::Producer;
-use crate::store::writer::{StoreOp, StoreOutputs, StoreWriter};
+use crate::store::writer::{StoreOutputs, StoreWriter};
 use crate::store::{BlockRef, Store, StoreError};
 use crate::sync::{self, SyncContext, SyncStats};
 use crate::validate::BlockValidator;
@@ -141,14 +143,20 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
         metrics: crate::http::HttpStats::new("metrics"),
         rpc: crate::http::HttpStats::new("rpc"),
     };
-    let metrics = build_metrics(&config, &books, metrics_listener.is_some(), &http);
+    let node_metrics = build_metrics(&config, &books, metrics_listener.is_some(), &http);
+    let metrics = node_metrics.registry.clone();
     if engine.is_some() {
         metrics.register_op_node(|r| engine_metrics.register_op_node(r));
         metrics.register_under("engine", |r| engine_metrics.register_own(r));
     }
     let (loop_link, service_link) = crate::discovery::link::link_if(config.discovery.is_some());
     let mut net_config = network_config(
-        &config, &validator, &mut books, app_scores, &store, &metrics,
+        &config,
+        &validator,
+        &mut books,
+        app_scores,
+        &store,
+        &node_metrics,
     );
     net_config.discovery = loop_link;
     let (network, net_events, net_task) = p2p::spawn(net_config, tasks.shutdown.clone()).await?;
@@ -175,7 +183,13 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
         store_tx.clone(),
         events.clone(),
     ));
-    let server_stats = serve_payloads(&config, &network, &store, &metrics, &tasks.shutdown)?;
+    let server_stats = serve_payloads(
+        &config,
+        &network,
+        &store,
+        &node_metrics.reqresp,
+        &tasks.shutdown,
+    )?;
     let mut sequencer_engine = None;
     let engine_stats = engine.clone().map(|attached| {
         let stats = Arc::new(crate::engine::driver::EngineStats::default());
@@ -204,7 +218,7 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
             retry,
         };
         tasks.spawn(driver.run());
-        metrics.register_collector(Box::new(crate::metrics::pipeline::EngineCollector {
+        metrics.register_collector(Box::new(crate::engine::collector::EngineCollector {
             stats: stats.clone(),
             head: head_rx.clone(),
         }));
@@ -225,7 +239,7 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
                     .filter_map(p2p::peer_id_of)
                     .collect(),
                 scores: network.reporter(),
-                metrics: metrics.clone(),
+                metrics: node_metrics.reqresp.clone(),
             },
             tasks.shutdown.clone(),
         );
@@ -272,7 +286,7 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
     })
 }
 
-fn genesis(config: &NodeConfig) -> BlockRef {
+pub(super) fn genesis(config: &NodeConfig) -> BlockRef {
     BlockRef {
         number: config.chain.genesis.l2.number,
         hash: config.chain.genesis.l2.hash,
@@ -285,55 +299,6 @@ fn open_store(config: &NodeConfig) -> Result<Arc<Store>, NodeError> {
         config.retention,
         &config.chain,
     )?))
-}
-
-/// Attaches the engine (`--l2`); its head is where this node resumes: a fresh store starts
-/// there, and a store behind it jumps to it (the sync client fills the gap above).
-/// It waits for an engine that is not up yet and refuses one on another chain.
-async fn attach_engine(
-    config: &NodeConfig,
-    store: &Store,
-    engine_metrics: &EngineMetrics,
-) -> Result<Option<crate::engine::Attached>, NodeError> {
-    let Some(engine_config) = &config.engine else {
-        return Ok(None);
-    };
-    let attached = crate::engine::attach(engine_config, &config.chain, engine_metrics.clone())
-        .await
-        .map_err(|e| NodeError::Engine(e.to_string()))?;
-    if let Some(engine_head) = attached.head
-        && store.head()?.is_none_or(|h| h.number < engine_head.number)
-    {
-        let head = store.anchor_at(engine_head)?;
-        tracing::info!(
-            engine = engine_head.number,
-            head = head.number,
-            "store resumes from the engine's head"
-        );
-    }
-    Ok(Some(attached))
-}
-
-/// Where a sequencer resumes (the engine's head when it has one); a sequencer on the chain's
-/// clock too far behind it does not start.
-fn sequencer_tip(
-    config: &NodeConfig,
-    store: &Store,
-    initial_head: Option<BlockRef>,
-    engine: Option<&crate::engine::Attached>,
-) -> Result<crate::producer::pace::Tip, NodeError> {
-    let engine_head = engine.and_then(|a| a.head.map(|h| (h, a.head_timestamp)));
-    let tip = crate::producer::pace::Tip::resume(
-        store,
-        &config.chain,
-        initial_head.unwrap_or(genesis(config)),
-        engine_head,
-    );
-    if config.sequencer.as_ref().map(|s| s.schedule) == Some(crate::producer::Schedule::ChainTime) {
-        crate::producer::pace::check_start(&tip, &config.chain, crate::clock::unix_now())
-            .map_err(NodeError::Produce)?;
-    }
-    Ok(tip)
 }
 
 /// A fresh store starts at genesis so the sync client fetches the chain from there; a chain
@@ -409,20 +374,35 @@ struct HttpServers {
     rpc: Arc<crate::http::HttpStats>,
 }
 
-/// The one registry, with the HTTP servers' counters for the servers that run.
+/// The metrics every concern registered into the one registry.
+struct NodeMetrics {
+    registry: Arc<Metrics>,
+    network: p2p::NetworkMetrics,
+    reqresp: Arc<ReqRespMetrics>,
+}
+
+/// The one registry, each concern's metrics registered into it, and the HTTP servers' counters
+/// for the servers that run.
 fn build_metrics(
     config: &NodeConfig,
     books: &PeerBooks,
     serving_metrics: bool,
     http: &HttpServers,
-) -> Arc<Metrics> {
-    let metrics = Arc::new(Metrics::new(
-        &config.metrics,
-        MetricSources {
-            gate: books.gate_stats.clone(),
-            bans: books.bans.clone(),
-        },
-    ));
+) -> NodeMetrics {
+    let metrics = Arc::new(Metrics::new(&config.metrics));
+    let network = p2p::NetworkMetrics {
+        registry: metrics.clone(),
+        gossip: p2p::metrics::GossipMetrics::register(&metrics),
+        peers: PeerMetrics::register(
+            &metrics,
+            MetricSources {
+                gate: books.gate_stats.clone(),
+                bans: books.bans.clone(),
+            },
+            config.metrics.score_sample_interval,
+        ),
+    };
+    let reqresp = ReqRespMetrics::register(&metrics);
     let served: Vec<_> = [
         (serving_metrics, http.metrics.clone()),
         (config.rpc.is_some(), http.rpc.clone()),
@@ -433,7 +413,11 @@ fn build_metrics(
     if !served.is_empty() {
         metrics.register_collector(Box::new(crate::http::HttpCollector(served)));
     }
-    metrics
+    NodeMetrics {
+        registry: metrics,
+        network,
+        reqresp,
+    }
 }
 
 fn network_config(
@@ -442,7 +426,7 @@ fn network_config(
     books: &mut PeerBooks,
     app_scores: AppScores,
     store: &Arc<Store>,
-    metrics: &Arc<Metrics>,
+    metrics: &NodeMetrics,
 ) -> NetworkConfig {
     NetworkConfig {
         keypair: config.keypair.clone(),
@@ -467,7 +451,7 @@ fn network_config(
         scorebook: books.scorebook.clone(),
         limits: config.limits,
         store: Some(store.clone()),
-        metrics: metrics.clone(),
+        metrics: metrics.network.clone(),
         discovery: None,
     }
 }
@@ -511,7 +495,7 @@ fn serve_payloads(
     config: &NodeConfig,
     network: &NetworkHandle,
     store: &Arc<Store>,
-    metrics: &Arc<Metrics>,
+    metrics: &Arc<ReqRespMetrics>,
     shutdown: &CancellationToken,
 ) -> Result<Option<Arc<ServerStats>>, NodeError> {
     let Some(server_config) = config.reqresp_server else {
@@ -528,49 +512,4 @@ fn serve_payloads(
     )
     .map_err(|e| NodeError::Network(p2p::NetworkError::Setup(e)))?;
     Ok(Some(stats))
-}
-
-/// What the producer is built from besides the config.
-struct ProducerInputs<'a> {
-    validator: &'a Arc<BlockValidator>,
-    network: &'a NetworkHandle,
-    store_tx: &'a mpsc::Sender<StoreOp>,
-    events: &'a broadcast::Sender<NodeEvent>,
-    tip: crate::producer::pace::Tip,
-    engine: Option<crate::producer::engine::SequencerEngine>,
-}
-
-/// A sequencer's producer (`None` for a follower).
-fn start_producer(
-    config: &NodeConfig,
-    inputs: ProducerInputs<'_>,
-    tasks: &mut Tasks,
-) -> Result<Option<ProducerClient>, NodeError> {
-    let Some(sequencer) = config.sequencer.clone() else {
-        return Ok(None);
-    };
-    let (tx, rx) = mpsc::channel(PRODUCE_QUEUE);
-    tracing::info!(signer = %sequencer.signer.address(), schedule = ?sequencer.schedule, "sequencing");
-    let l1 = match config.l1.clone() {
-        Some(l1) => Some(crate::l1::OriginTracker::new(
-            crate::l1::SignerSource::new(l1).map_err(|e| NodeError::L1(e.to_string()))?,
-        )),
-        None => None,
-    };
-    let producer = Producer {
-        chain: config.chain.clone(),
-        config: sequencer,
-        validator: inputs.validator.clone(),
-        network: inputs.network.clone(),
-        store_tx: inputs.store_tx.clone(),
-        events: inputs.events.clone(),
-        requests: rx,
-        shutdown: tasks.shutdown.clone(),
-        tip: inputs.tip,
-        engine: inputs.engine,
-        unpublished: 0,
-        l1,
-    };
-    tasks.spawn(producer.run());
-    Ok(Some(ProducerClient(tx)))
 }

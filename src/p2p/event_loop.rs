@@ -31,6 +31,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, ping, tcp, yamux};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::NetworkMetrics;
 use super::gossip::{self, Gossipsub};
 use super::recent_messages::RecentMessages;
 use super::reqresp::inbound::{self, InboundStreams};
@@ -39,7 +40,6 @@ use super::{
     STATIC_REDIAL_INTERVAL, peer_id_of,
 };
 use crate::clock::unix_now;
-use crate::metrics::Metrics;
 use crate::validate::{BlockValidator, Verdict};
 
 /// Replies waiting for a dial to finish (`opp2p_connectPeer`).
@@ -93,7 +93,7 @@ pub struct EventLoop {
     /// Our identify agent version.
     agent_version: String,
     /// Gossip events, verdicts, peers and the peer score samples are recorded here.
-    metrics: Arc<Metrics>,
+    metrics: NetworkMetrics,
     /// Discovery's dial requests and our reports (`None`: `--p2p.no-discovery`).
     discovery: Option<crate::discovery::link::LoopLink>,
 }
@@ -168,7 +168,10 @@ impl EventLoop {
                         &chain,
                         &gossip_config,
                         scoring,
-                        metrics.for_gossipsub(),
+                        metrics
+                            .registry
+                            .for_gossipsub()
+                            .map(|r| (r, &*metrics.gossip)),
                         recent.clone(),
                     )?,
                     identify: identify::Behaviour::new(
@@ -213,7 +216,7 @@ impl EventLoop {
             decompress_budget: Arc::new(Semaphore::new(DECOMPRESS_BUDGET_KIB as usize)),
             judged: judged_tx,
             events: events.clone(),
-            metrics: config.metrics.clone(),
+            metrics: config.metrics.gossip.clone(),
         };
         Ok(Self {
             swarm,
@@ -259,7 +262,7 @@ impl EventLoop {
         monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut trim = tokio::time::interval(TRIM_INTERVAL);
         trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut snapshot = tokio::time::interval(self.metrics.score_sample_interval());
+        let mut snapshot = tokio::time::interval(self.metrics.peers.score_sample_interval());
         snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut slot = tokio::time::interval(self.slot);
         slot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -322,7 +325,7 @@ impl EventLoop {
                         .behaviour_mut()
                         .gossipsub
                         .publish(topic, data)
-                        .map(|_| self.metrics.published())
+                        .map(|_| self.metrics.gossip.published())
                         .map_err(|e| NetworkError::Publish(e.to_string())),
                     None => Err(NetworkError::Publish(format!("no topic for {version}"))),
                 };
@@ -389,7 +392,7 @@ impl EventLoop {
                 if num_established.get() == 1 {
                     self.discovery_on_connected(peer_id);
                     let peers = self.swarm.network_info().num_peers();
-                    self.metrics.peer_connected(peers);
+                    self.metrics.gossip.peer_connected(peers);
                     self.emit(NetworkEvent::PeerConnected(peer_id));
                 }
             }
@@ -409,7 +412,7 @@ impl EventLoop {
                 if num_established == 0 {
                     self.discovery_on_closed();
                     let peers = self.swarm.network_info().num_peers();
-                    self.metrics.peer_disconnected(peers);
+                    self.metrics.gossip.peer_disconnected(peers);
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
                 }
             }
@@ -448,7 +451,10 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer {
                 failed_messages: f,
                 ..
-            })) => self.metrics.dropped_messages(f.priority + f.non_priority),
+            })) => self
+                .metrics
+                .gossip
+                .dropped_messages(f.priority + f.non_priority),
             _ => {}
         }
     }
@@ -467,6 +473,7 @@ impl EventLoop {
         else {
             // The subscription filter keeps other topics out; reject anything that slips through.
             self.metrics
+                .gossip
                 .validated(Verdict::Reject, Some("unknown_topic"));
             self.swarm
                 .behaviour_mut()
@@ -481,6 +488,7 @@ impl EventLoop {
         {
             tracing::trace!(%source, "gossip delivery lost (simulated)");
             self.metrics
+                .gossip
                 .validated(Verdict::Ignore, Some("simulated_loss"));
             self.swarm
                 .behaviour_mut()
@@ -510,7 +518,7 @@ impl EventLoop {
     /// IGNOREs a message that found no place to wait for validation (its forwarder's share or
     /// the queue is full), counting it.
     fn ignore_unqueued(&mut self, message_id: &MessageId, source: PeerId) {
-        self.metrics.validation_queue_full();
+        self.metrics.gossip.validation_queue_full();
         self.swarm
             .behaviour_mut()
             .gossipsub

@@ -11,12 +11,12 @@ use libp2p::gossipsub::{
     WhitelistSubscriptionFilter,
 };
 
+use super::metrics::{GossipEvent, GossipMetrics};
+use super::peer_manager::metrics::PEER_SCORE_BUCKETS;
 use super::recent_messages::RecentMessages;
 use super::scoring::{self, ScoringLevel};
 use crate::chain::ChainSpec;
-use crate::metrics::{
-    GOSSIPSUB_MAX_TOPICS, GOSSIPSUB_PREFIX, GossipEvent, Metrics, PEER_SCORE_BUCKETS,
-};
+use crate::metrics::{GOSSIPSUB_MAX_TOPICS, GOSSIPSUB_PREFIX, Metrics};
 use crate::wire::MAX_GOSSIP_SIZE_BYTES;
 
 /// op-node `DefaultMeshD`: mesh target size.
@@ -88,13 +88,14 @@ pub type Gossipsub =
 /// itself), op-node's message id (computed once per message through `recent`, which keeps the
 /// decompressed body for the validator), validation by the application, PX off, a 10 MiB cap, and
 /// op-node's peer scoring at `scoring`. Its own metrics (mesh, GRAFT/PRUNE reasons, queues, by
-/// topic) go into `metrics`' registry, and each topic joined counts as a JOIN event (`None`: no
-/// metrics, for the devnet's adversary).
+/// topic) go into `metrics`' registry, and each topic joined counts as a JOIN event in its gossip
+/// metrics (`None`: no metrics, for the devnet's adversary and a node whose metrics are not
+/// served).
 pub fn build(
     chain: &ChainSpec,
     config: &GossipConfig,
     scoring: ScoringLevel,
-    metrics: Option<&Metrics>,
+    metrics: Option<(&Metrics, &GossipMetrics)>,
     recent: Arc<RecentMessages>,
 ) -> Result<Gossipsub, String> {
     let gossip_config = ConfigBuilder::default()
@@ -133,7 +134,7 @@ pub fn build(
         score_buckets: PEER_SCORE_BUCKETS.to_vec(),
     };
     let mut behaviour = match metrics {
-        Some(metrics) => metrics.register_under(GOSSIPSUB_PREFIX, |registry| {
+        Some((metrics, _)) => metrics.register_under(GOSSIPSUB_PREFIX, |registry| {
             behaviour.with_metrics(registry, metrics_config)
         }),
         None => behaviour,
@@ -150,8 +151,8 @@ pub fn build(
         behaviour
             .subscribe(&topic)
             .map_err(|e| format!("subscribe {topic}: {e:?}"))?;
-        if let Some(metrics) = metrics {
-            metrics.gossip_event(GossipEvent::Join);
+        if let Some((_, gossip)) = metrics {
+            gossip.gossip_event(GossipEvent::Join);
         }
     }
     Ok(behaviour)

@@ -22,6 +22,7 @@ pub mod conn_caps;
 mod event_loop;
 pub mod gossip;
 pub mod keys;
+pub mod metrics;
 pub mod peer_manager;
 pub mod peers;
 pub mod recent_messages;
@@ -111,7 +112,7 @@ pub struct NetworkConfig {
     /// Connection limits.
     pub limits: ConnectionLimits,
     /// Where the network records its metrics.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: NetworkMetrics,
     /// Where ban and list changes are written (none: in memory only).
     pub store: Option<Arc<crate::store::Store>>,
     /// The event loop's end of the link to discovery (`None`: `--p2p.no-discovery`).
@@ -124,6 +125,18 @@ pub struct NetworkConfig {
 pub trait DeliveryFilter: Send + Sync {
     /// Whether the delivery of the message with this id is lost.
     fn loses(&self, message_id: &[u8]) -> bool;
+}
+
+/// The network's metrics: the registry (gossipsub registers its own there) and the gossip and
+/// peers concerns' metrics.
+#[derive(Debug, Clone)]
+pub struct NetworkMetrics {
+    /// The node's registry.
+    pub registry: Arc<crate::metrics::Metrics>,
+    /// Gossip events, verdicts, the validation queue.
+    pub gossip: Arc<metrics::GossipMetrics>,
+    /// Peer score samples and penalties.
+    pub peers: Arc<peer_manager::metrics::PeerMetrics>,
 }
 
 /// op-node `--p2p.peers.lo`: the connection manager trims down to this many peers.

@@ -19,12 +19,12 @@ use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::metrics::GossipMetrics;
 use super::peers::equivocation::GossipJudgement;
 use super::recent_messages::RecentMessages;
 use super::validation_shares::ValidationShares;
 use super::{INLINE_VALIDATION_MAX_BYTES, NetworkEvent, VALIDATION_TIMEOUT};
 use crate::clock::unix_now;
-use crate::metrics::Metrics;
 use crate::validate::{BlockValidator, ValidBlock, ValidationError, Verdict};
 use crate::wire::snappy::declared_len;
 use crate::wire::{BlockVersion, MAX_GOSSIP_SIZE_BYTES};
@@ -103,7 +103,7 @@ pub(crate) struct Scheduler {
     pub running: Arc<Semaphore>,
     pub judged: mpsc::Sender<Judged>,
     pub events: mpsc::Sender<NetworkEvent>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<GossipMetrics>,
 }
 
 impl Scheduler {

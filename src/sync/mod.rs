@@ -30,11 +30,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain::ChainSpec;
 use crate::clock::unix_millis;
-use crate::metrics::{Metrics, ReqRole};
 use crate::p2p::NetworkHandle;
 use crate::p2p::peer_manager::PeerReporter;
 use crate::p2p::reqresp::client::{RequestError, RequestTimeouts, request_payload};
 use crate::p2p::reqresp::limits::{PeerLimiters, Rate, take_tokens};
+use crate::p2p::reqresp::metrics::{ReqRespMetrics, ReqRole};
 use crate::store::writer::{BlockSource, StoreOp, StoreRequest};
 use crate::store::{Store, StoredBlock};
 use plan::{PlanConfig, SyncAction, SyncPlan};
@@ -179,7 +179,7 @@ struct Shared {
     store_tx: mpsc::Sender<StoreOp>,
     scores: PeerReporter,
     stats: Arc<SyncStats>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<ReqRespMetrics>,
 }
 
 impl Shared {
@@ -243,7 +243,7 @@ pub struct SyncContext {
     /// Where outcomes are reported to the peer manager.
     pub scores: PeerReporter,
     /// Where requests, their results and rate-limit waits are counted.
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<ReqRespMetrics>,
 }
 
 /// Starts the sync client; it stops with `shutdown`.

@@ -92,7 +92,7 @@ impl EventLoop {
         let connected = self.swarm.is_connected(&peer);
         let (charged, actions) = self.manager_mut().on_gossip(peer, judgement, connected);
         if let Some(outcome) = charged {
-            self.metrics.penalised(outcome);
+            self.metrics.peers.penalised(outcome);
         }
         self.apply(actions);
     }
@@ -229,7 +229,7 @@ impl EventLoop {
         self.push_app_scores();
         let scores = self.scores_to_record();
         let gossipsub = &self.swarm.behaviour().gossipsub;
-        self.metrics.observe_peer_scores(
+        self.metrics.peers.observe_peer_scores(
             scores
                 .iter()
                 .filter(|(peer, _)| gossipsub.peer_score(peer).is_some())

@@ -28,6 +28,7 @@
 
 pub mod actions;
 pub mod gate;
+pub mod metrics;
 pub mod reporter;
 #[cfg(test)]
 mod tests;

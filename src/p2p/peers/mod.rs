@@ -11,5 +11,6 @@ pub mod book;
 pub mod breakdown;
 pub mod equivocation;
 pub mod lists;
+pub mod score_labels;
 pub mod scorebook;
 pub mod subnet;

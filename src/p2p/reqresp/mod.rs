@@ -9,6 +9,7 @@
 pub mod client;
 pub mod inbound;
 pub mod limits;
+pub mod metrics;
 pub mod server;
 
 use std::time::Duration;

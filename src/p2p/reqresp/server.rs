@@ -29,10 +29,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::inbound::{InboundStream, InboundStreams};
 use super::limits::{IpLimiters, PeerLimiters, PeerSlots, Rate, Tokens, acquire};
+use super::metrics::{RateLimitRefusal, ReqRespMetrics, ReqRole};
 use super::{MAX_THROTTLE_DELAY, REQUEST_TIMEOUT, RESPONSE_TIMEOUT, protocols};
 use crate::chain::ChainSpec;
 use crate::log_limit::LogEvery;
-use crate::metrics::{Metrics, RateLimitRefusal, ReqRole};
 use crate::p2p::peer_manager::PeerReporter;
 use crate::p2p::peers::app_score::PeerOutcome;
 use crate::store::Store;
@@ -175,7 +175,7 @@ struct Shared {
     stats: Arc<ServerStats>,
     /// Requests refused for rate count against the requester's application score.
     scores: PeerReporter,
-    metrics: Arc<Metrics>,
+    metrics: Arc<ReqRespMetrics>,
 }
 
 /// Starts serving on both protocol ids; returns the counters. Stops with `shutdown`.
@@ -185,7 +185,7 @@ pub fn spawn(
     store: Arc<Store>,
     config: ServerConfig,
     scores: PeerReporter,
-    metrics: Arc<Metrics>,
+    metrics: Arc<ReqRespMetrics>,
     shutdown: CancellationToken,
 ) -> Result<Arc<ServerStats>, String> {
     let stats = Arc::new(ServerStats::default());
