@@ -7,6 +7,7 @@ pub mod check_message;
 pub mod control;
 pub mod datadir;
 pub mod devnet;
+pub mod flags;
 pub mod node;
 
 use alloy_primitives::Address;

@@ -107,4 +107,3 @@ pub(super) fn start_producer(
     tasks.spawn(producer.run());
     Ok(Some(ProducerClient(tx)))
 }
-
