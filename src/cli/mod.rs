@@ -9,6 +9,7 @@ pub mod control;
 pub mod datadir;
 pub mod devnet;
 pub mod discovery;
+pub mod flags;
 pub mod node;
 
 use alloy_primitives::Address;

@@ -15,18 +15,13 @@ use libp2p::Multiaddr;
 
 use clap::builder::TypedValueParser;
 
-use super::{ChainArgs, CliError, parse_duration_secs, parse_size};
+use super::{ChainArgs, CliError, parse_size};
 use crate::node::{NodeConfig, start};
-use crate::p2p::GossipConfig;
-use crate::p2p::gossip::{
-    DEFAULT_MESH_D, DEFAULT_MESH_D_HI, DEFAULT_MESH_D_LAZY, DEFAULT_MESH_D_LO,
-};
 use crate::p2p::keys::{keypair_from_hex, load_or_create};
-use crate::p2p::reqresp::limits::Rate;
-use crate::p2p::reqresp::server::ServerConfig;
+use crate::p2p::scoring::ScoringLevel;
+use crate::p2p::{BanConfig, ConnectionLimits, GossipConfig};
 use crate::producer::{Schedule, SequencerConfig};
 use crate::store::DEFAULT_RETENTION_BLOCKS;
-use crate::sync::SyncConfig;
 use crate::validate::ValidatorConfig;
 use crate::wire::signature::BlockSigner;
 
@@ -102,159 +97,29 @@ pub struct NodeArgs {
     #[arg(long = "sequencer.on-request", hide = true)]
     pub on_request: bool,
 
-    /// How old a gossip block may be.
-    #[arg(long = "p2p.gossip.timestamp.threshold", default_value = "60s", value_parser = parse_duration_secs)]
-    pub timestamp_threshold_secs: u64,
+    /// Gossip mesh and validation window.
+    #[command(flatten)]
+    pub gossip: super::flags::gossip::GossipArgs,
 
-    /// Gossip mesh target degree.
-    #[arg(long = "p2p.gossip.mesh.d", default_value_t = DEFAULT_MESH_D, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from), hide = true)]
-    pub mesh_d: usize,
-    /// Gossip mesh low watermark.
-    #[arg(long = "p2p.gossip.mesh.lo", default_value_t = DEFAULT_MESH_D_LO, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from), hide = true)]
-    pub mesh_lo: usize,
-    /// Gossip mesh high watermark.
-    #[arg(long = "p2p.gossip.mesh.dhi", default_value_t = DEFAULT_MESH_D_HI, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from), hide = true)]
-    pub mesh_dhi: usize,
-    /// Gossip lazy degree.
-    #[arg(long = "p2p.gossip.mesh.dlazy", default_value_t = DEFAULT_MESH_D_LAZY, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from), hide = true)]
-    pub mesh_dlazy: usize,
-    /// Publish to all topic peers, not only the mesh.
-    #[arg(long = "p2p.gossip.mesh.floodpublish", hide = true)]
-    pub flood_publish: bool,
+    /// Gap filling and serving (payload_by_number).
+    #[command(flatten)]
+    pub sync: super::flags::sync::SyncArgs,
 
-    /// Serve payload_by_number requests from the store.
-    #[arg(long = "p2p.sync.req-resp", default_value_t = true, action = clap::ArgAction::Set, env = "OP_NODE_P2P_SYNC_REQ_RESP")]
-    pub serve_req_resp: bool,
+    /// L1 and the execution engine.
+    #[command(flatten)]
+    pub engine: super::flags::engine::EngineArgs,
 
-    /// Fill gaps (restart, late join, lost gossip) by fetching blocks from peers with
-    /// payload_by_number. op-node's default is false; ours is true.
-    #[arg(long = "syncmode.req-resp", default_value_t = true, action = clap::ArgAction::Set, env = "OP_NODE_SYNCMODE_REQ_RESP")]
-    pub sync_req_resp: bool,
+    /// Peer scoring, bans and the connection manager.
+    #[command(flatten)]
+    pub peers: super::flags::peers::PeersArgs,
 
-    /// Send payload_by_number requests only to static peers.
-    #[arg(long = "p2p.sync.onlyreqtostatic", default_value_t = false, action = clap::ArgAction::Set, env = "OP_NODE_P2P_SYNC_ONLYREQTOSTATIC")]
-    pub only_req_to_static: bool,
+    /// The admin JSON-RPC.
+    #[command(flatten)]
+    pub rpc: super::flags::rpc::RpcArgs,
 
-    /// Longest gap filled with payload_by_number; beyond it the head jumps to the newer block.
-    #[arg(long = "syncmode.req-resp.max-gap", value_name = "BLOCKS", default_value_t = crate::sync::DEFAULT_MAX_GAP_BLOCKS)]
-    pub sync_max_gap: u64,
-
-    /// L1 RPC: the unsafe block signer is read from the chain's SystemConfig (and reloaded).
-    #[arg(long = "l1", env = "OP_NODE_L1_ETH_RPC")]
-    pub l1: Option<String>,
-
-    /// How often the signer is read again from L1 (e.g. 10m).
-    #[arg(long = "l1.runtime-config-reload-interval", default_value = "10m", value_parser = super::parse_duration, env = "OP_NODE_L1_RUNTIME_CONFIG_RELOAD_INTERVAL")]
-    pub l1_reload: std::time::Duration,
-
-    /// The execution engine's authenticated RPC (http://host:8551): accepted blocks are
-    /// inserted into it in order. Needs --l2.jwt-secret.
-    #[arg(long = "l2", env = "OP_NODE_L2_ENGINE_RPC", requires = "l2_jwt_secret")]
-    pub l2: Option<String>,
-
-    /// File with the engine's JWT secret (32 bytes hex, op-node's format).
-    #[arg(
-        long = "l2.jwt-secret",
-        env = "OP_NODE_L2_ENGINE_AUTH",
-        requires = "l2"
-    )]
-    pub l2_jwt_secret: Option<PathBuf>,
-
-    /// payload_by_number requests per second, all peers together (server and client).
-    #[arg(long = "p2p.sync.global-rate", value_name = "PER_SEC", default_value_t = crate::p2p::reqresp::server::GLOBAL_RATE.per_second, value_parser = clap::value_parser!(u32).range(1..))]
-    pub sync_global_rate: u32,
-
-    /// Burst of the global payload_by_number limit.
-    #[arg(long = "p2p.sync.global-burst", value_name = "N", default_value_t = crate::p2p::reqresp::server::GLOBAL_RATE.burst, value_parser = clap::value_parser!(u32).range(1..))]
-    pub sync_global_burst: u32,
-
-    /// payload_by_number requests per second per peer (server and client).
-    #[arg(long = "p2p.sync.peer-rate", value_name = "PER_SEC", default_value_t = crate::p2p::reqresp::server::PEER_RATE.per_second, value_parser = clap::value_parser!(u32).range(1..))]
-    pub sync_peer_rate: u32,
-
-    /// Burst of the per-peer payload_by_number limit.
-    #[arg(long = "p2p.sync.peer-burst", value_name = "N", default_value_t = crate::p2p::reqresp::server::PEER_RATE.burst, value_parser = clap::value_parser!(u32).range(1..))]
-    pub sync_peer_burst: u32,
-
-    /// Gossipsub peer scoring: light (op-node's parameters) or none.
-    #[arg(
-        long = "p2p.scoring",
-        value_name = "LEVEL",
-        default_value = "light",
-        env = "OP_NODE_P2P_SCORING"
-    )]
-    pub scoring: crate::p2p::scoring::ScoringLevel,
-
-    /// Ban peers whose score falls below --p2p.ban.threshold (static peers are exempt).
-    #[arg(long = "p2p.ban.peers", default_value_t = true, action = clap::ArgAction::Set, env = "OP_NODE_P2P_PEER_BANNING")]
-    pub ban_peers: bool,
-
-    /// Score below which a peer is banned.
-    #[arg(long = "p2p.ban.threshold", default_value_t = crate::p2p::DEFAULT_BAN_THRESHOLD, allow_negative_numbers = true, env = "OP_NODE_P2P_PEER_BANNING_THRESHOLD")]
-    pub ban_threshold: f64,
-
-    /// How long a ban lasts (e.g. 1h, 30m).
-    #[arg(long = "p2p.ban.duration", default_value = "1h", value_parser = super::parse_duration, env = "OP_NODE_P2P_PEER_BANNING_DURATION")]
-    pub ban_duration: std::time::Duration,
-
-    /// Address of the admin JSON-RPC (opp2p_*).
-    #[arg(
-        long = "rpc.addr",
-        default_value = "127.0.0.1",
-        env = "OP_NODE_RPC_ADDR"
-    )]
-    pub rpc_addr: std::net::IpAddr,
-
-    /// Port of the admin JSON-RPC (0 = any free port; the bound address is logged).
-    #[arg(long = "rpc.port", default_value_t = crate::rpc::DEFAULT_RPC_PORT, env = "OP_NODE_RPC_PORT")]
-    pub rpc_port: u16,
-
-    /// Do not serve the admin JSON-RPC.
-    #[arg(long = "rpc.disable", default_value_t = false)]
-    pub rpc_disable: bool,
-
-    /// Also serve the methods that store or sign blocks and ban peers (admin_postUnsafePayload,
-    /// opgossip_publishPayload, opgossip_{ban,unban}{Peer,Addr}); off: "method not found".
-    #[arg(long = "rpc.enable-admin", env = "OP_NODE_RPC_ENABLE_ADMIN", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub rpc_enable_admin: bool,
-
-    /// Host names the admin RPC answers (comma-separated; `localhost` = localhost, 127.0.0.1 and
-    /// `[::1]`; `*` = any); a request with another Host header gets 403.
-    #[arg(
-        long = "rpc.vhosts",
-        value_name = "HOSTS",
-        value_delimiter = ',',
-        default_value = crate::rpc::DEFAULT_VHOSTS,
-        env = "OP_GOSSIP_RPC_VHOSTS"
-    )]
-    pub rpc_vhosts: Vec<String>,
-
-    /// Low water mark: the connection manager trims down to this many peers.
-    #[arg(long = "p2p.peers.lo", default_value_t = crate::p2p::DEFAULT_PEERS_LO, env = "OP_NODE_P2P_PEERS_LO")]
-    pub peers_lo: usize,
-
-    /// High water mark: above this many peers, the lowest-scored unprotected ones are closed.
-    #[arg(long = "p2p.peers.hi", default_value_t = crate::p2p::DEFAULT_PEERS_HI, env = "OP_NODE_P2P_PEERS_HI")]
-    pub peers_hi: usize,
-
-    /// A new connection is not trimmed for this long (e.g. 30s).
-    #[arg(long = "p2p.peers.grace", default_value = "30s", value_parser = super::parse_duration, env = "OP_NODE_P2P_PEERS_GRACE")]
-    pub peers_grace: std::time::Duration,
-    /// Serve Prometheus metrics at http://<metrics.addr>:<metrics.port>/metrics.
-    #[arg(long = "metrics.enabled", env = "OP_NODE_METRICS_ENABLED", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub metrics_enabled: bool,
-
-    /// Address of the metrics endpoint (op-node's default: every interface).
-    #[arg(
-        long = "metrics.addr",
-        default_value = "0.0.0.0",
-        env = "OP_NODE_METRICS_ADDR"
-    )]
-    pub metrics_addr: IpAddr,
-
-    /// Port of the metrics endpoint (0 = any free port; the bound address is logged).
-    #[arg(long = "metrics.port", default_value_t = crate::metrics::DEFAULT_METRICS_PORT, env = "OP_NODE_METRICS_PORT")]
-    pub metrics_port: u16,
+    /// The Prometheus endpoint.
+    #[command(flatten)]
+    pub metrics: super::flags::metrics::MetricsArgs,
 
     /// Lose this fraction of gossip deliveries on purpose (0..1), to exercise gap filling
     /// (`op-gossip devnet --drop` sets it on followers). Never set it on a real node.
@@ -306,11 +171,10 @@ impl NodeArgs {
             (None, None) => load_or_create(&data_dir.join("opnode_p2p_priv.txt")),
         }
         .map_err(|e| CliError::Usage(e.to_string()))?;
-        if self.mesh_lo > self.mesh_d || self.mesh_d > self.mesh_dhi {
-            return Err(CliError::Usage(
-                "gossip mesh parameters need lo ≤ d ≤ dhi".into(),
-            ));
-        }
+        let (gossip, validator) = <(GossipConfig, ValidatorConfig)>::try_from(&self.gossip)?;
+        let (scoring, ban, limits) =
+            <(ScoringLevel, BanConfig, ConnectionLimits)>::try_from(&self.peers)?;
+        let rpc = Option::<crate::rpc::RpcConfig>::try_from(&self.rpc)?;
         check_block_size(self.block_size)?;
         let sequencer = match &self.sequencer_key {
             None => None,
@@ -338,36 +202,8 @@ impl NodeArgs {
                 )));
             }
         }
-        let global = Rate {
-            per_second: self.sync_global_rate,
-            burst: self.sync_global_burst,
-        };
-        let per_peer = Rate {
-            per_second: self.sync_peer_rate,
-            burst: self.sync_peer_burst,
-        };
-        if self.peers_lo > self.peers_hi {
-            return Err(CliError::Usage(format!(
-                "--p2p.peers.lo ({}) must not exceed --p2p.peers.hi ({})",
-                self.peers_lo, self.peers_hi
-            )));
-        }
-        let l1 = match &self.l1 {
-            Some(url) => Some(crate::l1::L1Config {
-                url: url.clone(),
-                system_config: chain.l1_system_config_address.ok_or_else(|| {
-                    CliError::Usage(format!(
-                        "--l1 needs the chain's l1_system_config_address (chain {})",
-                        chain.name
-                    ))
-                })?,
-                reload_interval: self.l1_reload,
-                start_retry: crate::l1::START_RETRY,
-            }),
-            None => None,
-        };
-        crate::rpc::host_filter(&self.rpc_vhosts).map_err(|e| CliError::Usage(e.to_string()))?;
-        let block_time = chain.block_time;
+        let l1 = self.engine.l1_config(&chain)?;
+        let (reqresp_server, sync) = self.sync.configs(chain.block_time, self.retention);
         let discovery = self
             .discovery
             .to_config(&chain, &data_dir, self.listen_ip)?;
@@ -379,67 +215,20 @@ impl NodeArgs {
             listen_ip: self.listen_ip,
             listen_port: self.listen_tcp,
             static_peers: self.static_peers.clone(),
-            gossip: GossipConfig {
-                mesh_d: self.mesh_d,
-                mesh_d_lo: self.mesh_lo,
-                mesh_d_hi: self.mesh_dhi,
-                mesh_d_lazy: self.mesh_dlazy,
-                flood_publish: self.flood_publish,
-                ..GossipConfig::default()
-            },
-            validator: ValidatorConfig {
-                past_window_secs: self.timestamp_threshold_secs,
-                ..ValidatorConfig::default()
-            },
+            gossip,
+            validator,
             retention: self.retention,
             sequencer,
-            reqresp_server: self.serve_req_resp.then(|| ServerConfig {
-                global,
-                per_peer,
-                ..ServerConfig::default()
-            }),
-            sync: self.sync_req_resp.then(|| SyncConfig {
-                global,
-                per_peer,
-                only_static: self.only_req_to_static,
-                max_gap: self.sync_max_gap.clamp(1, self.retention.max(1)),
-                ..SyncConfig::for_block_time(block_time)
-            }),
+            reqresp_server,
+            sync,
             lose_gossip_fraction: self.lose_gossip,
-            scoring: self.scoring,
-            ban: crate::p2p::BanConfig {
-                enabled: self.ban_peers,
-                threshold: self.ban_threshold,
-                duration: self.ban_duration,
-            },
-            rpc: (!self.rpc_disable).then_some(crate::rpc::RpcConfig {
-                addr: self.rpc_addr,
-                port: self.rpc_port,
-                enable_admin: self.rpc_enable_admin,
-                vhosts: self.rpc_vhosts.clone(),
-                http: crate::rpc::RPC_HTTP_LIMITS,
-            }),
+            scoring,
+            ban,
+            rpc,
             l1,
-            engine: match (&self.l2, &self.l2_jwt_secret) {
-                (Some(url), Some(path)) => Some(crate::engine::EngineConfig {
-                    url: url.clone(),
-                    jwt_secret: crate::engine::read_jwt_secret(path).map_err(CliError::Usage)?,
-                    timeout: crate::engine::client::CALL_TIMEOUT,
-                    retry: crate::engine::retry::RetryConfig::default(),
-                }),
-                _ => None,
-            },
-            limits: crate::p2p::ConnectionLimits {
-                lo: self.peers_lo,
-                hi: self.peers_hi,
-                grace: self.peers_grace,
-            },
-            metrics: crate::metrics::MetricsConfig {
-                listen: self
-                    .metrics_enabled
-                    .then(|| std::net::SocketAddr::new(self.metrics_addr, self.metrics_port)),
-                ..crate::metrics::MetricsConfig::default()
-            },
+            engine: self.engine.engine_config()?,
+            limits,
+            metrics: crate::metrics::MetricsConfig::from(&self.metrics),
         })
     }
 }
