@@ -121,10 +121,10 @@ pub enum NodeError {
     Produce(String),
     /// The L1 RPC could not be set up (a bad URL).
     #[error("l1: {0}")]
-    L1(String),
-    /// The execution engine could not be set up (a bad URL).
+    L1(#[from] crate::l1::L1Error),
+    /// The execution engine could not be used (unreachable URL, another chain).
     #[error("engine: {0}")]
-    Engine(String),
+    Engine(#[from] crate::engine::startup::StartupError),
     /// Discovery could not start.
     #[error(transparent)]
     Discovery(#[from] crate::discovery::DiscoveryError),

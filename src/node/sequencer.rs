@@ -27,7 +27,7 @@ pub(super) async fn attach_engine(
     };
     let attached = crate::engine::attach(engine_config, &config.chain, engine_metrics.clone())
         .await
-        .map_err(|e| NodeError::Engine(e.to_string()))?;
+        .map_err(NodeError::Engine)?;
     if let Some(engine_head) = attached.head
         && store.head()?.is_none_or(|h| h.number < engine_head.number)
     {
@@ -85,9 +85,9 @@ pub(super) fn start_producer(
     let (tx, rx) = mpsc::channel(PRODUCE_QUEUE);
     tracing::info!(signer = %sequencer.signer.address(), schedule = ?sequencer.schedule, "sequencing");
     let l1 = match config.l1.clone() {
-        Some(l1) => Some(crate::l1::OriginTracker::new(
-            crate::l1::SignerSource::new(l1).map_err(|e| NodeError::L1(e.to_string()))?,
-        )),
+        Some(l1) => Some(crate::l1::OriginTracker::new(crate::l1::SignerSource::new(
+            l1,
+        )?)),
         None => None,
     };
     let producer = Producer {

@@ -335,7 +335,7 @@ async fn start_l1(
     shutdown: &CancellationToken,
 ) -> Result<(), NodeError> {
     if let Some(l1) = config.l1.clone() {
-        let source = crate::l1::SignerSource::new(l1).map_err(|e| NodeError::L1(e.to_string()))?;
+        let source = crate::l1::SignerSource::new(l1)?;
         if let Err(e) = source.start(validator.clone(), shutdown.clone()).await {
             tracing::error!(error = %e, "starting without the L1 signer");
         }
