@@ -20,8 +20,8 @@
 
 use std::time::Duration;
 
+use super::control_event::{ControlEvent, DiscoveryExit, ExitHead};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -85,8 +85,8 @@ pub fn serve(node: &RunningNode) -> oneshot::Receiver<()> {
     let rpc = node.rpc_addr().map(|a| a.to_string());
     tokio::spawn(async move {
         if let Ok(addr) = dial_address(&network).await {
-            let line = json!({"event": "listening", "addr": addr, "head": head, "rpc": rpc});
-            let _ = out_tx.send(line.to_string()).await;
+            let line = ControlEvent::Listening { addr, head, rpc }.line();
+            let _ = out_tx.send(line).await;
         }
         read_commands(network, producer, out_tx).await;
         let _ = stop_tx.send(());
@@ -106,15 +106,21 @@ pub async fn report_exit(
     discovery: Option<&crate::discovery::metrics::DiscoveryStats>,
 ) {
     if enabled {
-        let discovery =
-            discovery.map(|d| json!({"discovered": d.discovered(), "table": d.table()}));
-        let sync = sync.map(SyncStats::snapshot);
-        let server = server.map(ServerStats::snapshot);
-        let engine = engine.map(crate::engine::driver::EngineStats::snapshot);
-        let head = head.map(|h| json!({"number": h.number, "hash": h.hash}));
-        let line = json!({"event": "exit", "head": head, "peak_rss_kib": peak_rss_kib(),
-            "sync": sync, "server": server, "engine": engine, "discovery": discovery})
-        .to_string();
+        let line = ControlEvent::Exit {
+            head: head.map(|h| ExitHead {
+                number: h.number,
+                hash: h.hash,
+            }),
+            peak_rss_kib: peak_rss_kib(),
+            sync: sync.map(SyncStats::snapshot),
+            server: server.map(ServerStats::snapshot),
+            engine: engine.map(crate::engine::driver::EngineStats::snapshot),
+            discovery: discovery.map(|d| DiscoveryExit {
+                discovered: d.discovered(),
+                table: d.table(),
+            }),
+        }
+        .line();
         let mut out = tokio::io::stdout();
         let _ = out.write_all(format!("{line}\n").as_bytes()).await;
         let _ = out.flush().await;
@@ -154,7 +160,12 @@ async fn read_commands(
     while let Ok(Some(line)) = lines.next_line().await {
         if line.len() > MAX_COMMAND_BYTES {
             let _ = out
-                .send(json!({"event": "error", "message": "command line too long"}).to_string())
+                .send(
+                    ControlEvent::Error {
+                        message: "command line too long".into(),
+                    }
+                    .line(),
+                )
                 .await;
             continue;
         }
@@ -165,9 +176,7 @@ async fn read_commands(
                     Err(e) => Err(format!("bad multiaddr: {e}")),
                 };
                 if let Err(message) = result {
-                    let _ = out
-                        .send(json!({"event": "error", "message": message}).to_string())
-                        .await;
+                    let _ = out.send(ControlEvent::Error { message }.line()).await;
                 }
             }
             Ok(ControlCommand::Produce {
@@ -185,9 +194,12 @@ async fn read_commands(
                             .map_err(|e| e.to_string()),
                         None => Err("this node has no sequencer key".to_owned()),
                     };
-                    let line =
-                        json!({"event": "produced", "ok": result.is_ok(), "error": result.err()});
-                    let _ = out.send(line.to_string()).await;
+                    let line = ControlEvent::Produced {
+                        ok: result.is_ok(),
+                        error: result.err(),
+                    }
+                    .line();
+                    let _ = out.send(line).await;
                 });
             }
             Ok(ControlCommand::Topology) => {
@@ -199,15 +211,17 @@ async fn read_commands(
                 };
                 let peers = ids(network.connected_peers().await);
                 let mesh = ids(network.mesh_peers().await);
-                let line = json!({"event": "topology", "peers": peers, "mesh": mesh});
-                let _ = out.send(line.to_string()).await;
+                let line = ControlEvent::Topology { peers, mesh }.line();
+                let _ = out.send(line).await;
             }
             Ok(ControlCommand::Shutdown) => return,
             Err(e) => {
                 let _ = out
                     .send(
-                        json!({"event": "error", "message": format!("bad command: {e}")})
-                            .to_string(),
+                        ControlEvent::Error {
+                            message: format!("bad command: {e}"),
+                        }
+                        .line(),
                     )
                     .await;
             }
@@ -222,46 +236,58 @@ async fn forward_events(
 ) {
     loop {
         let line = match events.recv().await {
-            Ok(NodeEvent::Accepted { id, from, at }) => {
-                json!({"event": "accepted", "number": id.number, "hash": id.hash, "from": from.to_string(), "at_ms": unix_millis(at)})
-            }
-            Ok(NodeEvent::Published { id, at }) => {
-                json!({"event": "published", "number": id.number, "hash": id.hash, "at_ms": unix_millis(at)})
-            }
-            Ok(NodeEvent::HeadChanged(h)) => {
-                json!({"event": "head", "number": h.number, "hash": h.hash, "at_ms": unix_millis(SystemTime::now())})
-            }
+            Ok(NodeEvent::Accepted { id, from, at }) => ControlEvent::Accepted {
+                number: id.number,
+                hash: id.hash,
+                from: from.to_string(),
+                at_ms: unix_millis(at),
+            },
+            Ok(NodeEvent::Published { id, at }) => ControlEvent::Published {
+                number: id.number,
+                hash: id.hash,
+                at_ms: unix_millis(at),
+            },
+            Ok(NodeEvent::HeadChanged(h)) => ControlEvent::Head {
+                number: h.number,
+                hash: h.hash,
+                at_ms: unix_millis(SystemTime::now()),
+            },
             Ok(NodeEvent::Stored {
                 id,
                 source: BlockSource::ReqResp(_),
-            }) => {
-                json!({"event": "fetched", "number": id.number, "at_ms": unix_millis(SystemTime::now())})
-            }
+            }) => ControlEvent::Fetched {
+                number: id.number,
+                at_ms: unix_millis(SystemTime::now()),
+            },
             Ok(NodeEvent::Validated {
                 from,
                 verdict,
                 reason,
-            }) if verdict != Verdict::Accept => {
-                json!({"event": "judged", "verdict": verdict.as_str(), "reason": reason, "from": from.to_string(), "at_ms": unix_millis(SystemTime::now())})
-            }
-            Ok(NodeEvent::PeerBanned { peer, score, until }) => {
-                json!({"event": "banned", "peer": peer.to_string(), "score": score, "until": until, "at_ms": unix_millis(SystemTime::now())})
-            }
+            }) if verdict != Verdict::Accept => ControlEvent::Judged {
+                verdict: verdict.as_str().to_owned(),
+                reason: reason.map(str::to_owned),
+                from: from.to_string(),
+                at_ms: unix_millis(SystemTime::now()),
+            },
+            Ok(NodeEvent::PeerBanned { peer, score, until }) => ControlEvent::Banned {
+                peer: peer.to_string(),
+                score,
+                until,
+                at_ms: unix_millis(SystemTime::now()),
+            },
             Ok(NodeEvent::PeerConnected(_) | NodeEvent::PeerDisconnected(_)) => {
                 let count = network
                     .connected_peers()
                     .await
                     .map(|p| p.len())
                     .unwrap_or(0);
-                json!({"event": "peers", "count": count})
+                ControlEvent::Peers { count }
             }
             Ok(_) => continue,
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                json!({"event": "lagged", "missed": missed})
-            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => ControlEvent::Lagged { missed },
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if out.send(line.to_string()).await.is_err() {
+        if out.send(line.line()).await.is_err() {
             return;
         }
     }
@@ -277,9 +303,13 @@ async fn watch_engine(engine: std::sync::Arc<EngineStats>, out: mpsc::Sender<Str
             continue;
         }
         last = now.inserted;
-        let line = json!({"event": "engine", "inserted": now.inserted,
-            "head": now.head_number, "at_ms": unix_millis(SystemTime::now())});
-        if out.send(line.to_string()).await.is_err() {
+        let line = ControlEvent::Engine {
+            inserted: now.inserted,
+            head: now.head_number,
+            at_ms: unix_millis(SystemTime::now()),
+        }
+        .line();
+        if out.send(line).await.is_err() {
             return;
         }
     }

@@ -6,6 +6,7 @@
 pub mod bootnode;
 pub mod check_message;
 pub mod control;
+pub mod control_event;
 pub mod datadir;
 pub mod devnet;
 pub mod discovery;

@@ -34,6 +34,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
+use crate::cli::control::ControlCommand;
+use crate::cli::control_event::ControlEvent;
 use report::{DevnetReport, NodeStats, RunFacts};
 pub use topology::Topology;
 
@@ -141,7 +143,7 @@ pub async fn run(plan: &DevnetPlan) -> Result<(DevnetReport, report_html::RunRec
     let genesis = devnet_genesis_time(unix_now());
     std::fs::write(&rollup, devnet_rollup_json(genesis).to_string()).map_err(io)?;
 
-    let (events_tx, mut events) = mpsc::channel::<(usize, Value)>(EVENT_QUEUE);
+    let (events_tx, mut events) = mpsc::channel::<(usize, ControlEvent)>(EVENT_QUEUE);
     let mut stats: Vec<NodeStats> = (0..plan.nodes).map(|_| NodeStats::default()).collect();
     let edges = plan.topology.edges(plan.nodes, plan.seed);
     // The late joiner (the last follower) starts after the first phase of production.
@@ -299,7 +301,7 @@ pub async fn run(plan: &DevnetPlan) -> Result<(DevnetReport, report_html::RunRec
         s.peers_at_end = Some(s.peers);
     }
     for child in children.iter_mut().flatten() {
-        let _ = send(child, json!({"cmd": "shutdown"})).await;
+        let _ = send(child, ControlCommand::Shutdown).await;
     }
     let deadline = Instant::now() + EXIT_TIMEOUT;
     while stats.iter().any(|s| !s.exited) && Instant::now() < deadline {
@@ -349,13 +351,13 @@ pub async fn run(plan: &DevnetPlan) -> Result<(DevnetReport, report_html::RunRec
 /// [`TOPOLOGY_TIMEOUT`] for the answers; a node that does not answer is drawn without edges.
 async fn ask_topology(
     children: &mut [Option<ChildNode>],
-    events: &mut mpsc::Receiver<(usize, Value)>,
+    events: &mut mpsc::Receiver<(usize, ControlEvent)>,
     stats: &mut [NodeStats],
 ) {
     let mut asked = Vec::new();
     for (i, child) in children.iter_mut().enumerate() {
         if let Some(child) = child
-            && send(child, json!({"cmd": "topology"})).await.is_ok()
+            && send(child, ControlCommand::Topology).await.is_ok()
         {
             asked.push(i);
         }
@@ -379,7 +381,7 @@ fn node_pids(children: &[Option<ChildNode>]) -> Vec<Option<u32>> {
 /// Waits for `nodes` to report their addresses, dials every topology edge that touches them
 /// (from whichever end is running), waits until each has a peer, and lets the meshes form.
 async fn join(
-    events: &mut mpsc::Receiver<(usize, Value)>,
+    events: &mut mpsc::Receiver<(usize, ControlEvent)>,
     stats: &mut [NodeStats],
     children: &mut [Option<ChildNode>],
     edges: &[(usize, usize)],
@@ -402,7 +404,7 @@ async fn join(
         };
         let addr = stats[target].listening.clone().unwrap_or_default();
         if let Some(child) = children[dialer].as_mut() {
-            send(child, json!({"cmd": "dial", "addr": addr})).await?;
+            send(child, ControlCommand::Dial { addr: addr.clone() }).await?;
         }
     }
     let deadline = Instant::now() + CONNECT_TIMEOUT;
@@ -429,14 +431,18 @@ async fn produce(
         .ok_or_else(|| DevnetError::Io("the sequencer is not running".into()))?;
     send(
         sequencer,
-        json!({"cmd": "produce", "count": count, "interval_ms": interval_ms, "block_size": block_size}),
+        ControlCommand::Produce {
+            count,
+            interval_ms,
+            block_size,
+        },
     )
     .await
 }
 
 /// Waits for one child event until `deadline`, and applies it to `stats`.
 async fn next_event(
-    events: &mut mpsc::Receiver<(usize, Value)>,
+    events: &mut mpsc::Receiver<(usize, ControlEvent)>,
     stats: &mut [NodeStats],
     deadline: Instant,
     waiting_for: &str,
@@ -445,7 +451,7 @@ async fn next_event(
     match tokio::time::timeout(timeout, events.recv()).await {
         Ok(Some((i, event))) => {
             if let Some(s) = stats.get_mut(i) {
-                apply(s, &event);
+                apply(s, event);
             }
             Ok(())
         }
@@ -456,122 +462,99 @@ async fn next_event(
     }
 }
 
-fn apply(s: &mut NodeStats, event: &Value) {
-    let u = |k: &str| event.get(k).and_then(Value::as_u64);
-    let text = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or_default();
-    match event.get("event").and_then(Value::as_str) {
-        Some("listening") => {
-            let addr = event
-                .get("addr")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+fn apply(s: &mut NodeStats, event: ControlEvent) {
+    match event {
+        ControlEvent::Listening { addr, .. } => {
             s.peer_id = addr.rsplit('/').next().unwrap_or_default().to_owned();
             s.listening = Some(addr);
         }
-        Some("peers") => {
-            s.peers = u("count").unwrap_or(0) as usize;
+        ControlEvent::Peers { count } => {
+            s.peers = count;
             s.max_peers = s.max_peers.max(s.peers);
             if s.peers > 0 && s.joined_ms.is_none() {
                 s.joined_ms = Some(unix_millis(SystemTime::now()));
             }
         }
-        Some("fetched") => {
-            if let (Some(n), Some(at)) = (u("number"), u("at_ms")) {
-                s.fetched.entry(n).or_insert(at);
-            }
+        ControlEvent::Fetched { number, at_ms } => {
+            s.fetched.entry(number).or_insert(at_ms);
         }
-        Some("accepted") => {
-            if let (Some(n), Some(at)) = (u("number"), u("at_ms")) {
-                s.accepted.entry(n).or_insert(at);
-                s.adversary.on_message(text("from"), "accept", at);
-            }
-            s.accepted_hashes.insert(text("hash").to_owned());
+        ControlEvent::Accepted {
+            number,
+            hash,
+            from,
+            at_ms,
+        } => {
+            s.accepted.entry(number).or_insert(at_ms);
+            s.adversary.on_message(&from, "accept", at_ms);
+            s.accepted_hashes.insert(format!("{hash:#x}"));
         }
-        Some("published") => {
-            if let (Some(n), Some(at)) = (u("number"), u("at_ms")) {
-                s.published.insert(n, at);
-                s.published_hashes.insert(n, text("hash").to_owned());
-            }
+        ControlEvent::Published {
+            number,
+            hash,
+            at_ms,
+        } => {
+            s.published.insert(number, at_ms);
+            s.published_hashes.insert(number, format!("{hash:#x}"));
         }
-        Some("head") => {
-            s.head = u("number");
-            if let (Some(n), Some(at)) = (u("number"), u("at_ms")) {
-                s.head_at.push((n, at));
-            }
+        ControlEvent::Head { number, at_ms, .. } => {
+            s.head = Some(number);
+            s.head_at.push((number, at_ms));
         }
-        Some("judged") => {
-            let verdict = text("verdict");
-            match verdict {
+        ControlEvent::Judged {
+            verdict,
+            from,
+            at_ms,
+            ..
+        } => {
+            match verdict.as_str() {
                 "reject" => s.rejected += 1,
                 _ => s.ignored += 1,
             }
-            s.adversary
-                .on_message(text("from"), verdict, u("at_ms").unwrap_or(0));
+            s.adversary.on_message(&from, &verdict, at_ms);
         }
-        Some("banned") => s.adversary.on_ban(text("peer"), u("at_ms").unwrap_or(0)),
-        Some("topology") => {
-            let ids = |k: &str| -> Vec<String> {
-                event
-                    .get(k)
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            s.connected_to = ids("peers");
-            s.mesh = ids("mesh");
+        ControlEvent::Banned { peer, at_ms, .. } => s.adversary.on_ban(&peer, at_ms),
+        ControlEvent::Topology { peers, mesh } => {
+            s.connected_to = peers;
+            s.mesh = mesh;
             s.topology_reported = true;
         }
-        Some("engine") => {
-            if let (Some(inserted), Some(at)) = (u("inserted"), u("at_ms")) {
-                s.engine_at.push((at, inserted));
-            }
+        ControlEvent::Engine {
+            inserted, at_ms, ..
+        } => s.engine_at.push((at_ms, inserted)),
+        ControlEvent::Produced { ok, error } => {
+            s.produced = Some(if ok {
+                Ok(())
+            } else {
+                Err(error.unwrap_or_else(|| "unknown".to_owned()))
+            });
         }
-        Some("produced") => {
-            let ok = event.get("ok").and_then(Value::as_bool).unwrap_or(false);
-            let error = event
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .to_owned();
-            s.produced = Some(if ok { Ok(()) } else { Err(error) });
-        }
-        Some("exit") => {
+        ControlEvent::Exit {
+            head,
+            peak_rss_kib,
+            sync,
+            server,
+            engine,
+            discovery,
+        } => {
             // The head the node stopped on; its last `head` events may not have been written.
-            if let Some(n) = event
-                .get("head")
-                .and_then(|h| h.get("number"))
-                .and_then(Value::as_u64)
-            {
-                s.head = Some(n);
+            if let Some(h) = head {
+                s.head = Some(h.number);
             }
-            s.peak_rss_kib = u("peak_rss_kib");
-            s.sync = event
-                .get("sync")
-                .and_then(|v| serde_json::from_value(v.clone()).ok());
-            s.server = event
-                .get("server")
-                .and_then(|v| serde_json::from_value(v.clone()).ok());
-            s.engine = event
-                .get("engine")
-                .and_then(|v| serde_json::from_value(v.clone()).ok());
-            s.discovered = event
-                .get("discovery")
-                .and_then(|d| d.get("discovered"))
-                .and_then(Value::as_u64);
+            s.peak_rss_kib = Some(peak_rss_kib);
+            s.sync = sync;
+            s.server = server;
+            s.engine = engine;
+            s.discovered = discovery.map(|d| d.discovered);
             s.exited = true;
         }
-        _ => {}
+        ControlEvent::Lagged { .. } | ControlEvent::Error { .. } => {}
     }
 }
 
-async fn send(child: &mut ChildNode, command: Value) -> Result<(), DevnetError> {
-    let line = format!("{command}\n");
+async fn send(child: &mut ChildNode, command: ControlCommand) -> Result<(), DevnetError> {
+    let line = serde_json::to_string(&command)
+        .map_err(|e| DevnetError::Io(format!("command {command:?}: {e}")))?
+        + "\n";
     child
         .stdin
         .write_all(line.as_bytes())
@@ -592,7 +575,7 @@ async fn spawn_node(
     rollup: &Path,
     i: usize,
     bootnode: Option<&str>,
-    events: mpsc::Sender<(usize, Value)>,
+    events: mpsc::Sender<(usize, ControlEvent)>,
     engine: Option<(&str, &Path)>,
 ) -> Result<ChildNode, DevnetError> {
     let log = std::fs::File::create(dir.join(format!("node{i}.log")))
@@ -670,8 +653,9 @@ async fn spawn_node(
     tokio::spawn(async move {
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Ok(value) = serde_json::from_str::<Value>(&line)
-                && events.send((i, value)).await.is_err()
+            // A line that is not an event (a log line on stdout) is skipped.
+            if let Ok(event) = serde_json::from_str::<ControlEvent>(&line)
+                && events.send((i, event)).await.is_err()
             {
                 return;
             }

@@ -402,12 +402,12 @@ pub async fn run(
 async fn stop_nodes(
     children: &mut [Option<super::ChildNode>],
     stats: &mut [super::report::NodeStats],
-    events: &mut tokio::sync::mpsc::Receiver<(usize, serde_json::Value)>,
+    events: &mut tokio::sync::mpsc::Receiver<(usize, crate::cli::control_event::ControlEvent)>,
     nodes: &[usize],
 ) {
     for &i in nodes {
         if let Some(child) = children.get_mut(i).and_then(Option::as_mut) {
-            let _ = super::send(child, json!({"cmd": "shutdown"})).await;
+            let _ = super::send(child, crate::cli::control::ControlCommand::Shutdown).await;
         }
     }
     let deadline = Instant::now() + super::EXIT_TIMEOUT;
