@@ -12,7 +12,7 @@
 //! discovery).
 //! `topology {peers, mesh}` (answer to `topology`: connected peer ids, and those in our gossipsub
 //! mesh), `engine {inserted, head, at_ms}` (with `--l2`: the engine's insertions, written when
-//! they change, at most every [`ENGINE_POLL`]).
+//! they change, at most every `ENGINE_POLL`).
 //! `from` is the peer that forwarded the message to this node.
 //! Commands (stdin): `dial {addr}`, `produce {count, interval_ms, block_size}`, `topology`,
 //! `shutdown`.
@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use super::control_event::{ControlEvent, DiscoveryExit, ExitHead};
+use super::control_event::{ControlEvent, DiscoveryExit, ExitHead, NodeExit};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -106,7 +106,7 @@ pub async fn report_exit(
     discovery: Option<&crate::discovery::metrics::DiscoveryStats>,
 ) {
     if enabled {
-        let line = ControlEvent::Exit {
+        let line = ControlEvent::Exit(Box::new(NodeExit {
             head: head.map(|h| ExitHead {
                 number: h.number,
                 hash: h.hash,
@@ -119,7 +119,7 @@ pub async fn report_exit(
                 discovered: d.discovered(),
                 table: d.table(),
             }),
-        }
+        }))
         .line();
         let mut out = tokio::io::stdout();
         let _ = out.write_all(format!("{line}\n").as_bytes()).await;

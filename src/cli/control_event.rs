@@ -119,21 +119,25 @@ pub enum ControlEvent {
         /// Why.
         message: String,
     },
-    /// The node stopped.
-    Exit {
-        /// The head it stopped on.
-        head: Option<ExitHead>,
-        /// Peak resident memory (KiB).
-        peak_rss_kib: u64,
-        /// The sync client's counters.
-        sync: Option<SyncCounters>,
-        /// The payload_by_number server's counters.
-        server: Option<ServerCounters>,
-        /// The engine insertion driver's counters (with `--l2`).
-        engine: Option<EngineCounters>,
-        /// Discovery's counters (without `--p2p.no-discovery`).
-        discovery: Option<DiscoveryExit>,
-    },
+    /// The node stopped (boxed: by far the largest event, and the last).
+    Exit(Box<NodeExit>),
+}
+
+/// What a node reports when it stops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeExit {
+    /// The head it stopped on.
+    pub head: Option<ExitHead>,
+    /// Peak resident memory (KiB).
+    pub peak_rss_kib: u64,
+    /// The sync client's counters.
+    pub sync: Option<SyncCounters>,
+    /// The payload_by_number server's counters.
+    pub server: Option<ServerCounters>,
+    /// The engine insertion driver's counters (with `--l2`).
+    pub engine: Option<EngineCounters>,
+    /// Discovery's counters (without `--p2p.no-discovery`).
+    pub discovery: Option<DiscoveryExit>,
 }
 
 /// The head a node stopped on.
@@ -187,11 +191,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             exit,
-            ControlEvent::Exit {
-                peak_rss_kib: 5,
-                discovery: Some(DiscoveryExit { discovered: 3, .. }),
-                ..
-            }
+            ControlEvent::Exit(e) if e.peak_rss_kib == 5 && e.discovery.is_some_and(|d| d.discovered == 3)
         ));
     }
 }

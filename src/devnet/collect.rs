@@ -99,14 +99,15 @@ fn apply(s: &mut NodeStats, event: ControlEvent) {
                 Err(error.unwrap_or_else(|| "unknown".to_owned()))
             });
         }
-        ControlEvent::Exit {
-            head,
-            peak_rss_kib,
-            sync,
-            server,
-            engine,
-            discovery,
-        } => {
+        ControlEvent::Exit(exit) => {
+            let crate::cli::control_event::NodeExit {
+                head,
+                peak_rss_kib,
+                sync,
+                server,
+                engine,
+                discovery,
+            } = *exit;
             // The head the node stopped on; its last `head` events may not have been written.
             if let Some(h) = head {
                 s.head = Some(h.number);

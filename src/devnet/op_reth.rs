@@ -290,7 +290,7 @@ pub async fn final_heads(
 }
 
 /// Time the nodes get between the rollup.json being written and block 1's slot: to start, dial
-/// each other and form their meshes (the devnet waits [`super::MESH_SETTLE`] after connecting),
+/// each other and form their meshes (the devnet waits `MESH_SETTLE` after connecting),
 /// so followers receive the first blocks by gossip. Blocks published earlier are still fetched by
 /// payload_by_number.
 pub const GENESIS_DELAY_SECS: u64 = 10;

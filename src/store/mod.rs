@@ -3,7 +3,7 @@
 //!
 //! Written only by the store writer thread ([`writer`]: gossip blocks, the sequencer's own,
 //! blocks fetched by the sync client, the admin RPC's); read by the payload_by_number server,
-//! the sync client ([`holes`]), the engine driver and the admin RPC. Writes are batched
+//! the sync client ([`Store::holes`]), the engine driver and the admin RPC. Writes are batched
 //! into one durable transaction (fsync) per batch, so a SIGKILL loses at most the batch being
 //! written and never corrupts what was committed.
 //!

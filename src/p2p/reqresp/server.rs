@@ -9,7 +9,7 @@
 //! `max_throttle` (else code 3) → the canonical block, or else the only one stored at that
 //! number (none: code 1) → the response written within `write_timeout` (a slow reader is cut
 //! off) → close. Every outcome is counted in [`ServerStats`], and each stream's result code,
-//! duration and rate-limit wait in the node's [`Metrics`].
+//! duration and rate-limit wait in the node's [`super::metrics::ReqRespMetrics`].
 //!
 //! The per-peer cap and the peer-first token order are ours (op-node has neither): without them
 //! one flooding peer holds every stream place waiting for its own tokens and takes the global
