@@ -78,6 +78,14 @@ impl Store {
             None => self.remove_peer_record(write.records, &write.key),
         }
     }
+
+    /// Carries out `write`, logging a failure: a ban or list entry that could not be written
+    /// stays in force in memory until the node stops, so the caller has nothing else to do.
+    pub fn persist_peer_record(&self, write: &RecordWrite) {
+        if let Err(e) = self.write_peer_record(write) {
+            tracing::error!(records = ?write.records, error = %e, "cannot write a peer record");
+        }
+    }
 }
 
 /// Peer id bytes → scorebook record.

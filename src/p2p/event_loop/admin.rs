@@ -114,11 +114,8 @@ impl EventLoop {
                         let store = self.store.clone();
                         tokio::task::spawn_blocking(move || {
                             for write in writes {
-                                if let (PeerAction::Persist(write), Some(store)) = (write, &store)
-                                    && let Err(e) = store.write_peer_record(&write)
-                                {
-                                    tracing::error!(records = ?write.records, error = %e,
-                                        "cannot write a peer record");
+                                if let (PeerAction::Persist(write), Some(store)) = (write, &store) {
+                                    store.persist_peer_record(&write);
                                 }
                             }
                             let _ = reply.send(Ok(()));

@@ -58,12 +58,7 @@ impl EventLoop {
                 }
                 PeerAction::Persist(write) => {
                     if let Some(store) = self.store.clone() {
-                        tokio::task::spawn_blocking(move || {
-                            if let Err(e) = store.write_peer_record(&write) {
-                                tracing::error!(records = ?write.records, error = %e,
-                                    "cannot write a peer record");
-                            }
-                        });
+                        tokio::task::spawn_blocking(move || store.persist_peer_record(&write));
                     }
                 }
                 PeerAction::ForgetRecords(peers) => {

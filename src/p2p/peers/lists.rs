@@ -173,10 +173,8 @@ impl PeerLists {
     /// Makes `change` and writes it through at once (start-up and tests; the running node goes
     /// through the peer manager, which writes off the network loop).
     pub fn apply_now(&self, change: ListChange) -> Result<(), ListFull> {
-        if let (Some(write), Some(store)) = (self.apply(change)?, &self.store)
-            && let Err(e) = store.write_peer_record(&write)
-        {
-            tracing::error!(records = ?write.records, error = %e, "cannot write a peer list entry");
+        if let (Some(write), Some(store)) = (self.apply(change)?, &self.store) {
+            store.persist_peer_record(&write);
         }
         Ok(())
     }
