@@ -490,6 +490,7 @@ async fn metrics_are_scraped_over_http_and_hold_what_happened() {
         1.0
     );
     assert_eq!(mb.value("op_gossip_p2p_peer_bans_total", &[]), 1.0);
+    assert_eq!(mb.value("op_gossip_peer_reports_dropped_total", &[]), 0.0);
     assert!(mb.value("op_node_default_p2p_dials", &[("allow", "true")]) >= 1.0);
     assert!(mb.value("op_node_default_p2p_accepts", &[("allow", "true")]) >= 1.0);
     assert!(mb.value("op_node_default_p2p_accepts", &[("allow", "false")]) >= 1.0);

@@ -184,7 +184,10 @@ impl EventLoop {
                 })
             })
             .map_err(|e| NetworkError::Setup(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+                    .with_per_connection_event_buffer_size(super::CONNECTION_EVENT_BUFFER)
+            })
             .build();
         let addr: Multiaddr = match config.listen_ip {
             std::net::IpAddr::V4(ip) => format!("/ip4/{ip}/tcp/{}", config.listen_port),

@@ -75,6 +75,15 @@ pub const EVENT_CHANNEL: usize = 256;
 pub const STATIC_REDIAL_INTERVAL: Duration = Duration::from_secs(60);
 /// How long an idle connection (no gossipsub interest) is kept.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Events one connection may have waiting for the network loop before libp2p stops reading from
+/// that peer (libp2p's default is 7). An event can be a whole gossipsub RPC (up to the 10 MiB
+/// transmit size), so this is what bounds the bytes a peer can park in memory while the loop is
+/// busy: under `tests/bomb_flood.rs` (measured with heaptrack) the default let six peers park
+/// ~20 MiB of 480 KiB messages ahead of the loop, which spent that time on their message ids.
+/// With one, a connection reads at most a message or two ahead; beyond that yamux and TCP flow
+/// control hold the sender back. An honest peer's events are handled within microseconds, so
+/// it never waits here.
+pub const CONNECTION_EVENT_BUFFER: usize = 1;
 
 /// Everything the network needs to start.
 pub struct NetworkConfig {
@@ -458,7 +467,8 @@ pub async fn spawn(
 > {
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CHANNEL);
     let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL);
-    let (reporter, reports) = peer_manager::PeerReporter::channel();
+    let (reporter, reports) =
+        peer_manager::PeerReporter::channel(config.metrics.peers.reports_dropped());
     let local_peer_id = config.keypair.public().to_peer_id();
     let event_loop = EventLoop::new(config, commands_rx, reports, events_tx, shutdown)?;
     let streams = event_loop.stream_control();

@@ -13,18 +13,21 @@
 //! block instead of about 535 µs (ids plus the validator's own decompression). The price is up
 //! to [`BUDGET_BYTES`] of memory (peak RSS in that benchmark: 44 MiB instead of 36 MiB).
 //!
-//! A lookup is exact: the fast hash only picks the candidate, whose raw bytes and topic are then
+//! A lookup is exact: the fast hash only picks the candidate, whose topic and raw bytes are then
 //! compared in full, so a crafted hash collision costs a comparison and nothing else. Bounds:
 //! at most [`MAX_ENTRIES`] messages and [`BUDGET_BYTES`] of raw plus decompressed bytes, oldest
-//! first out; a body that would take the entry over half the budget is not kept (only the raw
-//! bytes and the id are), and raw bytes over half the budget are never kept (that id is computed
-//! every time, as without the cache).
+//! first out. A body that would take the entry over half the budget is not kept, and neither
+//! are its raw bytes: the entry holds their SHA-256 instead, so a copy of a highly compressed
+//! message (480 KiB declaring 10 MiB) costs a SHA-256 of its 480 KiB rather than another 10 MiB
+//! decompression, and a flood of them no longer fills the budget with raw bytes (they took
+//! 8 MiB of the node's memory in `tests/bomb_flood.rs` before, measured under heaptrack).
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use alloy_primitives::Bytes;
+use sha2::{Digest, Sha256};
 
 use crate::validate::{BlockValidator, ValidBlock, ValidationError};
 use crate::wire::message_id::{MESSAGE_ID_BYTES, message_id_and_body};
@@ -43,20 +46,46 @@ pub const BUDGET_BYTES: usize = 8 << 20;
 /// evicts all the others.
 const MAX_ENTRY_BYTES: usize = BUDGET_BYTES / 2;
 
+/// How a remembered message's raw bytes are kept, for the exact comparison.
+#[derive(Clone)]
+enum RawCopy {
+    /// The bytes themselves (a message whose body is kept: compared with `memcmp`).
+    Bytes(Bytes),
+    /// Their SHA-256 (a message whose body is not kept: compared by hashing the new copy).
+    Digest([u8; 32]),
+}
+
+impl RawCopy {
+    fn size(&self) -> usize {
+        match self {
+            Self::Bytes(b) => b.len(),
+            Self::Digest(d) => d.len(),
+        }
+    }
+
+    fn matches(&self, raw: &[u8]) -> bool {
+        match self {
+            Self::Bytes(b) => b.as_ref() == raw,
+            Self::Digest(d) => Sha256::digest(raw)[..] == d[..],
+        }
+    }
+}
+
 /// One remembered message.
 struct Entry {
     /// Fast hash of the raw bytes (picks candidates only).
     key: u64,
     topic: String,
-    raw: Bytes,
+    raw_len: usize,
+    raw: RawCopy,
     id: [u8; MESSAGE_ID_BYTES],
-    /// The body, when the data was valid snappy within 10 MiB.
+    /// The body, when the data was valid snappy within 10 MiB and small enough to keep.
     decompressed: Option<Bytes>,
 }
 
 impl Entry {
     fn size(&self) -> usize {
-        self.raw.len() + self.decompressed.as_ref().map_or(0, |b| b.len())
+        self.raw.size() + self.decompressed.as_ref().map_or(0, |b| b.len())
     }
 }
 
@@ -100,20 +129,22 @@ impl RecentMessages {
             return id;
         }
         let (id, body) = message_id_and_body(topic, raw);
-        // Checked before the raw bytes are copied: a message too big to keep costs no copy. A
-        // body too big to keep is dropped but its id is remembered: a copy of a highly
-        // compressed message (480 KiB declaring 10 MiB) then costs a hash, not another 10 MiB
-        // decompression and SHA-256 on the network loop.
+        // A body too big to keep is dropped, and the raw bytes are remembered by their digest
+        // only: a copy of a highly compressed message (480 KiB declaring 10 MiB) then costs a
+        // SHA-256 of its raw bytes, not another 10 MiB decompression on the network loop.
         let body = body.filter(|b| raw.len() + b.len() <= MAX_ENTRY_BYTES);
-        if raw.len() <= MAX_ENTRY_BYTES {
-            self.remember(Entry {
-                key,
-                topic: topic.to_owned(),
-                raw: Bytes::copy_from_slice(raw),
-                id,
-                decompressed: body.map(Bytes::from),
-            });
-        }
+        let copy = match body {
+            Some(_) => RawCopy::Bytes(Bytes::copy_from_slice(raw)),
+            None => RawCopy::Digest(Sha256::digest(raw).into()),
+        };
+        self.remember(Entry {
+            key,
+            topic: topic.to_owned(),
+            raw_len: raw.len(),
+            raw: copy,
+            id,
+            decompressed: body.map(Bytes::from),
+        });
         id
     }
 
@@ -150,15 +181,16 @@ impl RecentMessages {
 
     /// The id of an exact copy of (`topic`, `raw`), if remembered.
     fn find(&self, key: u64, topic: &str, raw: &[u8]) -> Option<[u8; MESSAGE_ID_BYTES]> {
-        // The candidate's bytes are cheap to clone (shared) and compared outside the lock.
+        // The candidate's copy is cheap to clone (shared bytes or a digest) and compared
+        // outside the lock.
         let candidate = self
             .lock()
             .list
             .iter()
             .rev()
-            .find(|e| e.key == key && e.raw.len() == raw.len() && e.topic == topic)
+            .find(|e| e.key == key && e.raw_len == raw.len() && e.topic == topic)
             .map(|e| (e.raw.clone(), e.id))?;
-        (candidate.0.as_ref() == raw).then_some(candidate.1)
+        candidate.0.matches(raw).then_some(candidate.1)
     }
 
     fn remember(&self, entry: Entry) {
@@ -252,11 +284,13 @@ mod tests {
             entries.list.iter().map(Entry::size).sum::<usize>()
         );
         drop(entries);
-        // Too big to keep: computed, correct, not remembered.
+        // Too big to keep: computed, correct, remembered by its digest only.
         let huge = compressed(&big.repeat(5));
-        let before = cache.lock().list.len();
+        let before = cache.lock().bytes;
         assert_eq!(cache.message_id(TOPIC, &huge), message_id(TOPIC, &huge));
-        assert_eq!(cache.lock().list.len(), before);
+        assert_eq!(cache.message_id(TOPIC, &huge), message_id(TOPIC, &huge));
+        assert!(cache.lock().bytes <= before + 32);
+        assert_eq!(cache.decompressed(&message_id(TOPIC, &huge)), None);
     }
 
     #[test]
@@ -274,6 +308,10 @@ mod tests {
             Some(id)
         );
         assert_eq!(cache.decompressed(&id), None);
-        assert!(cache.lock().bytes <= 1 << 20, "only the raw bytes are held");
+        assert_eq!(cache.lock().bytes, 32, "only the raw bytes' digest is held");
+        // A different message of the same length and fast-hash bucket is not taken for it.
+        let mut other = raw.clone();
+        *other.last_mut().unwrap() ^= 1;
+        assert_eq!(cache.find(cache.hasher.hash_one(&raw), TOPIC, &other), None);
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc};
 use super::metrics::GossipMetrics;
 use super::peers::equivocation::GossipJudgement;
 use super::recent_messages::RecentMessages;
-use super::validation_shares::ValidationShares;
+use super::validation_shares::{Refused, ValidationShares};
 use super::{INLINE_VALIDATION_MAX_BYTES, NetworkEvent, VALIDATION_TIMEOUT};
 use crate::clock::unix_now;
 use crate::validate::{BlockValidator, ValidBlock, ValidationError, Verdict};
@@ -82,10 +82,19 @@ pub fn judge(result: Option<&Result<ValidBlock, ValidationError>>) -> Judgement 
 /// Why a message found no place to wait for validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unqueued {
-    /// Its forwarder's share of the queue is used up.
+    /// Its forwarder's share of the queue (messages or bytes) is used up.
     ShareUsed,
-    /// The queue is full.
+    /// The queue is full (places or bytes).
     QueueFull,
+}
+
+impl From<Refused> for Unqueued {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::ShareUsed => Self::ShareUsed,
+            Refused::QueueFull => Self::QueueFull,
+        }
+    }
 }
 
 /// Everything a validation task needs, shared by all of them.
@@ -117,7 +126,7 @@ impl Scheduler {
         data: Vec<u8>,
     ) -> Result<(), Unqueued> {
         // The forwarder's share first: a flooding peer fills its own share, not the queue.
-        let share = self.shares.try_take(source).ok_or(Unqueued::ShareUsed)?;
+        let share = self.shares.try_take(source, data.len())?;
         let slot = self
             .queue
             .clone()

@@ -7,6 +7,7 @@
 //!  event loop, every 15 s: each connected peer's score, taken apart
 //!     (p2p::peers::breakdown) ──────────────────► peer_scores{type} histogram
 //!  peer manager: a REJECT's fault charged ──────► invalid_block_penalties{kind}
+//!  PeerReporter: a report the loop had no room for ► peer_reports_dropped
 //!  at scrape time: GateStats ───────────────────► p2p_dials{allow}, p2p_accepts{allow}
 //!                  BanList ─────────────────────► p2p_peer_unbans, p2p_ip_unbans, peer bans
 //! ```
@@ -63,6 +64,9 @@ pub struct PeerMetrics {
     /// `op_gossip_invalid_block_penalties_total{kind}` (counter): application-score penalties for
     /// forwarding a REJECTed block, `invalid_block` or `invalid_signature`.
     invalid_block_penalties: Family<Labels1, Counter>,
+    /// `op_gossip_peer_reports_dropped_total` (counter): peer outcomes from the sync client and
+    /// the req/resp server dropped because the network loop was too far behind to take them.
+    reports_dropped: Counter,
     /// How often `peer_scores` is sampled.
     score_sample_interval: Duration,
 }
@@ -78,6 +82,7 @@ impl PeerMetrics {
         let this = Self {
             peer_scores: Family::new_with_constructor(peer_score_histogram),
             invalid_block_penalties: Family::default(),
+            reports_dropped: Counter::default(),
             score_sample_interval,
         };
         metrics.register_op_node(|op_node| {
@@ -93,6 +98,11 @@ impl PeerMetrics {
                 "Application-score penalties for forwarding a REJECTed block, by kind",
                 this.invalid_block_penalties.clone(),
             );
+            own.register(
+                "peer_reports_dropped",
+                "Peer outcomes (req/resp, sync) dropped because the network loop was behind",
+                this.reports_dropped.clone(),
+            );
         });
         metrics.register_collector(Box::new(StatsCollector(sources)));
         for kind in [PeerOutcome::InvalidBlock, PeerOutcome::InvalidSignature] {
@@ -101,6 +111,11 @@ impl PeerMetrics {
                 .get_or_create(&[("kind", penalty_kind(kind))]);
         }
         Arc::new(this)
+    }
+
+    /// The counter of dropped peer reports, for the reporter.
+    pub fn reports_dropped(&self) -> Counter {
+        self.reports_dropped.clone()
     }
 
     /// How often the event loop samples peer scores.
