@@ -101,7 +101,7 @@ pub(super) struct Scenario<'a> {
     /// The bootnode process and its ENR (`--topology discovery`).
     boot: Option<(Child, String)>,
     adversary: Option<Adversary>,
-    /// Stops the adversary if the run ends without [`Self::stop`].
+    /// The token the adversary's own stop token is a child of (its handle stops it).
     adversary_stop: CancellationToken,
     live: Option<live::LiveView>,
 }
