@@ -284,11 +284,11 @@ pub(crate) enum Command {
     },
 }
 
-/// Why a network operation failed.
+/// Why a network operation failed. Cloneable (one dial's outcome answers every caller waiting
+/// on it), so the libp2p errors it carries are shared in `Arc`s.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NetworkError {
-    /// Building the transport or behaviour failed. Errors are shared (`Arc`) where they carry
-    /// libp2p's, because a network error is cloned to every caller waiting on the same dial.
+    /// Building the transport or behaviour failed.
     #[error("network setup: {0}")]
     Setup(#[source] Arc<SetupError>),
     /// Listening on the requested address failed.

@@ -479,3 +479,34 @@ fn devnet_l1_origin(timestamp: u64) -> L1Info {
         ..L1Info::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_engine_block_names_both_blocks_and_counts_as_local() {
+        let e = ProduceError::WrongBlock {
+            built: BlockSlot {
+                number: 7,
+                parent: B256::repeat_byte(1),
+                timestamp: 100,
+            },
+            asked: BlockSlot {
+                number: 8,
+                parent: B256::repeat_byte(2),
+                timestamp: 102,
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the engine built block 7 on {} at 100, not 8 on {} at 102",
+                B256::repeat_byte(1),
+                B256::repeat_byte(2)
+            )
+        );
+        assert_eq!(e.kind(), "local");
+        assert_eq!(ProduceError::StoreClosed.kind(), "local");
+    }
+}
