@@ -92,7 +92,17 @@
 //!
 //! Operator tools: [`cli::check_message`] runs a captured message through the same validator;
 //! [`devnet`] runs a local network of node processes and reports delivery, latency and memory,
-//! optionally with a hostile node ([`devnet::adversary`]) whose ban it reports.
+//! optionally with a hostile node ([`devnet::adversary`]) whose ban it reports:
+//!
+//! ```text
+//!  devnet::scenario (start, join, adversary, produce, late joiner, stop)
+//!     ──ControlCommand (stdin)──► devnet::processes: op-gossip node ×N (cli::control)
+//!     ◄──ControlEvent (stdout)─── devnet::collect: events ──► per-node stats ──► devnet::report
+//! ```
+//!
+//! Errors are `thiserror` enums, one per concern; [`node::NodeError`] wraps each start step's
+//! typed error (store, network setup with libp2p's own error, engine, L1, discovery, RPC) and
+//! the producer's ([`producer::ProduceError`]); the CLI prints it once.
 //!
 //! Everything in `wire` and `validate` is sans-IO: no sockets, no clocks (time is an argument),
 //! no panics on input, and every allocation sized from the wire is bounded first.

@@ -1,6 +1,8 @@
 //! Collection: every node's control-channel events ([`ControlEvent`]) arrive on one bounded
-//! channel, tagged with the node's index, and are folded into that node's [`NodeStats`], from
-//! which the report is built ([`super::report`], [`super::report_html`]).
+//! channel, tagged with the node's index (the reader [`super::processes`] starts beside each
+//! child), and are folded into that node's [`NodeStats`]. The scenario ([`super::scenario`])
+//! waits on them; at the end the report is built from them ([`super::report`],
+//! [`super::report_html`]).
 
 use std::time::{Instant, SystemTime};
 
@@ -11,25 +13,59 @@ use super::report::NodeStats;
 use crate::cli::control_event::ControlEvent;
 use crate::clock::unix_millis;
 
-/// Waits for one child event until `deadline`, and applies it to `stats`.
-pub(super) async fn next_event(
-    events: &mut mpsc::Receiver<(usize, ControlEvent)>,
-    stats: &mut [NodeStats],
-    deadline: Instant,
-    waiting_for: &str,
-) -> Result<(), DevnetError> {
-    let timeout = deadline.saturating_duration_since(Instant::now());
-    match tokio::time::timeout(timeout, events.recv()).await {
-        Ok(Some((i, event))) => {
-            if let Some(s) = stats.get_mut(i) {
-                apply(s, event);
+/// Child events buffered for the orchestrator. A full queue holds the children's stdout readers
+/// back (each child then blocks on its own stdout) until the orchestrator catches up; nothing
+/// is dropped.
+const EVENT_QUEUE: usize = 8192;
+
+/// Where a child's reader sends its events: the node's index and the event.
+pub(super) type EventSender = mpsc::Sender<(usize, ControlEvent)>;
+
+/// Every node's events and what they add up to.
+pub(super) struct Collector {
+    events: mpsc::Receiver<(usize, ControlEvent)>,
+    /// Per node, in node order.
+    pub(super) stats: Vec<NodeStats>,
+}
+
+impl Collector {
+    /// A collector for `nodes` nodes, and the sender their readers share. Once every sender is
+    /// dropped and every reader ended, waiting fails with "every node exited".
+    pub(super) fn new(nodes: usize) -> (Self, EventSender) {
+        let (tx, events) = mpsc::channel(EVENT_QUEUE);
+        let stats = (0..nodes).map(|_| NodeStats::default()).collect();
+        (Self { events, stats }, tx)
+    }
+
+    /// Waits for one child event until `deadline`, and applies it to its node's stats.
+    /// `waiting_for` names what the caller waits for in the timeout error.
+    pub(super) async fn next(
+        &mut self,
+        deadline: Instant,
+        waiting_for: &str,
+    ) -> Result<(), DevnetError> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(timeout, self.events.recv()).await {
+            Ok(Some((i, event))) => {
+                if let Some(s) = self.stats.get_mut(i) {
+                    apply(s, event);
+                }
+                Ok(())
             }
-            Ok(())
+            Ok(None) => Err(DevnetError::Io("every node exited".into())),
+            Err(_) => Err(DevnetError::Timeout(format!(
+                "timed out waiting for {waiting_for}"
+            ))),
         }
-        Ok(None) => Err(DevnetError::Io("every node exited".into())),
-        Err(_) => Err(DevnetError::Timeout(format!(
-            "timed out waiting for {waiting_for}"
-        ))),
+    }
+
+    /// Applies events until `deadline` (errors end it early).
+    pub(super) async fn until(&mut self, deadline: Instant) {
+        while Instant::now() < deadline {
+            if self.next(deadline, "").await.is_err() {
+                break;
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! CPU accounting for the devnet report: how much CPU the node processes used while the blocks
 //! were produced, and how much the hypervisor took from this machine meanwhile (`steal`).
 //!
-//! The orchestrator ([`super::run`]) samples before it asks for the first block and again when
+//! The scenario ([`super::scenario`]) samples before it asks for the first block and again when
 //! collection ends; [`CpuReport`] goes into the report next to the latencies. Latency on a
 //! shared machine moves with the host's load, while CPU per block is a property of the code:
 //! the pair tells a regression from a busy host. Read from Linux `/proc`; elsewhere the report

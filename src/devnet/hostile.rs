@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::adversary::{
     self, AdversaryConfig, AdversaryCounters, AdversaryHandle, AdversaryKind, TargetCounters,
 };
+use super::processes::node_key_hex;
 use super::report::NodeStats;
-use super::{DEVNET_SEQUENCER_KEY, DEVNET_SIGNER, DevnetError, devnet_rollup_json, node_key_hex};
+use super::{DEVNET_SEQUENCER_KEY, DEVNET_SIGNER, DevnetError, devnet_rollup_json};
 use crate::chain::ChainSpec;
 use crate::wire::signature::BlockSigner;
 

@@ -3,9 +3,9 @@
 //! far and the bans it made; when stderr is not a terminal (a log file, CI), one plain summary
 //! line per interval instead, so logs stay readable.
 //!
-//! Fed by the orchestrator's collection loop ([`super::run`]) with the per-node stats it
-//! already keeps; drawing is pure ([`table`], [`plain_line`], [`redraw`]) so tests need no
-//! terminal.
+//! Fed by the scenario's collection loops ([`super::scenario`]) with the per-node stats
+//! collection keeps ([`super::collect`]); drawing is pure ([`table`], [`plain_line`],
+//! [`redraw`]) so tests need no terminal.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};

@@ -26,6 +26,8 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 
 use super::DevnetError;
+use super::collect::Collector;
+use super::processes::{NodeSetup, Nodes};
 use crate::engine::retry::{Retry, RetryConfig};
 use crate::engine::{EngineClient, JwtSecret};
 
@@ -300,14 +302,14 @@ pub async fn run(
     plan: &super::DevnetPlan,
     binary: &Path,
 ) -> Result<super::report::DevnetReport, DevnetError> {
-    use super::report::{self, NodeStats, RunFacts};
+    use super::report::{self, RunFacts};
     if plan.topology == super::Topology::Discovery {
         return Err(DevnetError::Io(
             "--topology discovery is not supported with --op-reth (the nodes dial)".into(),
         ));
     }
     let io = |e: std::io::Error| DevnetError::Io(e.to_string());
-    let dir = super::run_dir(plan);
+    let dir = super::scenario::run_dir(plan);
     std::fs::create_dir_all(&dir).map_err(io)?;
     let (engines, genesis, chain_id) = start_engines(binary, &dir, plan.nodes).await?;
     let block_time = plan.block_time.as_secs().max(1);
@@ -325,61 +327,65 @@ pub async fn run(
             dir.display()
         );
     }
-    let (events_tx, mut events) = tokio::sync::mpsc::channel(super::EVENT_QUEUE);
-    let mut stats: Vec<NodeStats> = (0..plan.nodes).map(|_| NodeStats::default()).collect();
+    let (mut collector, events) = Collector::new(plan.nodes);
+    let mut nodes = Nodes::new(plan.nodes, events);
     let edges = plan.topology.edges(plan.nodes, plan.seed);
     let all: Vec<usize> = (0..plan.nodes).collect();
-    let mut children = Vec::with_capacity(plan.nodes);
+    let setup = NodeSetup {
+        dir: &dir,
+        rollup: &rollup,
+        bootnode: None,
+    };
     for (i, engine) in engines.iter().enumerate() {
         let engine = Some((engine.url.as_str(), engine.jwt.as_path()));
-        children.push(Some(
-            super::spawn_node(plan, &dir, &rollup, i, None, events_tx.clone(), engine).await?,
-        ));
+        nodes.spawn(plan, &setup, i, engine)?;
     }
-    drop(events_tx);
-    super::join(&mut events, &mut stats, &mut children, &edges, &all, 1).await?;
+    nodes.no_more_nodes();
+    super::scenario::join(&mut nodes, &mut collector, &edges, &all, 1).await?;
 
     // The sequencer builds on its chain's clock: wait for the blocks.
     let started = Instant::now();
-    let cpu_start = super::cpu::sample(&super::node_pids(&children));
+    let cpu_start = super::cpu::sample(&nodes.pids());
     let slots = u32::try_from(plan.blocks.saturating_add(GENESIS_DELAY_SECS)).unwrap_or(u32::MAX);
-    let deadline = Instant::now() + Duration::from_secs(block_time) * slots + super::GRACE;
+    let deadline =
+        Instant::now() + Duration::from_secs(block_time) * slots + super::scenario::GRACE;
     let mut live = plan
         .progress
         .then(|| super::live::LiveView::new(plan.blocks));
-    while (stats[0].published.len() as u64) < plan.blocks {
+    while (collector.stats[0].published.len() as u64) < plan.blocks {
         let tick = (Instant::now() + Duration::from_millis(250)).min(deadline);
-        if let Err(e) = super::next_event(&mut events, &mut stats, tick, "").await
+        if let Err(e) = collector.next(tick, "").await
             && Instant::now() >= deadline
         {
             return Err(DevnetError::Timeout(format!(
                 "the sequencer published {} of {} blocks: {e}",
-                stats[0].published.len(),
+                collector.stats[0].published.len(),
                 plan.blocks
             )));
         }
         if let Some(view) = live.as_mut() {
-            view.tick(&stats, false);
+            view.tick(&collector.stats, false);
         }
     }
     if let Some(view) = live.as_mut() {
-        view.tick(&stats, true);
+        view.tick(&collector.stats, true);
     }
     let duration_secs = started.elapsed().as_secs_f64();
-    let cpu_end = super::cpu::sample(&super::node_pids(&children));
+    let cpu_end = super::cpu::sample(&nodes.pids());
     // Stop the sequencer first, so no block is built after the heads are read.
-    stop_nodes(&mut children, &mut stats, &mut events, &[0]).await;
+    nodes.stop(&[0], &mut collector).await;
     let engines_report = final_heads(&engines, genesis, chain_id).await?;
     let followers: Vec<usize> = (1..plan.nodes).collect();
-    stop_nodes(&mut children, &mut stats, &mut events, &followers).await;
+    nodes.stop(&followers, &mut collector).await;
     for engine in engines {
         engine.stop().await;
     }
     if plan.data_dir.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }
+    let stats = &collector.stats;
     let mut report = report::build(
-        &stats,
+        stats,
         plan.topology.to_string(),
         RunFacts {
             blocks: plan.blocks,
@@ -395,36 +401,6 @@ pub async fn run(
     report.cpu = super::cpu::report(&cpu_start, &cpu_end, report.published);
     report.engines = Some(engines_report);
     Ok(report)
-}
-
-/// Asks `nodes` to shut down and waits for them to exit (killing what is still running after
-/// the devnet's exit timeout).
-async fn stop_nodes(
-    children: &mut [Option<super::ChildNode>],
-    stats: &mut [super::report::NodeStats],
-    events: &mut tokio::sync::mpsc::Receiver<(usize, crate::cli::control_event::ControlEvent)>,
-    nodes: &[usize],
-) {
-    for &i in nodes {
-        if let Some(child) = children.get_mut(i).and_then(Option::as_mut) {
-            let _ = super::send(child, crate::cli::control::ControlCommand::Shutdown).await;
-        }
-    }
-    let deadline = Instant::now() + super::EXIT_TIMEOUT;
-    while nodes.iter().any(|&i| !stats[i].exited) && Instant::now() < deadline {
-        if super::next_event(events, stats, deadline, "")
-            .await
-            .is_err()
-        {
-            break;
-        }
-    }
-    for &i in nodes {
-        if let Some(mut child) = children.get_mut(i).and_then(Option::take) {
-            let _ = tokio::time::timeout(Duration::from_secs(2), child.process.wait()).await;
-            let _ = child.process.start_kill();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! filling did (blocks fetched by payload_by_number, catch-up time, fetch rate next to the bound
 //! the rate limits allow).
 //!
-//! Built by the orchestrator ([`super::run`]) from the events its child nodes print, written
-//! as JSON with `--report`, summarised on stdout.
+//! Built at the end of the run ([`super::scenario`]) from the events its child nodes print
+//! ([`super::collect`]), written as JSON with `--report`, summarised on stdout.
 
 use std::collections::{HashMap, HashSet};
 

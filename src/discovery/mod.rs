@@ -93,17 +93,24 @@ pub enum DiscoveryError {
     #[error(transparent)]
     Record(#[from] records::RecordError),
     /// The UDP socket could not be bound.
-    #[error("cannot bind the discovery UDP socket {addr}: {reason}")]
+    #[error("cannot bind the discovery UDP socket {addr}: {error}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// Why.
-        reason: String,
+        #[source]
+        error: std::io::Error,
     },
     /// The discovery file could not be read.
     #[error("discovery file: {0}")]
-    Persist(String),
-    /// discv5 refused to start.
+    Persist(#[from] persist::PersistError),
+    /// The blocking task reading the discovery file panicked or was cancelled.
+    #[error("discovery file: {0}")]
+    PersistTask(#[from] tokio::task::JoinError),
+    /// The node's TCP listener (whose port the ENR announces) did not come up in time.
+    #[error("discv5: the TCP listener is not up")]
+    NoTcpListener,
+    /// discv5 refused to start (its reason; discv5's errors are not `std::error::Error`s).
     #[error("discv5: {0}")]
     Start(String),
     /// The service has stopped.
@@ -138,7 +145,7 @@ pub async fn start_for_node(
         match port {
             Some(port) => break port,
             None if tokio::time::Instant::now() > deadline => {
-                return Err(DiscoveryError::Start("the TCP listener is not up".into()));
+                return Err(DiscoveryError::NoTcpListener);
             }
             None => tokio::time::sleep(Duration::from_millis(20)).await,
         }

@@ -142,19 +142,12 @@ pub async fn start(
     let bind = SocketAddr::new(config.listen_ip, config.udp_port);
     let socket = tokio::net::UdpSocket::bind(bind)
         .await
-        .map_err(|e| DiscoveryError::Bind {
-            addr: bind,
-            reason: e.to_string(),
-        })?;
-    let udp = socket.local_addr().map_err(|e| DiscoveryError::Bind {
-        addr: bind,
-        reason: e.to_string(),
-    })?;
+        .map_err(|error| DiscoveryError::Bind { addr: bind, error })?;
+    let udp = socket
+        .local_addr()
+        .map_err(|error| DiscoveryError::Bind { addr: bind, error })?;
     let store = config.store.clone();
-    let kept = tokio::task::spawn_blocking(move || persist::load(&store))
-        .await
-        .map_err(|e| DiscoveryError::Persist(e.to_string()))?
-        .map_err(|e| DiscoveryError::Persist(e.to_string()))?;
+    let kept = tokio::task::spawn_blocking(move || persist::load(&store)).await??;
     if kept.skipped > 0 {
         tracing::warn!(
             skipped = kept.skipped,

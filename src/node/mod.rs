@@ -35,7 +35,7 @@ use crate::p2p::peers::scorebook::ScoreBook;
 use crate::p2p::reqresp::server::{ServerConfig, ServerStats};
 use crate::p2p::{self, GossipConfig, NetworkHandle};
 use crate::p2p::{BanConfig, ConnectionLimits};
-use crate::producer::{ProduceRequest, SequencerConfig};
+use crate::producer::{ProduceError, ProduceRequest, SequencerConfig};
 use crate::store::{BlockRef, Store, StoreError};
 use crate::sync::{SyncConfig, SyncStats};
 use crate::validate::{BlockValidator, ValidatorConfig};
@@ -116,9 +116,9 @@ pub enum NodeError {
     /// The node is not a sequencer (no producer to ask).
     #[error("this node has no sequencer key")]
     NotSequencer,
-    /// Production failed or the producer stopped.
+    /// Production failed, the producer stopped, or a sequencer cannot start where it is.
     #[error("block production: {0}")]
-    Produce(String),
+    Produce(#[from] crate::producer::ProduceError),
     /// The L1 RPC could not be set up (a bad URL).
     #[error("l1: {0}")]
     L1(#[from] crate::l1::L1Error),
@@ -177,10 +177,9 @@ impl ProducerClient {
                 done,
             })
             .await
-            .map_err(|_| NodeError::Produce("producer stopped".into()))?;
-        rx.await
-            .map_err(|_| NodeError::Produce("producer stopped".into()))?
-            .map_err(NodeError::Produce)
+            .map_err(|_| ProduceError::Stopped)?;
+        rx.await.map_err(|_| ProduceError::Stopped)??;
+        Ok(())
     }
 }
 
@@ -247,10 +246,7 @@ impl RunningNode {
                 return Ok(p2p::with_peer_id(addr, self.peer_id()));
             }
             if tokio::time::Instant::now() > deadline {
-                return Err(NodeError::Network(p2p::NetworkError::Listen {
-                    addr: "any".into(),
-                    reason: "no listen address bound".into(),
-                }));
+                return Err(NodeError::Network(p2p::NetworkError::NoListenAddress));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

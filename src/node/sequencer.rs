@@ -58,7 +58,7 @@ pub(super) fn sequencer_tip(
     );
     if config.sequencer.as_ref().map(|s| s.schedule) == Some(crate::producer::Schedule::ChainTime) {
         crate::producer::pace::check_start(&tip, &config.chain, crate::clock::unix_now())
-            .map_err(NodeError::Produce)?;
+            .map_err(crate::producer::ProduceError::from)?;
     }
     Ok(tip)
 }

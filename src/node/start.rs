@@ -510,6 +510,6 @@ fn serve_payloads(
         metrics.clone(),
         shutdown.clone(),
     )
-    .map_err(|e| NodeError::Network(p2p::NetworkError::Setup(e)))?;
+    .map_err(|e| NodeError::Network(p2p::SetupError::from(e).into()))?;
     Ok(Some(stats))
 }

@@ -37,7 +37,7 @@ use super::recent_messages::RecentMessages;
 use super::reqresp::inbound::{self, InboundStreams};
 use super::{
     Command, IDLE_CONNECTION_TIMEOUT, NetworkConfig, NetworkError, NetworkEvent,
-    STATIC_REDIAL_INTERVAL, peer_id_of,
+    STATIC_REDIAL_INTERVAL, SetupError, peer_id_of,
 };
 use crate::clock::unix_now;
 use crate::validate::{BlockValidator, Verdict};
@@ -142,7 +142,7 @@ impl EventLoop {
                 noise::Config::new,
                 yamux::Config::default,
             )
-            .map_err(|e| NetworkError::Setup(e.to_string()))?
+            .map_err(SetupError::Transport)?
             .with_behaviour(|key| {
                 let manager = PeerManager::new(PeerManagerConfig {
                     scores: config.app_scores,
@@ -183,7 +183,7 @@ impl EventLoop {
                     inbound: inbound::Behaviour::new(inbound_streams.clone()),
                 })
             })
-            .map_err(|e| NetworkError::Setup(e.to_string()))?
+            .map_err(SetupError::Behaviour)?
             .with_swarm_config(|c| {
                 c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
                     .with_per_connection_event_buffer_size(super::CONNECTION_EVENT_BUFFER)
@@ -194,12 +194,12 @@ impl EventLoop {
             std::net::IpAddr::V6(ip) => format!("/ip6/{ip}/tcp/{}", config.listen_port),
         }
         .parse()
-        .map_err(|e: libp2p::multiaddr::Error| NetworkError::Setup(e.to_string()))?;
+        .map_err(SetupError::ListenAddr)?;
         swarm
             .listen_on(addr.clone())
             .map_err(|e| NetworkError::Listen {
-                addr: addr.to_string(),
-                reason: e.to_string(),
+                addr: addr.clone(),
+                error: Arc::new(e),
             })?;
         let (judged_tx, judged_rx) = mpsc::channel(gossip_config.validation_queue.max(1));
         // Every peer the connection bounds let in, each with its share of the queue.
@@ -329,8 +329,8 @@ impl EventLoop {
                         .gossipsub
                         .publish(topic, data)
                         .map(|_| self.metrics.gossip.published())
-                        .map_err(|e| NetworkError::Publish(e.to_string())),
-                    None => Err(NetworkError::Publish(format!("no topic for {version}"))),
+                        .map_err(|e| NetworkError::Publish(Arc::new(e))),
+                    None => Err(NetworkError::NoTopic(version)),
                 };
                 let _ = reply.send(result);
             }
@@ -338,7 +338,7 @@ impl EventLoop {
                 let _ = reply.send(
                     self.swarm
                         .dial(addr)
-                        .map_err(|e| NetworkError::Dial(e.to_string())),
+                        .map_err(|e| NetworkError::Dial(Arc::new(e))),
                 );
             }
             Command::ListenAddrs { reply } => {
@@ -423,7 +423,7 @@ impl EventLoop {
                 tracing::debug!(?peer_id, %error, "dial failed");
                 self.discovery_on_dial_failed(peer_id);
                 if let Some(peer) = peer_id {
-                    self.finish_connects(peer, Err(NetworkError::Dial(error.to_string())));
+                    self.finish_connects(peer, Err(NetworkError::Dial(Arc::new(error))));
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {

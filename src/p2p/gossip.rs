@@ -97,7 +97,7 @@ pub fn build(
     scoring: ScoringLevel,
     metrics: Option<(&Metrics, &GossipMetrics)>,
     recent: Arc<RecentMessages>,
-) -> Result<Gossipsub, String> {
+) -> Result<Gossipsub, BuildError> {
     let gossip_config = ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
         .validate_messages()
@@ -117,15 +117,14 @@ pub fn build(
         .history_gossip(HISTORY_GOSSIP)
         .duplicate_cache_time(SEEN_MESSAGES_TTL)
         .flood_publish(config.flood_publish)
-        .build()
-        .map_err(|e| format!("gossipsub config: {e}"))?;
+        .build()?;
     let allowed: HashSet<_> = topics(chain).iter().map(|t| t.hash()).collect();
     let behaviour = Gossipsub::new_with_subscription_filter(
         MessageAuthenticity::Anonymous,
         gossip_config,
         WhitelistSubscriptionFilter(allowed),
     )
-    .map_err(|e| format!("gossipsub: {e}"))?;
+    .map_err(BuildError::Behaviour)?;
     let metrics_config = gossipsub::MetricsConfig {
         max_topics: GOSSIPSUB_MAX_TOPICS,
         // Topics we never subscribe to are filtered out before any metric would see them.
@@ -145,17 +144,43 @@ pub fn build(
                 scoring::light_params(chain.block_time),
                 scoring::thresholds(),
             )
-            .map_err(|e| format!("gossipsub peer scoring: {e}"))?;
+            .map_err(BuildError::PeerScore)?;
     }
     for topic in topics(chain) {
         behaviour
             .subscribe(&topic)
-            .map_err(|e| format!("subscribe {topic}: {e:?}"))?;
+            .map_err(|error| BuildError::Subscribe {
+                topic: topic.to_string(),
+                error,
+            })?;
         if let Some((_, gossip)) = metrics {
             gossip.gossip_event(GossipEvent::Join);
         }
     }
     Ok(behaviour)
+}
+
+/// Why gossipsub could not be built (a bad configuration; nothing a peer can cause).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// libp2p refused the configuration (mesh degrees out of order, history too short).
+    #[error("gossipsub config: {0}")]
+    Config(#[from] gossipsub::ConfigBuilderError),
+    /// libp2p refused to build the behaviour with that configuration (its reason).
+    #[error("gossipsub: {0}")]
+    Behaviour(&'static str),
+    /// libp2p refused the peer-scoring parameters (its reason).
+    #[error("gossipsub peer scoring: {0}")]
+    PeerScore(String),
+    /// A block topic could not be joined.
+    #[error("subscribe {topic}: {error}")]
+    Subscribe {
+        /// The topic.
+        topic: String,
+        /// libp2p's error.
+        #[source]
+        error: gossipsub::SubscriptionError,
+    },
 }
 
 /// The chain's four block topics, V1 first.

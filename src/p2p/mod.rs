@@ -293,32 +293,70 @@ pub(crate) enum Command {
     },
 }
 
-/// Why a network operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a network operation failed. Cloneable (one dial's outcome answers every caller waiting
+/// on it), so the libp2p errors it carries are shared in `Arc`s.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum NetworkError {
     /// Building the transport or behaviour failed.
     #[error("network setup: {0}")]
-    Setup(String),
+    Setup(#[source] Arc<SetupError>),
     /// Listening on the requested address failed.
-    #[error("cannot listen on {addr}: {reason}")]
+    #[error("cannot listen on {addr}: {error}")]
     Listen {
         /// The address.
-        addr: String,
+        addr: Multiaddr,
         /// Why.
-        reason: String,
+        #[source]
+        error: Arc<libp2p::TransportError<std::io::Error>>,
     },
+    /// The event loop bound no listen address in time.
+    #[error("cannot listen on any: no listen address bound")]
+    NoListenAddress,
     /// gossipsub refused to publish (e.g. no peers on the topic yet, or a duplicate).
     #[error("publish failed: {0}")]
-    Publish(String),
-    /// A dial could not be started.
+    Publish(#[source] Arc<libp2p::gossipsub::PublishError>),
+    /// The chain has no topic for the block's version.
+    #[error("publish failed: no topic for {0}")]
+    NoTopic(BlockVersion),
+    /// A dial could not be started, or failed.
     #[error("dial failed: {0}")]
-    Dial(String),
+    Dial(#[source] Arc<libp2p::swarm::DialError>),
+    /// A connect's address names no peer to wait for.
+    #[error("dial failed: {0}: the address must end in /p2p/<peer id>")]
+    NoPeerId(Multiaddr),
+    /// Too many connects wait for their dial already (at most 64, `MAX_PENDING_CONNECTS` in the
+    /// event loop).
+    #[error("dial failed: too many connects in progress")]
+    TooManyConnects,
     /// The event loop has stopped.
     #[error("the network has shut down")]
     Closed,
     /// An operator list is full.
     #[error(transparent)]
     ListFull(#[from] peers::lists::ListFull),
+}
+
+impl From<SetupError> for NetworkError {
+    fn from(e: SetupError) -> Self {
+        Self::Setup(Arc::new(e))
+    }
+}
+
+/// Why the network could not be set up: a bad configuration, nothing a peer can cause.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The TCP transport's noise upgrade could not be configured.
+    #[error("{0}")]
+    Transport(#[source] libp2p::noise::Error),
+    /// The behaviour (gossipsub, the peer manager, connection limits) could not be built.
+    #[error("{0}")]
+    Behaviour(#[source] libp2p::BehaviourBuilderError),
+    /// The listen IP and port do not form a multiaddr.
+    #[error("{0}")]
+    ListenAddr(#[source] libp2p::multiaddr::Error),
+    /// The payload_by_number server could not take its protocols' streams.
+    #[error("cannot serve {}: {}", .0.protocol, .0)]
+    Serve(#[from] reqresp::inbound::AlreadyAccepted),
 }
 
 /// A cheap, cloneable handle to the network. Every call is a bounded command to the event loop.

@@ -38,6 +38,7 @@ use crate::store::{BlockRef, StoredBlock};
 use crate::validate::{BlockValidator, ValidationError};
 use crate::wire::envelope::encode_signed;
 use crate::wire::signature::BlockSigner;
+use crate::wire::ssz::EncodeError;
 
 /// When blocks are built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,28 +69,72 @@ pub struct ProduceRequest {
     pub interval: Duration,
     /// Transaction bytes per block (overrides the configured size).
     pub target_tx_bytes: usize,
-    /// Answered when the last block is published.
-    pub done: oneshot::Sender<Result<(), String>>,
+    /// Answered when the last block is published, or with the failure that ended the request.
+    pub done: oneshot::Sender<Result<(), ProduceError>>,
 }
 
-/// Why a block was not produced.
+/// Why a block was not produced, or a sequencer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
     /// The engine built nothing.
     #[error("engine build: {0}")]
     Build(#[from] BuildError),
-    /// Our side: the engine's block is not the one asked for, signing, our own validator, the
-    /// store.
+    /// The engine built a block other than the one asked for (it is elsewhere: the driver
+    /// re-syncs it).
+    #[error(
+        "the engine built block {} on {} at {}, not {} on {} at {}",
+        built.number, built.parent, built.timestamp, asked.number, asked.parent, asked.timestamp
+    )]
+    WrongBlock {
+        /// What the engine built.
+        built: BlockSlot,
+        /// What was asked for.
+        asked: BlockSlot,
+    },
+    /// The block could not be encoded for its topic.
     #[error("{0}")]
-    Local(String),
+    Encode(#[from] EncodeError),
+    /// Our own validator rejected the block (op-node validates its own blocks too).
+    #[error("own block rejected: {0}")]
+    OwnBlockRejected(#[source] ValidationError),
+    /// The blocking task that signs and checks the block panicked or was cancelled.
+    #[error("{0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The store writer has stopped (the node is shutting down).
+    #[error("store closed")]
+    StoreClosed,
+    /// The producer has stopped (the node is shutting down): the request was not answered.
+    #[error("producer stopped")]
+    Stopped,
+    /// The sequencer's next block is due too long ago to catch up to ([`pace::check_start`]).
+    #[error(transparent)]
+    TooFarBehind(#[from] pace::TooFarBehind),
+}
+
+/// A block's place: its number, its parent and its timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockSlot {
+    /// Block number.
+    pub number: u64,
+    /// Parent hash.
+    pub parent: B256,
+    /// Timestamp (unix seconds).
+    pub timestamp: u64,
 }
 
 impl ProduceError {
-    /// The failure's kind, one of [`crate::engine::metrics::BUILD_FAILURE_KINDS`].
+    /// The failure's kind, one of [`crate::engine::metrics::BUILD_FAILURE_KINDS`]: the engine's
+    /// own kind for a failed build, "local" for a failure on our side.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Build(e) => e.kind(),
-            Self::Local(_) => "local",
+            Self::WrongBlock { .. }
+            | Self::Encode(_)
+            | Self::OwnBlockRejected(_)
+            | Self::Task(_)
+            | Self::StoreClosed
+            | Self::Stopped
+            | Self::TooFarBehind(_) => "local",
         }
     }
 }
@@ -237,7 +282,7 @@ impl Producer {
                             }
                         }
                         Err(e) => {
-                            result = Err(e.to_string());
+                            result = Err(e);
                             break 'blocks;
                         }
                     }
@@ -315,10 +360,18 @@ impl Producer {
                     || p.timestamp != timestamp
                 {
                     engine.head.request_resync();
-                    return Err(ProduceError::Local(format!(
-                        "the engine built block {} on {} at {}, not {number} on {} at {timestamp}",
-                        p.block_number, p.parent_hash, p.timestamp, self.tip.id.hash
-                    )));
+                    return Err(ProduceError::WrongBlock {
+                        built: BlockSlot {
+                            number: p.block_number,
+                            parent: p.parent_hash,
+                            timestamp: p.timestamp,
+                        },
+                        asked: BlockSlot {
+                            number,
+                            parent: self.tip.id.hash,
+                            timestamp,
+                        },
+                    });
                 }
                 Some((version, envelope))
             }
@@ -342,8 +395,7 @@ impl Producer {
                     build_block(&chain, &spec),
                 ),
             };
-            let data = encode_signed(chain.chain_id, version, &envelope, &signer)
-                .map_err(|e| e.to_string())?;
+            let data = encode_signed(chain.chain_id, version, &envelope, &signer)?;
             // Our own validator must accept what we publish (op-node validates its own blocks
             // too); a block too old for the gossip window is checked as of its own time.
             let too_old = match validator.validate(version, &data, unix_now()) {
@@ -351,16 +403,14 @@ impl Producer {
                 Err(ValidationError::TimestampTooOld { .. }) => {
                     validator
                         .validate(version, &data, timestamp)
-                        .map_err(|e| format!("own block rejected: {e}"))?;
+                        .map_err(ProduceError::OwnBlockRejected)?;
                     true
                 }
-                Err(e) => return Err(format!("own block rejected: {e}")),
+                Err(e) => return Err(ProduceError::OwnBlockRejected(e)),
             };
-            Ok::<_, String>((version, envelope, data, too_old))
+            Ok((version, envelope, data, too_old))
         })
-        .await
-        .map_err(|e| ProduceError::Local(e.to_string()))?
-        .map_err(ProduceError::Local)?;
+        .await??;
         let id = BlockRef {
             number: envelope.payload.block_number,
             hash: envelope.payload.block_hash,
@@ -399,7 +449,7 @@ impl Producer {
                 at: published_at,
             })))
             .await
-            .map_err(|_| ProduceError::Local("store closed".to_owned()))
+            .map_err(|_| ProduceError::StoreClosed)
     }
 }
 
@@ -427,5 +477,36 @@ fn devnet_l1_origin(timestamp: u64) -> L1Info {
         batcher_hash: B256::ZERO,
         sequence_number: timestamp % 12,
         ..L1Info::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_engine_block_names_both_blocks_and_counts_as_local() {
+        let e = ProduceError::WrongBlock {
+            built: BlockSlot {
+                number: 7,
+                parent: B256::repeat_byte(1),
+                timestamp: 100,
+            },
+            asked: BlockSlot {
+                number: 8,
+                parent: B256::repeat_byte(2),
+                timestamp: 102,
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the engine built block 7 on {} at 100, not 8 on {} at 102",
+                B256::repeat_byte(1),
+                B256::repeat_byte(2)
+            )
+        );
+        assert_eq!(e.kind(), "local");
+        assert_eq!(ProduceError::StoreClosed.kind(), "local");
     }
 }

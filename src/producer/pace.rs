@@ -74,16 +74,31 @@ impl Tip {
 /// placeholder 0 would be 56 years of blocks).
 pub const MAX_START_BEHIND_SECS: u64 = 3_600 * 12;
 
+/// A sequencer on the chain's clock whose next block is due too long ago to catch up to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the sequencer's next block {number} is due at {due}, {behind_secs} s before now: more than the {MAX_START_BEHIND_SECS} s a sequencer may catch up (blocks follow their parent by the block time, never skipping slots); check the genesis time (rollup.json l2_time)"
+)]
+pub struct TooFarBehind {
+    /// The next block's number.
+    pub number: u64,
+    /// When it is due (unix seconds).
+    pub due: u64,
+    /// How long ago that was.
+    pub behind_secs: u64,
+}
+
 /// Refuses a sequencer on the chain's clock whose next block is due more than
 /// [`MAX_START_BEHIND_SECS`] before `now`.
-pub fn check_start(tip: &Tip, chain: &ChainSpec, now: u64) -> Result<(), String> {
+pub fn check_start(tip: &Tip, chain: &ChainSpec, now: u64) -> Result<(), TooFarBehind> {
     let due = tip.next_timestamp(chain);
-    let behind = now.saturating_sub(due);
-    if behind > MAX_START_BEHIND_SECS {
-        return Err(format!(
-            "the sequencer's next block {} is due at {due}, {behind} s before now: more than the {MAX_START_BEHIND_SECS} s a sequencer may catch up (blocks follow their parent by the block time, never skipping slots); check the genesis time (rollup.json l2_time)",
-            tip.next_number()
-        ));
+    let behind_secs = now.saturating_sub(due);
+    if behind_secs > MAX_START_BEHIND_SECS {
+        return Err(TooFarBehind {
+            number: tip.next_number(),
+            due,
+            behind_secs,
+        });
     }
     Ok(())
 }
@@ -200,7 +215,7 @@ mod tests {
             timestamp: 0,
         };
         let now = 1_800_000_000;
-        let error = check_start(&tip, &chain, now).unwrap_err();
+        let error = check_start(&tip, &chain, now).unwrap_err().to_string();
         assert!(error.contains("l2_time"), "{error}");
         let recent = Tip {
             timestamp: now - MAX_START_BEHIND_SECS,

@@ -2,7 +2,7 @@
 //! an operator or a reviewer who wants to see how blocks spread, which node lagged, when the
 //! adversary was banned and how the late joiner caught up.
 //!
-//! Data flow: the orchestrator ([`super::run`]) ends with its per-node stats → [`RunRecord`]
+//! Data flow: the run ([`super::scenario`]) ends with its per-node stats → [`RunRecord`]
 //! (time series, [`data`]) beside the JSON [`DevnetReport`] → each plot drawn to an SVG string
 //! by plotters ([`plots`], [`topology`], [`bars`] through [`chart`] and [`svg`]) → [`page`] inlines them
 //! with the summary and the per-node table → one file. Nothing in the file is fetched: no

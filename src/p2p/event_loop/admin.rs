@@ -78,9 +78,7 @@ impl EventLoop {
             }
             Command::Connect { addr, reply } => {
                 let Some(peer) = peer_id_of(&addr) else {
-                    let _ = reply.send(Err(NetworkError::Dial(format!(
-                        "{addr}: the address must end in /p2p/<peer id>"
-                    ))));
+                    let _ = reply.send(Err(NetworkError::NoPeerId(addr)));
                     return;
                 };
                 if self.swarm.is_connected(&peer) {
@@ -89,16 +87,14 @@ impl EventLoop {
                 }
                 let waiting: usize = self.pending_connects.values().map(Vec::len).sum();
                 if waiting >= MAX_PENDING_CONNECTS {
-                    let _ = reply.send(Err(NetworkError::Dial(
-                        "too many connects in progress".into(),
-                    )));
+                    let _ = reply.send(Err(NetworkError::TooManyConnects));
                     return;
                 }
                 let opts = DialOpts::peer_id(peer).addresses(vec![addr]).build();
                 match self.swarm.dial(opts) {
                     Ok(()) => self.pending_connects.entry(peer).or_default().push(reply),
                     Err(e) => {
-                        let _ = reply.send(Err(NetworkError::Dial(e.to_string())));
+                        let _ = reply.send(Err(NetworkError::Dial(std::sync::Arc::new(e))));
                     }
                 }
             }

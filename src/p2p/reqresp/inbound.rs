@@ -50,17 +50,25 @@ pub struct InboundStreams {
     senders: Arc<Mutex<Senders>>,
 }
 
+/// A protocol asked for twice: its streams already go to another receiver.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{protocol} is already accepted")]
+pub struct AlreadyAccepted {
+    /// The protocol.
+    pub protocol: StreamProtocol,
+}
+
 impl InboundStreams {
     /// Starts accepting `protocol`: every negotiated stream arrives on the receiver. Dropping the
     /// receiver stops accepting. Fails if `protocol` is already accepted.
     pub fn accept(
         &self,
         protocol: StreamProtocol,
-    ) -> Result<mpsc::Receiver<InboundStream>, String> {
+    ) -> Result<mpsc::Receiver<InboundStream>, AlreadyAccepted> {
         let mut senders = self.lock();
         senders.retain(|_, s| !s.is_closed());
         if senders.contains_key(&protocol) {
-            return Err(format!("{protocol} is already accepted"));
+            return Err(AlreadyAccepted { protocol });
         }
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         senders.insert(protocol, tx);

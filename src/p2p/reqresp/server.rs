@@ -178,7 +178,8 @@ struct Shared {
     metrics: Arc<ReqRespMetrics>,
 }
 
-/// Starts serving on both protocol ids; returns the counters. Stops with `shutdown`.
+/// Starts serving on both protocol ids; returns the counters. Stops with `shutdown`. Fails if
+/// another server already takes either protocol's streams.
 pub fn spawn(
     inbound: InboundStreams,
     chain: Arc<ChainSpec>,
@@ -187,7 +188,7 @@ pub fn spawn(
     scores: PeerReporter,
     metrics: Arc<ReqRespMetrics>,
     shutdown: CancellationToken,
-) -> Result<Arc<ServerStats>, String> {
+) -> Result<Arc<ServerStats>, super::inbound::AlreadyAccepted> {
     let stats = Arc::new(ServerStats::default());
     let shared = Arc::new(Shared {
         global: config.global.limiter(),
@@ -203,9 +204,7 @@ pub fn spawn(
         metrics,
     });
     for protocol in protocols(chain.chain_id) {
-        let mut incoming = inbound
-            .accept(protocol.clone())
-            .map_err(|e| format!("cannot serve {protocol}: {e}"))?;
+        let mut incoming = inbound.accept(protocol)?;
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
