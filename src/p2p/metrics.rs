@@ -349,6 +349,7 @@ mod tests {
         m.validated(Verdict::Reject, Some("unknown_signer"));
         m.validated(Verdict::Ignore, Some("already_seen"));
         m.validated(Verdict::Ignore, Some("made_up_at_runtime"));
+        m.noncanonical_block();
         let text = registry.encode().unwrap();
         for line in [
             "op_node_default_p2p_gossip_events_total{type=\"REJECT_MESSAGE\"} 2",
@@ -356,6 +357,7 @@ mod tests {
             "op_node_default_p2p_gossip_events_total{type=\"LEAVE\"} 0",
             "op_gossip_validation_total{verdict=\"reject\",reason=\"unknown_signer\"} 1",
             "op_gossip_validation_total{verdict=\"ignore\",reason=\"other\"} 1",
+            "op_gossip_noncanonical_blocks_total 1",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
