@@ -81,6 +81,7 @@ fn main() {
             batch.push(StoredBlock {
                 version: BlockVersion::V4,
                 envelope: env,
+                ssz: None,
             });
             // Batches as the node's writer makes them.
             if batch.len() == 64 {

@@ -12,6 +12,7 @@
 //!     │ ACCEPT          ──► verdict back to the loop ──► gossipsub (only ACCEPT is forwarded)
 //!     ▼
 //!  node forward task ──► store writer (batches → one durable redb transaction) ──► head (watch)
+//!     (the block's signed SSZ bytes go along and are written as they are: wire::canonical)
 //!                              ▲
 //!  producer (sequencer) ───────┘ and ──publish──► NetworkHandle
 //!
@@ -56,7 +57,7 @@
 //!      └─► p2p::peers::{lists, bans} (read only)
 //!
 //!  inbound payload_by_number ──► p2p::reqresp::server: ≤ 128 streams, ≤ 2 per peer, per-peer, per-IP
-//!  + global limiter (≤ 20 s wait) ──► Store::block_by_number ──► framed snappy response
+//!  + global limiter (≤ 20 s wait) ──► Store::block_by_number ──► its stored bytes, framed snappy
 //!
 //!  discovery (own task; discv5 on its own UDP socket; off with --p2p.no-discovery): bootnodes +
 //!  persisted table ──► lookups, table walks ──► `opstack` filter (our chain, v0) ──► gate and
@@ -80,6 +81,7 @@
 //!  wire::snappy      bounded decompression (66 B .. 10 MiB, checked before allocating)
 //!  wire::signature   payload hash → signing hash → signer recovery (v ∈ {0,1,2,3}, high-s ok)
 //!  wire::ssz         payload layout of the topic's version (V1..V4), zero-copy transactions
+//!  wire::canonical   the signed bytes, kept (shared) when canonical: stored and served as is
 //!  wire::block_hash  header rebuilt from the payload, keccak(rlp) compared to the claim
 //!  wire::tx_trie     its transactions root; the large leaves are hashed in one batch
 //!  wire::keccak      batch keccak: payload hash and trie leaves two at a time (AVX-512)

@@ -34,6 +34,7 @@ fn chain_of(parent: B256, first: u64, n: u64, salt: u8) -> Vec<StoredBlock> {
             StoredBlock {
                 version: BlockVersion::V4,
                 envelope: env,
+                ssz: None,
             }
         })
         .collect()

@@ -36,6 +36,7 @@ fn blocks_of(chain: &ChainSpec, n: u64, tx_bytes: usize) -> Vec<StoredBlock> {
             StoredBlock {
                 version: BlockVersion::V4,
                 envelope: env,
+                ssz: None,
             }
         })
         .collect()

@@ -43,6 +43,7 @@ fn chain_of(n: u64, salt: u64) -> Vec<StoredBlock> {
         out.push(StoredBlock {
             version: BlockVersion::V4,
             envelope,
+            ssz: None,
         });
     }
     out

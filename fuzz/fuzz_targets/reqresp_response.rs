@@ -72,7 +72,8 @@ fuzz_target!(|data: &[u8]| {
     let chain = &chains()[usize::from(selector % 4)];
     let fork = chain.block_version_at(0);
     match check_response(chain, number, response) {
-        Ok(envelope) => {
+        Ok(fetched) => {
+            let envelope = fetched.envelope;
             assert_eq!(envelope.payload.block_number, number);
             assert!(check_block_hash(&envelope).is_ok());
             // Answered again in the layout it came in (op-node's version for it, or the spec's
@@ -86,9 +87,15 @@ fuzz_target!(|data: &[u8]| {
                 _ => response_version_for(layout),
             };
             let body = encode_envelope(layout, &envelope).expect("accepted block re-encodes");
+            // Kept bytes are the canonical encoding in the layout they came in.
+            if let Some(ssz) = &fetched.ssz {
+                assert_eq!(ssz.version(), layout);
+                assert_eq!(ssz.bytes().as_ref(), body.as_slice());
+            }
             let again = check_response(chain, number, &encode_success(version, &body))
                 .expect("the same block in its own layout is accepted");
-            assert_eq!(again, envelope);
+            assert_eq!(again.envelope, envelope);
+            assert!(again.ssz.is_some(), "an encoded body is canonical");
         }
         Err(RequestError::Frame(_) | RequestError::WrongPayload(_)) => {}
         Err(RequestError::NotFound | RequestError::ErrorCode(_)) => {

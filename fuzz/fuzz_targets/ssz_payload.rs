@@ -2,7 +2,9 @@
 //! must re-encode to exactly the input bytes, so a non-canonical encoding the decoder lets through
 //! is caught. The one accepted exception is op-node's documented quirk (`src/wire/ssz.rs`,
 //! `decode_transactions`): a transaction list whose first offset is zero is empty, whatever bytes
-//! follow; its re-encoding is the input without those bytes.
+//! follow; its re-encoding is the input without those bytes. The decoder's own canonical flag
+//! (`wire::canonical::decode_envelope_canonical`) must say exactly whether the re-encoding is the
+//! input.
 //!
 //! Input: `selector ‖ bytes`; `selector % 4` picks V1..V4 (seeds: `fuzz/seeds/ssz_payload/`,
 //! written by `tests/fuzz_seeds.rs`).
@@ -11,6 +13,7 @@
 use alloy_primitives::Bytes;
 use libfuzzer_sys::fuzz_target;
 use op_gossip::wire::BlockVersion;
+use op_gossip::wire::canonical::decode_envelope_canonical;
 use op_gossip::wire::ssz::{decode_envelope, decode_payload, encode_envelope, encode_payload};
 
 /// Where the transactions offset sits in every layout's fixed part: parent hash 32, fee recipient
@@ -75,6 +78,9 @@ fuzz_target!(|data: &[u8]| {
         let mut expected = data[..prefix].to_vec();
         expected.extend_from_slice(&canonical(version, &data[prefix..]));
         assert_eq!(encoded, expected, "envelope re-encoding");
+        let (same, ssz) = decode_envelope_canonical(version, &bytes).expect("decoded above");
+        assert_eq!(same, envelope);
+        assert_eq!(ssz.is_some(), encoded == data, "canonical flag");
         let again =
             decode_envelope(version, &Bytes::from(encoded)).expect("re-encoded envelope decodes");
         assert_eq!(again, envelope);

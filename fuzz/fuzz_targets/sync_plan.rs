@@ -70,6 +70,7 @@ fn world() -> &'static World {
                         StoredBlock {
                             version: BlockVersion::V4,
                             envelope,
+                            ssz: None,
                         }
                     })
                     .collect()

@@ -46,10 +46,13 @@ pub(super) async fn forward_network_events(
                     from,
                     at: accepted_at,
                 });
+                // The signed bytes go to the store as they are (a non-canonical form, counted
+                // by the validation task, goes without them and is re-encoded there).
                 let request = StoreRequest {
                     block: StoredBlock {
                         version: block.version,
                         envelope: block.envelope,
+                        ssz: block.ssz,
                     },
                     source: BlockSource::Gossip(from),
                     at: accepted_at,

@@ -11,6 +11,7 @@
 //!  validation task ── verdict + static reason ─────► validation{verdict,reason},
 //!                                                    DELIVER / REJECT / DUPLICATE_MESSAGE,
 //!                     slot taken / verdict ────────► validation_queue_depth, _duration_seconds
+//!                     ACCEPT, non-canonical SSZ ───► noncanonical_blocks
 //! ```
 
 use std::sync::Arc;
@@ -179,6 +180,9 @@ pub struct GossipMetrics {
     validation_queue_overflows: Counter,
     /// `op_gossip_validation_queue_depth`, `op_gossip_validation_duration_seconds`.
     validation_queue: ValidationQueueMetrics,
+    /// `op_gossip_noncanonical_blocks_total` (counter): ACCEPTed blocks whose signed SSZ is in a
+    /// form op-node accepts but never writes (`wire::canonical`), stored re-encoded.
+    noncanonical_blocks: Counter,
 }
 
 impl GossipMetrics {
@@ -190,6 +194,7 @@ impl GossipMetrics {
             validations: Family::default(),
             validation_queue_overflows: Counter::default(),
             validation_queue: ValidationQueueMetrics::default(),
+            noncanonical_blocks: Counter::default(),
         };
         metrics.register_op_node(|op_node| {
             op_node.register(
@@ -215,6 +220,11 @@ impl GossipMetrics {
                 this.validation_queue_overflows.clone(),
             );
             this.validation_queue.register(own);
+            own.register(
+                "noncanonical_blocks",
+                "Accepted gossip blocks in a non-canonical SSZ form, stored re-encoded",
+                this.noncanonical_blocks.clone(),
+            );
         });
         for event in GossipEvent::ALL {
             let _ = this
@@ -270,6 +280,11 @@ impl GossipMetrics {
     pub fn validation_queue_full(&self) {
         self.validation_queue_overflows.inc();
         self.validated(Verdict::Ignore, Some("validation_queue_full"));
+    }
+
+    /// An ACCEPTed block's signed bytes were not in canonical SSZ form (the store re-encodes it).
+    pub fn noncanonical_block(&self) {
+        self.noncanonical_blocks.inc();
     }
 
     /// gossipsub reported messages to a slow peer that could not be queued (DROP_RPC).
@@ -334,6 +349,7 @@ mod tests {
         m.validated(Verdict::Reject, Some("unknown_signer"));
         m.validated(Verdict::Ignore, Some("already_seen"));
         m.validated(Verdict::Ignore, Some("made_up_at_runtime"));
+        m.noncanonical_block();
         let text = registry.encode().unwrap();
         for line in [
             "op_node_default_p2p_gossip_events_total{type=\"REJECT_MESSAGE\"} 2",
@@ -341,6 +357,7 @@ mod tests {
             "op_node_default_p2p_gossip_events_total{type=\"LEAVE\"} 0",
             "op_gossip_validation_total{verdict=\"reject\",reason=\"unknown_signer\"} 1",
             "op_gossip_validation_total{verdict=\"ignore\",reason=\"other\"} 1",
+            "op_gossip_noncanonical_blocks_total 1",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");

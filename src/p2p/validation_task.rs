@@ -202,6 +202,12 @@ impl Scheduler {
                 reason: judgement.reason,
             });
             if let Some(Ok(block)) = result {
+                if block.ssz.is_none() {
+                    metrics.noncanonical_block();
+                    let number = block.envelope.payload.block_number;
+                    tracing::debug!(%source, number, hash = %block.envelope.payload.block_hash,
+                        "accepted block in a non-canonical SSZ form; the store re-encodes it");
+                }
                 let _ = events
                     .send(NetworkEvent::BlockAccepted {
                         block: Box::new(block),

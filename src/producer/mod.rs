@@ -387,7 +387,7 @@ impl Producer {
         let chain = self.chain.clone();
         let signer = self.config.signer.clone();
         let validator = self.validator.clone();
-        let (version, envelope, data, too_old) = tokio::task::spawn_blocking(move || {
+        let (version, envelope, data, too_old, ssz) = tokio::task::spawn_blocking(move || {
             let (version, envelope) = match built {
                 Some(built) => built,
                 None => (
@@ -397,18 +397,19 @@ impl Producer {
             };
             let data = encode_signed(chain.chain_id, version, &envelope, &signer)?;
             // Our own validator must accept what we publish (op-node validates its own blocks
-            // too); a block too old for the gossip window is checked as of its own time.
-            let too_old = match validator.validate(version, &data, unix_now()) {
-                Ok(_) => false,
+            // too); a block too old for the gossip window is checked as of its own time. What
+            // it accepts carries the signed bytes, which go to the store as they are.
+            let (too_old, accepted) = match validator.validate(version, &data, unix_now()) {
+                Ok(accepted) => (false, accepted),
                 Err(ValidationError::TimestampTooOld { .. }) => {
-                    validator
+                    let accepted = validator
                         .validate(version, &data, timestamp)
                         .map_err(ProduceError::OwnBlockRejected)?;
-                    true
+                    (true, accepted)
                 }
                 Err(e) => return Err(ProduceError::OwnBlockRejected(e)),
             };
-            Ok((version, envelope, data, too_old))
+            Ok::<_, ProduceError>((version, envelope, data, too_old, accepted.ssz))
         })
         .await??;
         let id = BlockRef {
@@ -444,7 +445,11 @@ impl Producer {
         // With an engine, the store is the way in: the insertion driver inserts it from there.
         self.store_tx
             .send(StoreOp::Insert(Box::new(StoreRequest {
-                block: StoredBlock { version, envelope },
+                block: StoredBlock {
+                    version,
+                    envelope,
+                    ssz,
+                },
                 source: BlockSource::Local,
                 at: published_at,
             })))

@@ -70,7 +70,8 @@ impl PayloadContext {
                 envelope.payload.block_hash
             )));
         }
-        Ok(StoredBlock { version, envelope })
+        // From JSON: there are no SSZ bytes to keep; the store encodes them.
+        Ok(StoredBlock::new(version, envelope))
     }
 
     /// Stores `block` as an unsafe block.

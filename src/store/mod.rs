@@ -3,7 +3,10 @@
 //!
 //! Written only by the store writer thread ([`writer`]: gossip blocks, the sequencer's own,
 //! blocks fetched by the sync client, the admin RPC's); read by the payload_by_number server,
-//! the sync client ([`Store::holes`]), the engine driver and the admin RPC. Writes are batched
+//! the sync client ([`Store::holes`]), the engine driver and the admin RPC. A record is the
+//! block's SSZ bytes as its source had them when canonical ([`StoredBlock::ssz`]: the signed
+//! bytes of a gossip block, no re-encoding), else its canonical encoding; a read decodes it once
+//! and keeps the bytes, which the payload_by_number server sends as they are. Writes are batched
 //! into one durable transaction (fsync) per batch, so a SIGKILL loses at most the batch being
 //! written and never corrupts what was committed.
 //!
@@ -36,7 +39,8 @@ use alloy_primitives::{B256, Bytes};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::chain::ChainSpec;
-use crate::wire::ssz::{decode_envelope, encode_envelope};
+use crate::wire::canonical::{CanonicalSsz, decode_envelope_canonical};
+use crate::wire::ssz::{EncodeError, encode_envelope};
 use crate::wire::{BlockVersion, ExecutionPayloadEnvelope};
 
 /// Default number of blocks kept below the head (about 2.3 h of 2 s blocks).
@@ -64,15 +68,48 @@ pub struct BlockRef {
 }
 
 /// A block as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Equality is by version and envelope: `ssz`, when present, is by its type their canonical
+/// encoding, a cache of what the store writes and the payload_by_number server sends.
+#[derive(Debug, Clone)]
 pub struct StoredBlock {
     /// The layout it is encoded in (the version of its fork).
     pub version: BlockVersion,
     /// The payload and beacon root.
     pub envelope: ExecutionPayloadEnvelope,
+    /// The envelope's SSZ bytes where the block's source already had them in canonical form
+    /// (the signed bytes of a gossip block or of our own, a fetched body, a stored record):
+    /// written and served as they are. `None` (or bytes of another layout): encoded when needed.
+    pub ssz: Option<CanonicalSsz>,
 }
 
+impl PartialEq for StoredBlock {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version && self.envelope == other.envelope
+    }
+}
+
+impl Eq for StoredBlock {}
+
 impl StoredBlock {
+    /// A block without its SSZ bytes (they are encoded when it is stored or served).
+    pub fn new(version: BlockVersion, envelope: ExecutionPayloadEnvelope) -> Self {
+        Self {
+            version,
+            envelope,
+            ssz: None,
+        }
+    }
+
+    /// The SSZ bytes to store or serve: the carried ones when they are in the block's layout
+    /// (shared, no copy), else the envelope encoded in it.
+    pub fn ssz_bytes(&self) -> Result<Bytes, EncodeError> {
+        match &self.ssz {
+            Some(ssz) if ssz.version() == self.version => Ok(ssz.bytes().clone()),
+            _ => encode_envelope(self.version, &self.envelope).map(Bytes::from),
+        }
+    }
+
     /// Number and hash.
     pub fn id(&self) -> BlockRef {
         BlockRef {
@@ -216,14 +253,16 @@ impl Store {
                 let mut canonical = txn.open_table(CANONICAL).map_err(db_err)?;
                 let mut meta = txn.open_table(META).map_err(db_err)?;
                 let mut head = read_head(&meta)?;
+                // One buffer for the batch: redb takes the record as one slice.
+                let mut value = Vec::new();
                 for block in blocks {
                     let id = block.id();
-                    let mut value = Vec::with_capacity(1 + 1024);
+                    let body = block
+                        .ssz_bytes()
+                        .map_err(|e| StoreError::Encode(e.to_string()))?;
+                    value.clear();
                     value.push(block.version.topic_index());
-                    value.extend(
-                        encode_envelope(block.version, &block.envelope)
-                            .map_err(|e| StoreError::Encode(e.to_string()))?,
-                    );
+                    value.extend_from_slice(&body);
                     table
                         .insert(key(id).as_slice(), value.as_slice())
                         .map_err(db_err)?;
@@ -507,7 +546,16 @@ fn decode_block(value: &[u8], number: u64) -> Result<StoredBlock, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("block {number}"));
     let (&version_byte, body) = value.split_first().ok_or_else(corrupt)?;
     let version = BlockVersion::from_topic_index(version_byte).ok_or_else(corrupt)?;
-    let envelope =
-        decode_envelope(version, &Bytes::copy_from_slice(body)).map_err(|_| corrupt())?;
-    Ok(StoredBlock { version, envelope })
+    // One copy out of redb's page, one decode; the copy is kept as the block's bytes (the
+    // transactions share it), so serving it encodes nothing.
+    let (envelope, ssz) =
+        decode_envelope_canonical(version, &Bytes::copy_from_slice(body)).map_err(|_| corrupt())?;
+    Ok(StoredBlock {
+        version,
+        envelope,
+        ssz,
+    })
 }
+
+#[cfg(test)]
+mod tests;

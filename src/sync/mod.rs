@@ -32,7 +32,7 @@ use crate::chain::ChainSpec;
 use crate::clock::unix_millis;
 use crate::p2p::NetworkHandle;
 use crate::p2p::peer_manager::PeerReporter;
-use crate::p2p::reqresp::client::{RequestError, RequestTimeouts, request_payload};
+use crate::p2p::reqresp::client::{RequestError, RequestTimeouts, fetch_payload};
 use crate::p2p::reqresp::limits::{PeerLimiters, Rate, take_tokens};
 use crate::p2p::reqresp::metrics::{ReqRespMetrics, ReqRole};
 use crate::store::writer::{BlockSource, StoreOp, StoreRequest};
@@ -400,7 +400,7 @@ async fn worker(shared: Arc<Shared>, peer: PeerId, stop: CancellationToken) {
                 shared.plan().return_request(number);
                 return;
             }
-            r = request_payload(&mut control, &shared.chain, peer, number, shared.config.timeouts) => r,
+            r = fetch_payload(&mut control, &shared.chain, peer, number, shared.config.timeouts) => r,
         };
         let elapsed = started.elapsed();
         shared
@@ -410,9 +410,14 @@ async fn worker(shared: Arc<Shared>, peer: PeerId, stop: CancellationToken) {
         if let Err(e) = &result {
             tracing::debug!(%peer, number, error = %e, "payload_by_number request failed");
         }
-        let answer = result.map(|envelope| StoredBlock {
-            version: shared.chain.block_version_at(envelope.payload.timestamp),
-            envelope,
+        // The body goes to the store as received when canonical and in the layout the block is
+        // stored in (`StoredBlock::ssz_bytes` re-encodes otherwise).
+        let answer = result.map(|fetched| StoredBlock {
+            version: shared
+                .chain
+                .block_version_at(fetched.envelope.payload.timestamp),
+            envelope: fetched.envelope,
+            ssz: fetched.ssz,
         });
         let actions = {
             let mut plan = shared.plan();

@@ -181,13 +181,7 @@ mod tests {
         envelope.payload.transactions = Transactions::from_slices([tx.as_slice()]).unwrap();
         let hash = B256::from(alloy_primitives::U256::from(number));
         envelope.payload.block_hash = hash;
-        (
-            hash,
-            StoredBlock {
-                version: BlockVersion::V4,
-                envelope,
-            },
-        )
+        (hash, StoredBlock::new(BlockVersion::V4, envelope))
     }
 
     #[test]

@@ -39,11 +39,11 @@ pub use signers::{DEFAULT_SIGNER_GRACE_SECS, SignerMatch, SignerSet};
 
 use crate::chain::ChainSpec;
 use crate::wire::block_hash::{BlockHeader, transactions_root};
+use crate::wire::canonical::{CanonicalSsz, decode_envelope_canonical};
 use crate::wire::envelope::SignedBytes;
 use crate::wire::keccak::{self, Message, keccak256_all};
 use crate::wire::signature::{SIGNATURE_BYTES, payload_hash, recover_signer, signing_hash};
 use crate::wire::snappy::{SnappyError, decompress_gossip};
-use crate::wire::ssz::decode_envelope;
 use crate::wire::tx_trie::TransactionLeaves;
 use crate::wire::{BlockVersion, ExecutionPayloadEnvelope, Transactions};
 
@@ -86,6 +86,10 @@ pub struct ValidBlock {
     pub payload_hash: B256,
     /// The signature as received.
     pub signature: [u8; SIGNATURE_BYTES],
+    /// The signed bytes (shared with the message buffer) when they are the canonical encoding
+    /// of `envelope`, as they almost always are; `None` for a form op-node accepts that
+    /// re-encodes differently ([`crate::wire::canonical`]), which the store re-encodes.
+    pub ssz: Option<CanonicalSsz>,
 }
 
 /// Validates gossip blocks for one chain.
@@ -167,14 +171,14 @@ impl BlockValidator {
 
         // Decoded ahead of the signature check so the payload hash and the transaction leaves
         // can be hashed in one pass; a decode error still counts only after the signature.
-        let decoded = decode_envelope(version, &parts.signed);
+        let decoded = decode_envelope_canonical(version, &parts.signed);
         let hashes = MessageHashes::compute(
             &parts.signed,
-            decoded.as_ref().ok(),
+            decoded.as_ref().ok().map(|(envelope, _)| envelope),
             keccak::hashes_in_pairs(),
         );
         let (signer, payload_hash) = self.check_signature(&parts, hashes.payload, now)?;
-        let envelope = decoded?;
+        let (envelope, ssz) = decoded?;
         check_timestamp(&self.config, envelope.payload.timestamp, now)?;
         check_fork_fields(&self.chain, version, &envelope)?;
         let transactions_root = hashes.transactions_root(&envelope.payload.transactions);
@@ -190,6 +194,7 @@ impl BlockValidator {
             signer,
             payload_hash,
             signature: parts.signature,
+            ssz,
         })
     }
 

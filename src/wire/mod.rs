@@ -1,9 +1,10 @@
 //! Sans-IO codecs for every byte format of the OP Stack block-gossip protocol.
 //!
 //! Data flow (gossip in): raw `pubsub` data → [`snappy::decompress_gossip`] (bounded by the
-//! declared length) → `envelope::SignedEnvelope::split` (signature ‖ payload bytes) →
+//! declared length) → [`envelope::SignedBytes::split`] (signature ‖ payload bytes) →
 //! [`signature`] (signing hash, recovery) → [`ssz`] (payload decode per [`BlockVersion`]) →
-//! [`block_hash`] (header recomputation). Gossip out runs the same pieces backwards
+//! [`block_hash`] (header recomputation); the signed bytes, when canonical, travel on to the
+//! store as a [`canonical::CanonicalSsz`]. Gossip out runs the same pieces backwards
 //! ([`envelope::encode_signed`]). Request/response frames for `payload_by_number` live in
 //! [`reqresp`], and op-node's gossipsub message id in [`message_id`].
 //!
@@ -13,6 +14,7 @@
 //! Reference: `shared/spec/op-p2p.md` §1, §2, §3 (block hash), §4 (message id), §6.1.
 
 pub mod block_hash;
+pub mod canonical;
 pub mod envelope;
 pub mod keccak;
 pub mod message_id;

@@ -175,13 +175,18 @@ pub fn decode_payload_body(
     fork: BlockVersion,
     body: &Bytes,
 ) -> Result<ExecutionPayloadEnvelope, ReqRespError> {
-    let layout = match version {
+    Ok(decode_envelope(payload_layout(version, fork)?, body)?)
+}
+
+/// The layout of a success body of response `version` for a block of `fork` (see
+/// [`decode_payload_body`]).
+pub fn payload_layout(version: u32, fork: BlockVersion) -> Result<BlockVersion, ReqRespError> {
+    Ok(match version {
         0 if fork >= BlockVersion::V2 => BlockVersion::V2,
         0 => BlockVersion::V1,
         1 if fork >= BlockVersion::V4 => BlockVersion::V4,
         1 => BlockVersion::V3,
         2 => BlockVersion::V4,
         other => return Err(ReqRespError::UnknownVersion(other)),
-    };
-    Ok(decode_envelope(layout, body)?)
+    })
 }

@@ -119,12 +119,23 @@ pub fn decode_envelope(
     version: BlockVersion,
     bytes: &Bytes,
 ) -> Result<ExecutionPayloadEnvelope, SszError> {
+    decode_envelope_form(version, bytes).map(|(envelope, _)| envelope)
+}
+
+/// [`decode_envelope`], also telling whether `bytes` are in canonical form: exactly what
+/// [`encode_envelope`] writes for the decoded envelope. Found as a by-product of decoding (see
+/// [`decode_payload_form`]), never by re-encoding; [`super::canonical`] builds on it.
+pub(super) fn decode_envelope_form(
+    version: BlockVersion,
+    bytes: &Bytes,
+) -> Result<(ExecutionPayloadEnvelope, bool), SszError> {
     if !version.has_parent_beacon_root() {
-        let payload = decode_payload(version, bytes)?;
-        return Ok(ExecutionPayloadEnvelope {
+        let (payload, canonical) = decode_payload_form(version, bytes)?;
+        let envelope = ExecutionPayloadEnvelope {
             parent_beacon_block_root: None,
             payload,
-        });
+        };
+        return Ok((envelope, canonical));
     }
     let root = bytes
         .get(..PARENT_BEACON_ROOT_BYTES)
@@ -134,15 +145,37 @@ pub fn decode_envelope(
             len: bytes.len(),
             fixed: PARENT_BEACON_ROOT_BYTES,
         })?;
-    let payload = decode_payload(version, &bytes.slice(PARENT_BEACON_ROOT_BYTES..))?;
-    Ok(ExecutionPayloadEnvelope {
+    // The root is any 32 bytes, so the envelope is canonical exactly when its payload is.
+    let (payload, canonical) =
+        decode_payload_form(version, &bytes.slice(PARENT_BEACON_ROOT_BYTES..))?;
+    let envelope = ExecutionPayloadEnvelope {
         parent_beacon_block_root: Some(root),
         payload,
-    })
+    };
+    Ok((envelope, canonical))
 }
 
 /// Decodes a bare payload in the given layout, following op-node's `UnmarshalSSZ` check for check.
 pub fn decode_payload(version: BlockVersion, bytes: &Bytes) -> Result<ExecutionPayload, SszError> {
+    decode_payload_form(version, bytes).map(|(payload, _)| payload)
+}
+
+/// [`decode_payload`], also telling whether `bytes` are in canonical form (what
+/// [`encode_payload`] writes for the result).
+///
+/// Every field but one is read back from exactly the bytes the encoder writes for it: the fixed
+/// fields are raw bytes and integers of every value, the extra-data offset must equal the fixed
+/// size, the transaction offset bounds the extra data, the first transaction offset fixes the
+/// count and every later one the end of a body that the encoder writes back in place, the
+/// withdrawals offset ends the transaction list, and withdrawals are fixed-size. The exception is
+/// op-node's quirk in [`decode_transactions`]: a transaction list whose first offset is 0 reads
+/// as empty however many bytes it spans, while the encoder writes an empty list as no bytes. So
+/// the form is canonical unless the list decoded empty from a non-empty span (one comparison;
+/// the `ssz_canonical` tests and the `ssz_payload` fuzz target check it against re-encoding).
+fn decode_payload_form(
+    version: BlockVersion,
+    bytes: &Bytes,
+) -> Result<(ExecutionPayload, bool), SszError> {
     let len = bytes.len();
     let scope = u32::try_from(len).map_err(|_| SszError::ScopeTooLarge { len })?;
     let fixed = version.fixed_part_bytes();
@@ -218,9 +251,17 @@ pub fn decode_payload(version: BlockVersion, bytes: &Bytes) -> Result<ExecutionP
         });
     }
     // All offsets are now ordered: fixed == extra ≤ tx ≤ withdrawals ≤ scope.
-    let extra_data = bytes.slice(extra_offset as usize..tx_offset as usize);
+    // Copied (at most 32 bytes), not sliced: a slice would keep the whole message buffer alive
+    // for a payload that otherwise holds none of it (one whose transaction list took op-node's
+    // zero-offset quirk), unseen by the memory accounting that counts a payload's own bytes.
+    let extra_data = Bytes::copy_from_slice(
+        bytes
+            .get(extra_offset as usize..tx_offset as usize)
+            .unwrap_or_default(),
+    );
     let transactions =
         decode_transactions(&bytes.slice(tx_offset as usize..withdrawals_offset as usize))?;
+    let canonical = !transactions.is_empty() || tx_offset == withdrawals_offset;
     let withdrawals = if version.has_withdrawals() {
         Some(decode_withdrawals(
             bytes.get(withdrawals_offset as usize..).unwrap_or_default(),
@@ -228,7 +269,7 @@ pub fn decode_payload(version: BlockVersion, bytes: &Bytes) -> Result<ExecutionP
     } else {
         None
     };
-    Ok(ExecutionPayload {
+    let payload = ExecutionPayload {
         parent_hash,
         fee_recipient,
         state_root,
@@ -247,7 +288,8 @@ pub fn decode_payload(version: BlockVersion, bytes: &Bytes) -> Result<ExecutionP
         blob_gas_used,
         excess_blob_gas,
         withdrawals_root,
-    })
+    };
+    Ok((payload, canonical))
 }
 
 /// Decodes the SSZ list of byte lists. Mirrors op-node's `unmarshalTransactions`, including its

@@ -14,9 +14,10 @@ use super::{REQUEST_TIMEOUT, RESPONSE_TIMEOUT, STREAM_OPEN_TIMEOUT, protocols};
 use crate::chain::ChainSpec;
 use crate::validate::check_block_hash;
 use crate::wire::ExecutionPayloadEnvelope;
+use crate::wire::canonical::{CanonicalSsz, decode_envelope_canonical};
 use crate::wire::reqresp::{
-    MAX_RESPONSE_BYTES, ReqRespError, Response, ResultCode, decode_payload_body, decode_response,
-    encode_request,
+    MAX_RESPONSE_BYTES, ReqRespError, Response, ResultCode, decode_response, encode_request,
+    payload_layout,
 };
 
 /// Why a request failed.
@@ -66,7 +67,18 @@ impl Default for RequestTimeouts {
     }
 }
 
-/// Requests block `number` from `peer` and verifies what comes back.
+/// A verified answer: the block, and the body as received when it is the block's canonical
+/// encoding (the sync client stores those bytes as they are).
+#[derive(Debug, Clone)]
+pub struct FetchedPayload {
+    /// The payload and beacon root.
+    pub envelope: ExecutionPayloadEnvelope,
+    /// The body, in the layout it was decoded in, when canonical ([`crate::wire::canonical`]).
+    pub ssz: Option<CanonicalSsz>,
+}
+
+/// Requests block `number` from `peer` and verifies what comes back ([`fetch_payload`] without
+/// the body).
 pub async fn request_payload(
     control: &mut libp2p_stream::Control,
     chain: &ChainSpec,
@@ -74,6 +86,19 @@ pub async fn request_payload(
     number: u64,
     timeouts: RequestTimeouts,
 ) -> Result<ExecutionPayloadEnvelope, RequestError> {
+    let fetched = fetch_payload(control, chain, peer, number, timeouts).await?;
+    Ok(fetched.envelope)
+}
+
+/// Requests block `number` from `peer`, verifies what comes back, and keeps its body when
+/// canonical.
+pub async fn fetch_payload(
+    control: &mut libp2p_stream::Control,
+    chain: &ChainSpec,
+    peer: PeerId,
+    number: u64,
+    timeouts: RequestTimeouts,
+) -> Result<FetchedPayload, RequestError> {
     let mut stream = open(control, chain.chain_id, peer, timeouts.open).await?;
     tokio::time::timeout(timeouts.write, async {
         stream.write_all(&encode_request(number)).await?;
@@ -105,14 +130,15 @@ pub fn check_response(
     chain: &ChainSpec,
     number: u64,
     response: &[u8],
-) -> Result<ExecutionPayloadEnvelope, RequestError> {
+) -> Result<FetchedPayload, RequestError> {
     let (version, body) = match decode_response(response)? {
         Response::Payload { version, body } => (version, body),
         Response::Error(ResultCode::NotFound) => return Err(RequestError::NotFound),
         Response::Error(code) => return Err(RequestError::ErrorCode(code.byte())),
     };
     let fork = chain.block_version_at(chain.timestamp_for_block(number).unwrap_or(0));
-    let envelope = decode_payload_body(version, fork, &body)?;
+    let layout = payload_layout(version, fork)?;
+    let (envelope, ssz) = decode_envelope_canonical(layout, &body).map_err(ReqRespError::from)?;
     if envelope.payload.block_number != number {
         return Err(RequestError::WrongPayload(format!(
             "asked for {number}, got {}",
@@ -120,7 +146,7 @@ pub fn check_response(
         )));
     }
     check_block_hash(&envelope).map_err(|e| RequestError::WrongPayload(e.to_string()))?;
-    Ok(envelope)
+    Ok(FetchedPayload { envelope, ssz })
 }
 
 async fn open(
@@ -141,4 +167,49 @@ async fn open(
         }
     }
     Err(RequestError::Open(last))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly
+mod tests {
+    use super::*;
+    use crate::block_builder::{BlockSpec, L1Info, build_block};
+    use crate::chain_config::load_chain;
+    use crate::wire::Transactions;
+    use crate::wire::block_hash::compute_block_hash;
+    use crate::wire::canonical::tests::zero_offset_form;
+    use crate::wire::reqresp::{encode_success, response_version_for};
+    use crate::wire::ssz::encode_envelope;
+    use alloy_primitives::B256;
+
+    #[test]
+    fn a_canonical_body_is_kept_and_a_non_canonical_one_is_not() {
+        let chain = load_chain("devnet").unwrap();
+        let number = 9;
+        let spec = BlockSpec {
+            parent_hash: B256::repeat_byte(2),
+            number,
+            timestamp: chain.timestamp_for_block(number).unwrap(),
+            target_tx_bytes: 500,
+            l1: L1Info::default(),
+        };
+        let envelope = build_block(&chain, &spec);
+        let version = chain.block_version_at(spec.timestamp);
+        let body = encode_envelope(version, &envelope).unwrap();
+        let response = encode_success(response_version_for(version), &body);
+        let fetched = check_response(&chain, number, &response).unwrap();
+        assert_eq!(fetched.envelope, envelope);
+        let ssz = fetched.ssz.unwrap();
+        assert_eq!((ssz.version(), ssz.bytes().as_ref()), (version, &body[..]));
+
+        // An empty block spelled with op-node's zero-offset quirk: accepted, the body not kept.
+        let mut empty = envelope;
+        empty.payload.transactions = Transactions::default();
+        empty.payload.block_hash = compute_block_hash(&empty);
+        let body = zero_offset_form(version, &encode_envelope(version, &empty).unwrap(), b"junk");
+        let response = encode_success(response_version_for(version), &body);
+        let fetched = check_response(&chain, number, &response).unwrap();
+        assert_eq!(fetched.envelope, empty);
+        assert!(fetched.ssz.is_none());
+    }
 }

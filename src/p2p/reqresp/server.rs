@@ -39,7 +39,6 @@ use crate::store::Store;
 use crate::wire::reqresp::{
     REQUEST_BYTES, ResultCode, decode_request, encode_error, encode_success, response_version_for,
 };
-use crate::wire::ssz::encode_envelope;
 
 /// op-node `globalServerBlocksRateLimit` / `globalServerBlocksBurst`.
 pub const GLOBAL_RATE: Rate = Rate {
@@ -312,7 +311,9 @@ async fn serve(
     let store = shared.store.clone();
     let block = tokio::task::spawn_blocking(move || store.block_by_number(number)).await;
     let frame = match block {
-        Ok(Ok(Some(block))) => match encode_envelope(block.version, &block.envelope) {
+        // The stored bytes as read (canonical by `StoredBlock::ssz`'s type), encoded only when a
+        // record somehow is not.
+        Ok(Ok(Some(block))) => match block.ssz_bytes() {
             Ok(body) => encode_success(response_version_for(block.version), &body),
             Err(_) => {
                 shared.stats.errors.fetch_add(1, Ordering::Relaxed);
