@@ -118,14 +118,10 @@ fn count_lines(engine: &FakeEngine, message: &str) -> usize {
 }
 
 async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        common::wait::wait_until(timeout, async || done()).await,
+        "timed out waiting for {what}"
+    );
 }
 
 /// Waits until the engine's head is at `number` or above.
@@ -210,7 +206,12 @@ async fn an_engine_that_restarts_without_its_last_10_blocks_gets_them_back_and_t
         .collect();
     seq_engine.restart_losing(10);
     assert_eq!(seq_engine.head().number, head.number - 10);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Down until the sequencer has met the outage (a refused call).
+    let refused = seq_engine.refused();
+    wait_until("a call to the down engine", Duration::from_secs(60), || {
+        seq_engine.refused() > refused
+    })
+    .await;
     seq_engine.set_down(false);
 
     // The sequencer re-inserts the lost blocks from its store, then builds on them.
@@ -258,6 +259,7 @@ async fn an_engine_that_starts_20_s_after_the_node() {
         max: Duration::from_secs(2),
     };
     let starting = tokio::spawn(start(sequencer(&chain, dir.path(), &engine, retry)));
+    // Time passing is the point: the node must keep waiting, retrying at its pace, for 20 s.
     tokio::time::sleep(Duration::from_secs(20)).await;
     assert!(!starting.is_finished(), "the node waits for its engine");
     let tries = engine.refused();
@@ -296,6 +298,7 @@ async fn an_engine_down_for_30_s_is_retried_a_few_times_a_second_and_the_sequenc
     wait_engine(&engine, 4).await;
     engine.set_down(true);
     let stopped_at = engine.head().number;
+    // Time passing is the point: 30 s of outage, and how often the node calls in it.
     tokio::time::sleep(Duration::from_secs(30)).await;
     let tries = engine.refused();
     // A loaded machine can make the sequencer fall a slot behind before the outage too: count
