@@ -456,7 +456,8 @@ async fn idle_and_flooded_streams_from_many_peers_leave_honest_requests_served()
         connect(&attacker, &server).await;
         attackers.push(attacker);
     }
-    wait_for_peers(&[&server], 1 + usize::from(ATTACKERS)).await;
+    // Connections are what the attackers need (they attack over req/resp, not gossip).
+    wait_for_connections(&[&server], 1 + usize::from(ATTACKERS)).await;
     server
         .produce(3, Duration::from_millis(20), 1000)
         .await

@@ -97,7 +97,9 @@ async fn honest_blocks_get_through_a_sybil_flood_of_forged_blocks() {
             .collect();
         floods.push(tokio::spawn(attacker(addr.clone(), messages, stop.clone())));
     }
-    wait_for_peers(&[&follower], 1 + usize::from(ATTACKERS)).await;
+    // Every attacker connected (the sequencer's mesh with the follower is up since above; the
+    // attackers' own mesh places are theirs to lose, so they are not waited for).
+    wait_for_connections(&[&follower], 1 + usize::from(ATTACKERS)).await;
     sequencer
         .produce(HONEST_BLOCKS, Duration::from_millis(200), 1000)
         .await
