@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::http::{call, rpc};
 use common::net::*;
+use common::wait::wait_for;
 use common::*;
 use libp2p::PeerId;
 use op_gossip::node::{NodeConfig, RunningNode, start};
@@ -42,18 +43,13 @@ fn addr_of(node: &RunningNode) -> SocketAddr {
 
 /// Polls `opp2p_peers(false)` until `check` holds for `peer`'s entry (or the wait runs out).
 async fn wait_peer(rpc_addr: SocketAddr, peer: &PeerId, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let dump = call(rpc_addr, "opp2p_peers", json!([false])).await;
-        let info = dump["peers"][peer.to_string()].clone();
-        if check(&info) {
-            return info;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "peer {peer} never matched: {info}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let info = async || {
+        call(rpc_addr, "opp2p_peers", json!([false])).await["peers"][peer.to_string()].clone()
+    };
+    let matched = wait_for(WAIT, async || Some(info().await).filter(&check)).await;
+    match matched {
+        Some(info) => info,
+        None => panic!("peer {peer} never matched: {}", info().await),
     }
 }
 
@@ -208,8 +204,7 @@ async fn every_method_answers_in_op_node_shapes() {
         call(at, "opp2p_peerStats", json!([])).await["banned"],
         json!(1)
     );
-    let _ = b.network().dial(a.dial_address().await.unwrap()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    redial_refused(&b, &a).await;
     assert!(!is_connected(
         &call(at, "opp2p_peers", json!([false])).await["peers"][b_id.to_string()]
     ));
@@ -239,8 +234,7 @@ async fn every_method_answers_in_op_node_shapes() {
         call(at, "opp2p_listBlockedAddrs", json!([])).await,
         json!(["127.0.0.1"])
     );
-    let _ = c.network().dial(a.dial_address().await.unwrap()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    redial_refused(&c, &a).await;
     assert_eq!(
         call(at, "opp2p_peerStats", json!([])).await["connected"],
         json!(0)
@@ -457,7 +451,6 @@ async fn posted_payloads_are_stored_and_published() {
     let follower = start(rpc_config(&chain, 1, dir.path())).await.unwrap();
     connect(&follower, &seq).await;
     wait_for_peers(&[&seq, &follower], 1).await;
-    tokio::time::sleep(Duration::from_secs(1)).await; // meshes
 
     // A block built elsewhere, on the genesis: published by the sequencer, accepted by the
     // follower (signed with the sequencer key, so it passes validation).

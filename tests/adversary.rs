@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use common::devnet::run_devnet;
 use common::net::*;
+use common::wait::wait_until;
 use op_gossip::devnet::adversary::{
     self, AdversaryConfig, AdversaryKind, EQUIVOCATIONS_PER_HEIGHT, REDIAL_INTERVAL,
 };
@@ -282,11 +283,13 @@ async fn in_process() {
     assert_eq!(banned, adv.peer_id());
     assert!(adv.joined());
     // Its next dial (every 2 s) is refused by the node's gate.
-    let deadline = tokio::time::Instant::now() + 3 * REDIAL_INTERVAL;
-    while adv.counters().connections_refused == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no refused redial");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        wait_until(3 * REDIAL_INTERVAL, async || {
+            adv.counters().connections_refused > 0
+        })
+        .await,
+        "no refused redial"
+    );
     let counters = adv.stop().await;
     assert!(counters.sent >= 1);
     assert_eq!(counters.max_connected, 1);

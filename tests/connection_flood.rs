@@ -67,7 +67,8 @@ async fn a_thousand_fresh_peer_ids_stay_within_the_connection_bound() {
                 stop.clone(),
             )));
         }
-        // The admin RPC answers while the wave lands, and the node holds its bound.
+        // The admin RPC answers while the wave lands, and the node holds its bound: four
+        // samples 100 ms apart (a sampling pace, not a wait for an event).
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let stats = tokio::time::timeout(
@@ -85,6 +86,8 @@ async fn a_thousand_fresh_peer_ids_stay_within_the_connection_bound() {
             );
         }
     }
+    // The flood keeps up its pressure a second longer, so the peak memory read next covers the
+    // last wave's handshakes (a high-water mark: there is no event to wait on).
     tokio::time::sleep(Duration::from_secs(1)).await;
     let peak_rss = node.peak_rss_bytes();
     stop.cancel();

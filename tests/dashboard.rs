@@ -17,6 +17,7 @@ use alloy_rpc_types_engine::JwtSecret;
 use common::fake_engine::FakeEngine;
 use common::http::request;
 use common::net::*;
+use common::wait::wait_until;
 use op_gossip::engine::EngineConfig;
 use op_gossip::metrics::MetricsConfig;
 use op_gossip::node::{NodeConfig, RunningNode, start};
@@ -218,6 +219,17 @@ async fn exported(node: &RunningNode) -> BTreeSet<String> {
         .collect()
 }
 
+/// How many times `node` sampled its peers' scores: the largest count of its score histogram.
+async fn score_samples(node: &RunningNode) -> f64 {
+    let response = request(node.metrics_addr().unwrap(), "GET", "/metrics", "").await;
+    response
+        .body
+        .lines()
+        .filter(|line| line.starts_with("op_node_default_peer_scores_count"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, f64::max)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_the_dashboard_queries_is_exported() {
     let dir = tempfile::tempdir().unwrap();
@@ -239,19 +251,20 @@ async fn every_metric_the_dashboard_queries_is_exported() {
     seq.wait_for_head(2, WAIT).await.unwrap();
     connect(&follower, &seq).await;
     wait_for_peers(&[&seq, &follower], 1).await;
-    tokio::time::sleep(Duration::from_secs(1)).await; // meshes
     seq.produce(1, Duration::from_millis(20), 0).await.unwrap();
     follower.wait_for_head(3, WAIT).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while engine.head().number < 3 {
+    assert!(
+        wait_until(WAIT, async || engine.head().number >= 3).await,
+        "engine did not insert"
+    );
+    // Two score samples (every 300 ms) with the peer connected, on both nodes.
+    for node in [&seq, &follower] {
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "engine did not insert"
+            wait_until(WAIT, async || score_samples(node).await >= 2.0).await,
+            "{} score samples",
+            score_samples(node).await
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Two score samples (every 300 ms) with the peer connected.
-    tokio::time::sleep(Duration::from_millis(700)).await;
 
     let mut names = exported(&seq).await;
     names.extend(exported(&follower).await);

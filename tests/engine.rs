@@ -14,6 +14,7 @@ use std::time::Duration;
 use alloy_rpc_types_engine::JwtSecret;
 use common::fake_engine::FakeEngine;
 use common::net::*;
+use common::wait::wait_until;
 use op_gossip::chain::ChainSpec;
 use op_gossip::engine::EngineConfig;
 use op_gossip::node::{NodeConfig, RunningNode, start};
@@ -35,16 +36,13 @@ fn with_engine(mut cfg: NodeConfig, engine: &FakeEngine) -> NodeConfig {
 }
 
 async fn wait_inserted(node: &RunningNode, engine: &FakeEngine, number: u64) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while engine.head().number < number {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "engine head {} < {number}; {:?}",
-            engine.head().number,
-            node.engine_stats().unwrap().snapshot()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let inserted = wait_until(WAIT, async || engine.head().number >= number).await;
+    assert!(
+        inserted,
+        "engine head {} < {number}; {:?}",
+        engine.head().number,
+        node.engine_stats().unwrap().snapshot()
+    );
 }
 
 /// The engine made every block 1..=n its head, in order, each the sequencer's.
@@ -69,7 +67,6 @@ async fn pair(
         .unwrap();
     connect(&follower, &seq).await;
     wait_for_peers(&[&seq, &follower], 1).await;
-    tokio::time::sleep(Duration::from_secs(1)).await; // meshes
     (seq, follower)
 }
 
@@ -116,6 +113,14 @@ async fn an_invalid_block_is_recorded_never_retried_and_its_sender_not_blamed() 
     seq.produce(10, Duration::from_millis(50), 0).await.unwrap();
     follower.wait_for_head(10, WAIT).await.unwrap();
     wait_inserted(&follower, &engine, 4).await;
+    let stats = follower.engine_stats().unwrap();
+    assert!(
+        wait_until(WAIT, async || stats.invalid.load(Ordering::Relaxed) >= 1).await,
+        "block 5 was never judged: {:?}",
+        stats.snapshot()
+    );
+    // Time passing is the point here: a retry of block 5 (after the driver's 250 ms first
+    // backoff, or at the next store write) would show within these 2 s.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stats = follower.engine_stats().unwrap().snapshot();
     assert_eq!(stats.invalid, 1);
@@ -155,7 +160,13 @@ async fn an_engine_down_for_a_while_loses_nothing() {
     engine.set_down(true);
     seq.produce(10, Duration::from_millis(50), 0).await.unwrap();
     follower.wait_for_head(15, WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The driver tried block 6 and failed: it knows the engine is down.
+    let stats = follower.engine_stats().unwrap();
+    assert!(
+        wait_until(WAIT, async || stats.errors.load(Ordering::Relaxed) >= 1).await,
+        "the driver never tried the engine while it was down: {:?}",
+        stats.snapshot()
+    );
     assert_eq!(engine.head().number, 5);
     engine.set_down(false);
     wait_inserted(&follower, &engine, 15).await;
@@ -191,8 +202,7 @@ async fn a_restarted_node_resumes_from_the_engine_head() {
         "the store resumes from the engine's head"
     );
     connect(&fresh, &seq).await;
-    wait_for_peers(&[&fresh], 1).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for_peers(&[&fresh, &seq], 1).await;
     seq.produce(4, Duration::from_millis(50), 0).await.unwrap();
     wait_inserted(&fresh, &engine, 12).await;
     assert_in_order(&engine, &seq, 12);
@@ -222,7 +232,6 @@ async fn an_engine_built_sequencer_feeds_a_follower_engine() {
     .unwrap();
     connect(&follower, &seq).await;
     wait_for_peers(&[&seq, &follower], 1).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
     seq.produce(6, Duration::from_millis(100), 0).await.unwrap();
     wait_inserted(&follower, &follower_engine, 6).await;
     assert_eq!(follower_engine.head(), seq_engine.head());

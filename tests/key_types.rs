@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::net::*;
+use common::wait::wait_until;
 use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
@@ -57,20 +58,15 @@ async fn peers_with_every_key_type_op_node_accepts_connect() {
     ];
     for (name, key) in keys {
         let peer = connects(key, addr.clone()).await;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !node
-            .network()
-            .connected_peers()
-            .await
-            .unwrap()
-            .contains(&peer)
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name} peer not seen"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let seen = wait_until(WAIT, async || {
+            node.network()
+                .connected_peers()
+                .await
+                .unwrap()
+                .contains(&peer)
+        })
+        .await;
+        assert!(seen, "{name} peer not seen");
     }
     node.shutdown().await;
 }

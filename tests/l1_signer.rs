@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, B256};
 use common::net::*;
+use common::wait::wait_until;
 use common::*;
 use op_gossip::l1::{L1Config, UNSAFE_BLOCK_SIGNER_SLOT};
 use op_gossip::node::start;
@@ -122,14 +123,13 @@ async fn the_signer_comes_from_l1_and_rotates_with_a_grace_period() {
     // A rotation on L1 is picked up at the next reload.
     let rotated = Address::repeat_byte(0x77);
     *signer.lock().unwrap() = rotated;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while current(&node) != vec![rotated] {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "rotation not picked up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        wait_until(Duration::from_secs(10), async || {
+            current(&node) == vec![rotated]
+        })
+        .await,
+        "rotation not picked up"
+    );
     let now = op_gossip::clock::unix_now();
     assert!(matches!(
         node.validator().signers().check(from_l1, now),

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::http::request;
 use common::net::*;
+use common::wait::wait_until;
 use common::*;
 use op_gossip::chain::ChainSpec;
 use op_gossip::http::Refusal;
@@ -347,11 +348,13 @@ async fn wait_banned(events: &mut broadcast::Receiver<NodeEvent>) {
 }
 
 async fn wait_peer_count(node: &RunningNode, n: usize) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while node.network().connected_peers().await.unwrap().len() != n {
-        assert!(tokio::time::Instant::now() < deadline, "never {n} peers");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        wait_until(WAIT, async || {
+            node.network().connected_peers().await.unwrap().len() == n
+        })
+        .await,
+        "never {n} peers"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,19 +392,19 @@ async fn metrics_are_scraped_over_http_and_hold_what_happened() {
     wait_banned(&mut b_events).await;
     wait_peer_count(&b, 1).await;
     // C's redial while banned is refused by B's gate.
-    let _ = c.network().dial(b.dial_address().await.unwrap()).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while b
-        .gate_stats()
-        .accepts_refused
-        .load(std::sync::atomic::Ordering::Relaxed)
-        == 0
-    {
-        assert!(tokio::time::Instant::now() < deadline, "redial not refused");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Let the score sampler (every 300 ms) see A with its valid responses.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    redial_refused(&c, &b).await;
+    // The score sampler (every 300 ms) has seen A with its valid responses.
+    assert!(
+        wait_until(WAIT, async || {
+            scrape(&b)
+                .await
+                .all("op_node_default_peer_scores_sum")
+                .iter()
+                .any(|s| s.labels["type"] == "reqRespValidResponses" && s.value > 0.0)
+        })
+        .await,
+        "B never sampled A's score"
+    );
 
     // --- A, the sequencer and server ------------------------------------------------------
     let ma = scrape(&a).await;
@@ -562,17 +565,26 @@ async fn metrics_are_scraped_over_http_and_hold_what_happened() {
     );
 
     // --- the ban expires; C's next dial is allowed and counts as an unban --------------------
-    tokio::time::sleep(BAN + Duration::from_secs(1)).await;
+    assert!(
+        wait_until(BAN + WAIT, async || {
+            b.bans()
+                .banned_until(&c.peer_id(), op_gossip::clock::unix_now())
+                .is_none()
+        })
+        .await,
+        "the ban never expired"
+    );
     let _ = c.network().dial(b.dial_address().await.unwrap()).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let m = scrape(&b).await;
-        if m.value("op_node_default_p2p_peer_unbans", &[]) >= 1.0 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no unban counted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        wait_until(WAIT, async || {
+            scrape(&b)
+                .await
+                .value("op_node_default_p2p_peer_unbans", &[])
+                >= 1.0
+        })
+        .await,
+        "no unban counted"
+    );
 
     // Anything but GET /metrics is 404.
     let addr = b.metrics_addr().unwrap();

@@ -242,14 +242,20 @@ async fn authored_messages_are_rejected_and_foreign_topics_filtered() {
         "/eth2/beacon_block/ssz_snappy",
     ]);
     peer.swarm.dial(node.dial_address().await.unwrap()).unwrap();
-    peer.drive(Duration::from_secs(2)).await;
+    assert!(
+        peer.drive_until_subscribed(WAIT).await,
+        "the node's subscriptions never arrived"
+    );
+    let peer_id = *peer.swarm.local_peer_id();
+    let topics = async || node.network().peer_topics(peer_id).await.unwrap();
+    assert!(
+        peer.drive_until(WAIT, async || !topics().await.is_empty())
+            .await,
+        "the peer's subscriptions never arrived"
+    );
 
     // The node tracks only the block topic for this peer.
-    let topics = node
-        .network()
-        .peer_topics(*peer.swarm.local_peer_id())
-        .await
-        .unwrap();
+    let topics = topics().await;
     assert_eq!(
         topics,
         vec![v4.clone()],
@@ -266,6 +272,7 @@ async fn authored_messages_are_rejected_and_foreign_topics_filtered() {
         .behaviour_mut()
         .publish(libp2p::gossipsub::IdentTopic::new(&v4), msg.clone())
         .unwrap();
+    // Time passing is the point: the message reaches the node, which must never validate it.
     peer.drive(Duration::from_secs(2)).await;
     let verdicts = verdicts_for(&mut events, Duration::from_millis(200)).await;
     assert!(

@@ -112,7 +112,8 @@ async fn follower_data_survives_sigkill_and_sigterm_is_graceful() {
     );
     follower.send(serde_json::json!({"cmd": "dial", "addr": seq_addr}));
     follower.wait_for("peers", |e| e["count"].as_u64() >= Some(1));
-    tokio::time::sleep(2 * op_gossip::p2p::gossip::HEARTBEAT).await;
+    // The sequencer's mesh takes the follower once its subscription arrives.
+    wait_for_mesh(&[&seq], 1).await;
     seq.produce(12, Duration::from_millis(50), 5_000)
         .await
         .unwrap();
@@ -128,7 +129,7 @@ async fn follower_data_survives_sigkill_and_sigterm_is_graceful() {
     // It keeps following from there.
     follower.send(serde_json::json!({"cmd": "dial", "addr": seq_addr}));
     follower.wait_for("peers", |e| e["count"].as_u64() >= Some(1));
-    tokio::time::sleep(2 * op_gossip::p2p::gossip::HEARTBEAT).await;
+    wait_for_mesh(&[&seq], 1).await;
     seq.produce(3, Duration::from_millis(50), 5_000)
         .await
         .unwrap();

@@ -31,7 +31,10 @@ async fn a_peer_repeating_a_warning_gets_a_capped_count_and_a_summary() {
     let topic = chain.topic(op_gossip::wire::BlockVersion::V4);
     let mut peer = AuthoredPeer::new(&[&topic]);
     peer.swarm.dial(addr).unwrap();
-    peer.drive(Duration::from_secs(2)).await;
+    assert!(
+        peer.drive_until_subscribed(WAIT).await,
+        "the node's subscription never arrived"
+    );
     const SENT: u64 = 300;
     for n in 1..=SENT {
         let msg = signed_dev(&chain, &block(&chain, n, NOW, 100));
@@ -43,6 +46,7 @@ async fn a_peer_repeating_a_warning_gets_a_capped_count_and_a_summary() {
             peer.drive(Duration::from_millis(100)).await;
         }
     }
+    // Lets the last burst leave (the swarm has no task of its own; nothing to wait on).
     peer.drive(Duration::from_secs(1)).await;
 
     // Everything the node writes until the summary of the window the warnings fell in.

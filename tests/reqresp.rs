@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::net::*;
+use common::wait::wait_until;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use op_gossip::node::start;
 use op_gossip::p2p::reqresp::client::{RequestError, RequestTimeouts, request_payload};
@@ -238,9 +239,17 @@ async fn a_flooding_peer_holds_neither_every_stream_nor_the_global_rate() {
             tasks
         })
     };
-    // Once the flood is on, another peer fetches 20 blocks one after another, as a sync worker
-    // does: 15 from its burst and 5 more at its 4/s, none refused.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Once the flood is on (the server refuses the hammer), another peer fetches 20 blocks one
+    // after another, as a sync worker does: 15 from its burst and 5 more at its 4/s, none
+    // refused.
+    let server_stats = server.server_stats().unwrap();
+    assert!(
+        wait_until(WAIT, async || {
+            server_stats.rate_limited.load(Ordering::Relaxed) > 0
+        })
+        .await,
+        "the flood never reached the per-peer limit"
+    );
     let mut control = polite.network().stream_control();
     for i in 0..20 {
         let number = 1 + i % 2;
@@ -305,14 +314,13 @@ async fn a_slow_reader_is_cut_off_at_the_write_deadline() {
     stream.write_all(&encode_request(1)).await.unwrap();
     stream.close().await.unwrap();
     let stats = server.server_stats().unwrap().clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while stats.write_timeouts.load(Ordering::Relaxed) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the server never gave up on the slow reader"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        wait_until(Duration::from_secs(10), async || {
+            stats.write_timeouts.load(Ordering::Relaxed) > 0
+        })
+        .await,
+        "the server never gave up on the slow reader"
+    );
     // What the reader gets afterwards is cut short: no valid payload.
     let mut raw = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await;
@@ -448,7 +456,8 @@ async fn idle_and_flooded_streams_from_many_peers_leave_honest_requests_served()
         connect(&attacker, &server).await;
         attackers.push(attacker);
     }
-    wait_for_peers(&[&server], 1 + usize::from(ATTACKERS)).await;
+    // Connections are what the attackers need (they attack over req/resp, not gossip).
+    wait_for_connections(&[&server], 1 + usize::from(ATTACKERS)).await;
     server
         .produce(3, Duration::from_millis(20), 1000)
         .await

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::fake_server::{Behaviour, FakeServer};
 use common::net::*;
+use common::wait::wait_until;
 use libp2p::PeerId;
 use op_gossip::node::{BlockSource, NodeConfig, NodeEvent, RunningNode, start};
 use op_gossip::p2p::reqresp::client::RequestTimeouts;
@@ -183,21 +184,18 @@ async fn holes_from_lost_gossip_are_filled_and_the_head_stays_contiguous() {
 
     for node in &followers {
         // Settled: nothing stored above the head, so every hole below it was filled.
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        let settled = wait_until(WAIT, async || {
             let view = node.store().holes(10_000).unwrap();
-            if view.holes.is_empty()
+            view.holes.is_empty()
                 && view.unlinked_next.is_none()
                 && node.head().is_some_and(|h| h.number >= 140)
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "holes left: {view:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
+        assert!(
+            settled,
+            "holes left: {:?}",
+            node.store().holes(10_000).unwrap()
+        );
         assert_contiguous(node);
         let fetched = node.sync_stats().unwrap().snapshot().fetched;
         assert!(
@@ -237,7 +235,7 @@ async fn a_restarted_follower_fills_what_it_missed_while_down() {
         "resumes from its store"
     );
     connect(&follower, &seq).await;
-    wait_for_peers(&[&follower], 1).await;
+    wait_for_peers(&[&follower, &seq], 1).await;
     seq.produce(1, Duration::from_millis(10), 0).await.unwrap();
     assert_eq!(follower.wait_for_head(101, WAIT).await, seq.head());
     assert_contiguous(&follower);
@@ -303,9 +301,19 @@ async fn misbehaving_peers_are_penalised_and_the_client_moves_on() {
         .await
         .unwrap();
     connect(&follower, &seq).await;
-    wait_for_peers(&[&follower], fakes.len() + 2).await;
+    // The fakes speak only req/resp: connected is all they get; the sequencer gossips.
+    wait_for_connections(&[&follower], fakes.len() + 2).await;
+    wait_for_mesh(&[&follower, &seq], 1).await;
     // Every peer has a sync worker before the gap appears.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sync_stats = follower.sync_stats().unwrap();
+    assert!(
+        wait_until(WAIT, async || {
+            sync_stats.workers() >= fakes.len() as u64 + 2
+        })
+        .await,
+        "{} sync workers",
+        sync_stats.workers()
+    );
     seq.produce(1, Duration::from_millis(10), 1000)
         .await
         .unwrap();

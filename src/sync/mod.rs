@@ -109,6 +109,8 @@ pub struct SyncStats {
     last_fetched_ms: AtomicU64,
     /// The plan's own counters, copied after each change (the plan's owner holds its lock).
     plan: Mutex<plan::PlanStats>,
+    /// Peers with a worker, as of the last reconcile.
+    workers: AtomicU64,
 }
 
 /// A copy of the sync client's counters; also the `sync` object of the devnet's exit line.
@@ -136,6 +138,12 @@ pub struct SyncCounters {
 }
 
 impl SyncStats {
+    /// How many peers have a worker (asking them for blocks when there is work), as of the last
+    /// reconcile with the connected peers (once a second).
+    pub fn workers(&self) -> u64 {
+        self.workers.load(Ordering::Relaxed)
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> SyncCounters {
         let plan = *self.plan.lock().unwrap_or_else(|p| p.into_inner());
@@ -355,6 +363,10 @@ async fn reconcile_workers(
             (token, task)
         });
     }
+    shared
+        .stats
+        .workers
+        .store(workers.len() as u64, Ordering::Relaxed);
 }
 
 /// Asks one peer for blocks, one request at a time, as long as the peer is eligible.

@@ -149,6 +149,7 @@ async fn answer(mut stream: libp2p::Stream, store: Arc<Store>, behaviour: Behavi
         }
     };
     if behaviour == Behaviour::Silent {
+        // Silence is the behaviour under test: hold the stream unanswered past any read deadline.
         tokio::time::sleep(Duration::from_secs(120)).await;
         return;
     }

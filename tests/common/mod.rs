@@ -8,6 +8,7 @@ pub mod fake_server;
 pub mod http;
 pub mod net;
 pub mod process;
+pub mod wait;
 
 use std::path::PathBuf;
 use std::sync::Arc;

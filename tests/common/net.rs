@@ -68,20 +68,58 @@ pub async fn connect(from: &RunningNode, to: &RunningNode) {
         .unwrap();
 }
 
-/// Waits until every node has at least `n` connected peers.
-pub async fn wait_for_peers(nodes: &[&RunningNode], n: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+/// How long peers may take to connect, or meshes to form, on a loaded machine.
+const PEERS_WAIT: Duration = Duration::from_secs(20);
+
+/// Waits until every node has at least `n` connected peers (and, for gossip, meshes: see
+/// [`wait_for_peers`]).
+pub async fn wait_for_connections(nodes: &[&RunningNode], n: usize) {
     for node in nodes {
-        while node.network().connected_peers().await.unwrap().len() < n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "peers did not connect"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let connected = super::wait::wait_until(PEERS_WAIT, async || {
+            node.network().connected_peers().await.unwrap().len() >= n
+        })
+        .await;
+        assert!(connected, "peers did not connect");
     }
-    // Subscriptions travel right after connecting; give gossipsub two heartbeats to build meshes.
-    tokio::time::sleep(2 * op_gossip::p2p::gossip::HEARTBEAT).await;
+}
+
+/// Waits until every node has at least `n` peers in its gossipsub mesh (of any block topic), or
+/// the default `mesh_d_lo` when `n` is larger (a mesh takes new subscribers only while below it):
+/// from then on what it publishes or forwards reaches them. A mesh forms when a peer's
+/// subscription arrives (a GRAFT, usually well before the next heartbeat).
+pub async fn wait_for_mesh(nodes: &[&RunningNode], n: usize) {
+    let n = n.min(GossipConfig::default().mesh_d_lo);
+    for node in nodes {
+        let meshed = super::wait::wait_until(PEERS_WAIT, async || {
+            node.network().mesh_peers().await.unwrap().len() >= n
+        })
+        .await;
+        assert!(
+            meshed,
+            "mesh of {} did not reach {n} peers: {:?}",
+            node.peer_id(),
+            node.network().mesh_peers().await
+        );
+    }
+}
+
+/// Waits until every node has at least `n` connected peers and at least `n` in its gossip mesh:
+/// what a test needs before it gossips. Peers that do not speak gossipsub never join a mesh; wait
+/// for them with [`wait_for_connections`].
+pub async fn wait_for_peers(nodes: &[&RunningNode], n: usize) {
+    wait_for_connections(nodes, n).await;
+    wait_for_mesh(nodes, n).await;
+}
+
+/// `from` dials `to` again and waits until `to`'s gate refused the connection (a banned or
+/// blocked peer, or a blocked address).
+pub async fn redial_refused(from: &RunningNode, to: &RunningNode) {
+    use std::sync::atomic::Ordering;
+    let refused = || to.gate_stats().accepts_refused.load(Ordering::Relaxed);
+    let before = refused();
+    let _ = from.network().dial(to.dial_address().await.unwrap()).await;
+    let seen = super::wait::wait_until(PEERS_WAIT, async || refused() > before).await;
+    assert!(seen, "the gate did not refuse the redial");
 }
 
 /// A bare libp2p peer with identity `key` over TCP + noise + yamux (what our nodes speak), running
@@ -135,6 +173,25 @@ impl AuthoredPeer {
         Self { swarm }
     }
 
+    /// Polls the swarm until a peer's subscription arrives (then `true`) or `timeout` passes.
+    pub async fn drive_until_subscribed(&mut self, timeout: Duration) -> bool {
+        drive_until_subscribed(&mut self.swarm, timeout).await
+    }
+
+    /// Polls the swarm until `done` holds (then `true`) or `timeout` passes.
+    pub async fn drive_until(
+        &mut self,
+        timeout: Duration,
+        done: impl AsyncFnMut() -> bool,
+    ) -> bool {
+        use futures::StreamExt;
+        let swarm = &mut self.swarm;
+        tokio::select! {
+            held = super::wait::wait_until(timeout, done) => held,
+            () = async { loop { swarm.select_next_some().await; } } => unreachable!(),
+        }
+    }
+
     /// Polls the swarm for `duration` (it has no task of its own).
     pub async fn drive(&mut self, duration: Duration) {
         use futures::StreamExt;
@@ -176,6 +233,12 @@ impl AnonymousPublisher {
         Self { swarm, topic }
     }
 
+    /// Polls the swarm until the node's subscription arrives (then `true`: what it publishes
+    /// now goes to the node) or `timeout` passes.
+    pub async fn drive_until_subscribed(&mut self, timeout: Duration) -> bool {
+        drive_until_subscribed(&mut self.swarm, timeout).await
+    }
+
     /// Queues `data` for the node (dropped silently when gossipsub will not take it).
     pub fn publish(&mut self, data: Vec<u8>) {
         let _ = self.swarm.behaviour_mut().publish(self.topic.clone(), data);
@@ -191,4 +254,22 @@ impl AnonymousPublisher {
         })
         .await;
     }
+}
+
+/// Polls `swarm` until a peer's subscription arrives (then `true`) or `timeout` passes.
+async fn drive_until_subscribed(
+    swarm: &mut libp2p::Swarm<libp2p::gossipsub::Behaviour>,
+    timeout: Duration,
+) -> bool {
+    use futures::StreamExt;
+    use libp2p::gossipsub::Event;
+    use libp2p::swarm::SwarmEvent;
+    tokio::time::timeout(timeout, async {
+        while !matches!(
+            swarm.select_next_some().await,
+            SwarmEvent::Behaviour(Event::Subscribed { .. })
+        ) {}
+    })
+    .await
+    .is_ok()
 }
