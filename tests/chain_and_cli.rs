@@ -16,12 +16,13 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_op-gossip"))
 }
 
-fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("op-gossip-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+/// Writes `contents` to `name` in a fresh temporary directory, removed when the returned guard
+/// drops (keep it alive while the path is used).
+fn temp_file(name: &str, contents: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
     std::fs::write(&path, contents).unwrap();
-    path
+    (dir, path)
 }
 
 #[test]
@@ -212,7 +213,7 @@ fn check_message_reads_hex_raw_and_stdin_on_a_devnet_block() {
     assert_eq!(json["message_id"].as_str().unwrap().len(), 2 + 40);
     assert_eq!(json["payload_hash"].as_str().unwrap().len(), 2 + 64);
     // Raw bytes from a file, short topic name.
-    let path = temp_file("raw.bin", &wire);
+    let (_dir, path) = temp_file("raw.bin", &wire);
     let (code, json, _) = check(
         &[
             "--chain",
@@ -232,7 +233,7 @@ fn check_message_reads_hex_raw_and_stdin_on_a_devnet_block() {
         .chunks(64)
         .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
         .collect();
-    let path = temp_file("wrapped.hex", wrapped.as_bytes());
+    let (_dir, path) = temp_file("wrapped.hex", wrapped.as_bytes());
     let (code, json, _) = check(
         &[
             "--chain",
@@ -283,7 +284,7 @@ fn check_message_reads_hex_raw_and_stdin_on_a_devnet_block() {
     assert_eq!((code, json["reason"].as_str()), (0, Some("unknown_signer")));
     // Without --now the wall clock applies: a block from 2023 is stale.
     let old = signed_dev(&chain, &block(&chain, 4, 1_700_000_000, 0));
-    let old_path = temp_file("old.bin", &old);
+    let (_old_dir, old_path) = temp_file("old.bin", &old);
     let (code, json, _) = check(
         &[
             "--chain",
@@ -315,7 +316,7 @@ fn check_message_reads_hex_raw_and_stdin_on_a_devnet_block() {
 
 #[test]
 fn check_message_with_rollup_json_takes_the_signer_from_the_flag() {
-    let path = temp_file("rollup.json", ROLLUP_JSON.as_bytes());
+    let (_dir, path) = temp_file("rollup.json", ROLLUP_JSON.as_bytes());
     let vector = vector_path("opalloy_golden.v1.hex");
     // No signer anywhere: IGNORE, as op-node with a zero signer.
     let (code, json, err) = check(
