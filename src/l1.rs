@@ -100,7 +100,7 @@ impl SignerSource {
     /// every reload interval until `shutdown`. Returns after the start tries whatever happened
     /// (the caller decides whether a failed start is fatal) with the reload task spawned.
     pub async fn start(
-        self,
+        self: Arc<Self>,
         validator: Arc<BlockValidator>,
         shutdown: CancellationToken,
     ) -> Result<Address, L1Error> {
@@ -190,13 +190,14 @@ impl SignerSource {
 /// sequence number goes on), as op-node's sequencer does while its L1 view is stale.
 #[derive(Debug)]
 pub struct OriginTracker {
-    source: SignerSource,
+    source: Arc<SignerSource>,
     current: Option<(L1Block, u64)>,
 }
 
 impl OriginTracker {
-    /// A tracker reading from `source`.
-    pub fn new(source: SignerSource) -> Self {
+    /// A tracker reading from `source` (shared with the signer's reload: one client, one
+    /// connection pool).
+    pub fn new(source: Arc<SignerSource>) -> Self {
         Self {
             source,
             current: None,
