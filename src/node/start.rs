@@ -175,7 +175,7 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
             events: events.clone(),
         },
     )
-    .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
+    .map_err(StoreError::WriterThread)?;
     tasks.store_thread = Some(writer.thread);
     let store_tx = writer.tx;
     tasks.spawn(forward_network_events(
