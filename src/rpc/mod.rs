@@ -263,9 +263,10 @@ fn failed(message: impl std::fmt::Display) -> ErrorObjectOwned {
 }
 
 fn payload_error(e: payloads::PayloadError) -> ErrorObjectOwned {
-    match e {
-        payloads::PayloadError::Invalid(_) => invalid(e),
-        payloads::PayloadError::Unavailable(_) => failed(e),
+    if e.is_invalid() {
+        invalid(e)
+    } else {
+        failed(e)
     }
 }
 
