@@ -318,7 +318,7 @@ async fn bind_metrics(config: &NodeConfig) -> Result<Option<TcpListener>, NodeEr
         .validate()
         .map_err(|e| metrics::http::MetricsError {
             addr,
-            reason: e.to_string(),
+            source: e.into(),
         })?;
     Ok(Some(metrics::http::bind(addr).await?))
 }
@@ -476,7 +476,7 @@ fn serve_metrics(
                 .metrics
                 .listen
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
     tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
     let task = metrics::http::spawn(
