@@ -8,6 +8,9 @@
 //! op-node reads the slot at the L1 block of its unsafe head minus its confirmation depth; this
 //! node derives nothing from L1, so it reads at `latest`. A rotation therefore takes effect as
 //! soon as it is in an L1 block (a reorged-out rotation is undone at the next reload).
+//!
+//! The node builds one [`SignerSource`] (one HTTP client and its connection pool) and shares it:
+//! the signer reload above, and a sequencer's [`OriginTracker`] reading L1's latest block.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! nothing behind.
 //!
 //! Order: store → engine (the store resumes from its head) → metrics port (a taken port fails
-//! before any task runs) → validator and L1 signer → peer books → metrics → network → metrics
+//! before any task runs) → validator and L1 signer (its source shared with the producer) → peer books → metrics → network → metrics
 //! server → store writer and forward task → req/resp server → engine driver → sync client →
 //! producer → admin RPC.
 

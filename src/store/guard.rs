@@ -1,7 +1,7 @@
 //! Every call into redb goes through [`guarded`]: a damaged page that redb meets while reading
 //! may panic inside it instead of returning an error. The guard turns such a panic into a
-//! [`StoreError::Db`], so the caller logs it and answers the request that needed the data with an
-//! error (payload_by_number: code 3) instead of losing its task or the node.
+//! [`StoreError::Panicked`], so the caller logs it and answers the request that needed the data
+//! with an error (payload_by_number: code 3) instead of losing its task or the node.
 //!
 //! The integrity check at open ([`super::open`]) catches damage that is already there when the
 //! node starts; this guard is for damage that appears while it runs (a disk going bad, a file
