@@ -4,9 +4,9 @@
 //! nothing behind.
 //!
 //! Order: store → engine (the store resumes from its head) → metrics port (a taken port fails
-//! before any task runs) → validator and L1 signer (its source shared with the producer) → peer books → metrics → network → metrics
-//! server → store writer and forward task → req/resp server → engine driver → sync client →
-//! producer → admin RPC.
+//! before any task runs) → validator and L1 signer (its source shared with the producer) → peer
+//! books → metrics → network → metrics server → store writer and forward task → req/resp server
+//! → engine driver → sync client → producer → admin RPC.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
