@@ -169,7 +169,7 @@ pub fn new_payload_params(
 
 fn from_v1(p: ExecutionPayloadV1) -> Result<ExecutionPayload, PayloadJsonError> {
     let transactions = Transactions::from_slices(p.transactions.iter().map(|t| t.as_ref()))
-        .ok_or_else(|| PayloadJsonError::TransactionsTooLarge)?;
+        .ok_or(PayloadJsonError::TransactionsTooLarge)?;
     Ok(ExecutionPayload {
         parent_hash: p.parent_hash,
         fee_recipient: p.fee_recipient,
