@@ -20,6 +20,7 @@
 //! Identity and damage: a store records the chain it belongs to and is refused for any other
 //! (`store/open.rs`); a damaged file is an error at open (redb's integrity check) and, should damage
 //! appear while the node runs, an error for the read that meets it (`store/guard.rs`), never a panic.
+//! Every failure is a [`StoreError`] (`store/error.rs`) carrying redb's or the OS's error.
 
 mod error;
 mod guard;
