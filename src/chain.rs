@@ -79,8 +79,8 @@ impl ForkTimes {
     }
 
     /// Checks that no fork is scheduled before an earlier one, nor without it (op-node's
-    /// `checkForkOrder`). Returns a description of the first violation.
-    pub fn check_order(&self) -> Result<(), String> {
+    /// `checkForkOrder`). Returns the first violation.
+    pub fn check_order(&self) -> Result<(), ForkOrderError> {
         let forks = self.ordered();
         // Interop is scheduled independently of karst in op-node; only the hard-fork chain up to
         // karst is ordered.
@@ -89,14 +89,18 @@ impl ForkTimes {
             if let [(prev_name, prev), (name, next)] = pair {
                 match (prev, next) {
                     (None, Some(_)) => {
-                        return Err(format!(
-                            "{name} is scheduled but the earlier fork {prev_name} is not"
-                        ));
+                        return Err(ForkOrderError::EarlierUnscheduled {
+                            fork: name,
+                            earlier: prev_name,
+                        });
                     }
                     (Some(p), Some(n)) if n < p => {
-                        return Err(format!(
-                            "{name} ({n}) is scheduled before {prev_name} ({p})"
-                        ));
+                        return Err(ForkOrderError::BeforeEarlier {
+                            fork: name,
+                            at: *n,
+                            earlier: prev_name,
+                            earlier_at: *p,
+                        });
                     }
                     _ => {}
                 }
@@ -104,6 +108,31 @@ impl ForkTimes {
         }
         Ok(())
     }
+}
+
+/// A fork schedule out of order ([`ForkTimes::check_order`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForkOrderError {
+    /// A fork is scheduled while the fork before it is not.
+    #[error("{fork} is scheduled but the earlier fork {earlier} is not")]
+    EarlierUnscheduled {
+        /// The scheduled fork.
+        fork: &'static str,
+        /// The unscheduled fork before it.
+        earlier: &'static str,
+    },
+    /// A fork is scheduled before the fork that precedes it.
+    #[error("{fork} ({at}) is scheduled before {earlier} ({earlier_at})")]
+    BeforeEarlier {
+        /// The fork.
+        fork: &'static str,
+        /// Its activation time.
+        at: u64,
+        /// The fork that must come first.
+        earlier: &'static str,
+        /// Its activation time.
+        earlier_at: u64,
+    },
 }
 
 fn active(fork: Option<u64>, timestamp: u64) -> bool {

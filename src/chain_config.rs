@@ -35,14 +35,35 @@ pub enum ChainConfigError {
         source: std::io::Error,
     },
     /// The chain file is not valid TOML or misses / mistypes a field.
-    #[error("chain file {path}: {message}")]
-    ChainFile { path: String, message: String },
+    // toml's message ends with a newline (it quotes the line at fault): trimmed here.
+    #[error("chain file {path}: {}", source.to_string().trim_end())]
+    ChainFile {
+        path: String,
+        source: toml::de::Error,
+    },
     /// The rollup.json is not valid JSON or misses / mistypes a field.
-    #[error("rollup config {path}: {message}")]
-    RollupJson { path: String, message: String },
+    #[error("rollup config {path}: {source}")]
+    RollupJson {
+        path: String,
+        source: serde_json::Error,
+    },
     /// The values parse but make no sense.
-    #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: InvalidChain },
+}
+
+/// Values of a chain that parse but make no sense.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidChain {
+    /// Chain id 0.
+    #[error("chain id must not be 0")]
+    ZeroChainId,
+    /// Block time 0.
+    #[error("block_time must be at least 1 second")]
+    ZeroBlockTime,
+    /// Forks out of order.
+    #[error(transparent)]
+    ForkOrder(#[from] crate::chain::ForkOrderError),
 }
 
 fn known_names() -> String {
@@ -107,9 +128,9 @@ struct ChainFile {
 
 /// Parses a chain file's text; `origin` names it in errors.
 pub fn parse_chain_file(text: &str, origin: &str) -> Result<ChainSpec, ChainConfigError> {
-    let file: ChainFile = toml::from_str(text).map_err(|e| ChainConfigError::ChainFile {
+    let file: ChainFile = toml::from_str(text).map_err(|source| ChainConfigError::ChainFile {
         path: origin.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
+        source,
     })?;
     validated(
         ChainSpec {
@@ -159,10 +180,11 @@ pub fn parse_rollup_json(
     name: &str,
     origin: &str,
 ) -> Result<ChainSpec, ChainConfigError> {
-    let r: RollupJson = serde_json::from_str(text).map_err(|e| ChainConfigError::RollupJson {
-        path: origin.to_owned(),
-        message: e.to_string(),
-    })?;
+    let r: RollupJson =
+        serde_json::from_str(text).map_err(|source| ChainConfigError::RollupJson {
+            path: origin.to_owned(),
+            source,
+        })?;
     validated(
         ChainSpec {
             name: name.to_owned(),
@@ -196,17 +218,19 @@ pub fn parse_rollup_json(
 }
 
 fn validated(spec: ChainSpec, origin: &str) -> Result<ChainSpec, ChainConfigError> {
-    let invalid = |message: String| ChainConfigError::Invalid {
+    let invalid = |reason: InvalidChain| ChainConfigError::Invalid {
         path: origin.to_owned(),
-        message,
+        reason,
     };
     if spec.chain_id == 0 {
-        return Err(invalid("chain id must not be 0".into()));
+        return Err(invalid(InvalidChain::ZeroChainId));
     }
     if spec.block_time == 0 {
-        return Err(invalid("block_time must be at least 1 second".into()));
+        return Err(invalid(InvalidChain::ZeroBlockTime));
     }
-    spec.forks.check_order().map_err(invalid)?;
+    spec.forks
+        .check_order()
+        .map_err(|e| invalid(InvalidChain::ForkOrder(e)))?;
     Ok(spec)
 }
 

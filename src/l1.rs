@@ -8,12 +8,15 @@
 //! op-node reads the slot at the L1 block of its unsafe head minus its confirmation depth; this
 //! node derives nothing from L1, so it reads at `latest`. A rotation therefore takes effect as
 //! soon as it is in an L1 block (a reorged-out rotation is undone at the next reload).
+//!
+//! The node builds one [`SignerSource`] (one HTTP client and its connection pool) and shares it:
+//! the signer reload above, and a sequencer's [`OriginTracker`] reading L1's latest block.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy_primitives::{Address, B256, b256};
-use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::client::{ClientT, Error as RpcClientError};
 use jsonrpsee::rpc_params;
 use jsonrpsee_http_client::{HttpClient, HttpClientBuilder};
 use tokio_util::sync::CancellationToken;
@@ -48,10 +51,10 @@ pub struct L1Config {
 
 /// Why the L1 signer could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("L1 {url}: {reason}")]
+#[error("L1 {url}: {source}")]
 pub struct L1Error {
     url: String,
-    reason: String,
+    source: RpcClientError,
 }
 
 /// Reads the signer from L1.
@@ -67,19 +70,15 @@ impl SignerSource {
         let client = HttpClientBuilder::default()
             .request_timeout(CALL_TIMEOUT)
             .build(&config.url)
-            .map_err(|e| L1Error {
+            .map_err(|source| L1Error {
                 url: config.url.clone(),
-                reason: e.to_string(),
+                source,
             })?;
         Ok(Self { client, config })
     }
 
     /// The signer in the SystemConfig at L1's latest block.
     pub async fn read(&self) -> Result<Address, L1Error> {
-        let err = |reason: String| L1Error {
-            url: self.config.url.clone(),
-            reason,
-        };
         let word: B256 = self
             .client
             .request(
@@ -91,7 +90,7 @@ impl SignerSource {
                 ],
             )
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| self.error(e))?;
         // An address is stored right-aligned in its 32-byte slot.
         Ok(Address::from_word(word))
     }
@@ -100,37 +99,27 @@ impl SignerSource {
     /// every reload interval until `shutdown`. Returns after the start tries whatever happened
     /// (the caller decides whether a failed start is fatal) with the reload task spawned.
     pub async fn start(
-        self,
+        self: Arc<Self>,
         validator: Arc<BlockValidator>,
         shutdown: CancellationToken,
     ) -> Result<Address, L1Error> {
-        let mut last_error = None;
-        let mut loaded = None;
-        for attempt in 1..=START_TRIES {
+        let mut attempt = 1;
+        let result = loop {
             match self.read().await {
-                Ok(signer) => {
-                    loaded = Some(signer);
-                    break;
-                }
+                Ok(signer) => break Ok(signer),
                 Err(e) => {
                     tracing::warn!(attempt, error = %e, "cannot read the unsafe block signer from L1");
-                    last_error = Some(e);
-                    if attempt < START_TRIES {
-                        tokio::time::sleep(self.config.start_retry).await;
+                    if attempt >= START_TRIES {
+                        break Err(e);
                     }
+                    attempt += 1;
+                    tokio::time::sleep(self.config.start_retry).await;
                 }
             }
-        }
-        let result = match loaded {
-            Some(signer) => {
-                apply(&validator, signer);
-                Ok(signer)
-            }
-            None => Err(last_error.unwrap_or_else(|| L1Error {
-                url: self.config.url.clone(),
-                reason: "no attempt".into(),
-            })),
         };
+        if let Ok(signer) = result {
+            apply(&validator, signer);
+        }
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(self.config.reload_interval);
             ticker.tick().await;
@@ -177,10 +166,14 @@ impl SignerSource {
         self.client
             .request("eth_getBlockByNumber", rpc_params!["latest", false])
             .await
-            .map_err(|e| L1Error {
-                url: self.config.url.clone(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| self.error(e))
+    }
+
+    fn error(&self, source: RpcClientError) -> L1Error {
+        L1Error {
+            url: self.config.url.clone(),
+            source,
+        }
     }
 }
 
@@ -190,13 +183,14 @@ impl SignerSource {
 /// sequence number goes on), as op-node's sequencer does while its L1 view is stale.
 #[derive(Debug)]
 pub struct OriginTracker {
-    source: SignerSource,
+    source: Arc<SignerSource>,
     current: Option<(L1Block, u64)>,
 }
 
 impl OriginTracker {
-    /// A tracker reading from `source`.
-    pub fn new(source: SignerSource) -> Self {
+    /// A tracker reading from `source` (shared with the signer's reload: one client, one
+    /// connection pool).
+    pub fn new(source: Arc<SignerSource>) -> Self {
         Self {
             source,
             current: None,

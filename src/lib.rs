@@ -42,8 +42,9 @@
 //!  the store's canonical block above the engine's head ──► newPayload + forkchoiceUpdated
 //!  (engine::client, fresh JWT each) ── unreachable: backoff; INVALID: remembered, never resent;
 //!  the store is the queue ── the head it knows ──► engine::head (watch)
-//!  l1 (with --l1): SystemConfig signer slot at start and every 10 min ──► validator signer set
-//!  (rotation with 3 h grace); latest L1 block ──► the sequencer's L1 origin
+//!  l1 (with --l1; one l1::SignerSource, one HTTP client, built once at start and shared):
+//!  SystemConfig signer slot at start and every 10 min ──► validator signer set (rotation with
+//!  3 h grace); latest L1 block ──► the sequencer's L1 origin (l1::OriginTracker)
 //!  producer (with --l2): waits for engine::head to be its tip ──► engine::builder:
 //!  forkchoiceUpdated+attributes, getPayload ──► sign, publish, store (the driver inserts it);
 //!  a failed build asks the driver to re-read the engine's head (it re-inserts what the engine
@@ -102,9 +103,10 @@
 //!     ◄──ControlEvent (stdout)─── devnet::collect: events ──► per-node stats ──► devnet::report
 //! ```
 //!
-//! Errors are `thiserror` enums, one per concern; [`node::NodeError`] wraps each start step's
-//! typed error (store, network setup with libp2p's own error, engine, L1, discovery, RPC) and
-//! the producer's ([`producer::ProduceError`]); the CLI prints it once.
+//! Errors are `thiserror` enums, one per concern, carrying the underlying library's error as
+//! their source rather than its text; [`node::NodeError`] wraps each start step's typed error
+//! (store, network setup with libp2p's own error, engine, L1, discovery, RPC) and the
+//! producer's ([`producer::ProduceError`]); the CLI prints it once.
 //!
 //! Everything in `wire` and `validate` is sans-IO: no sockets, no clocks (time is an argument),
 //! no panics on input, and every allocation sized from the wire is bounded first.

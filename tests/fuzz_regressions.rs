@@ -46,7 +46,7 @@ fn a_pre_canyon_get_payload_answer_without_withdrawals_parses() {
     let answer = json!({ "executionPayload": with_list });
     assert!(matches!(
         payload_from_get_payload(BlockVersion::V1, answer),
-        Err(PayloadJsonError::Json(_))
+        Err(PayloadJsonError::WithdrawalsBeforeCanyon)
     ));
     let answer = json!({ "executionPayload": payload });
     assert!(matches!(

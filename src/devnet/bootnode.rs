@@ -21,7 +21,7 @@ pub async fn start(
     dir: &Path,
 ) -> Result<(Child, String), DevnetError> {
     let log = std::fs::File::create(dir.join("bootnode.log"))
-        .map_err(|e| DevnetError::Io(e.to_string()))?;
+        .map_err(DevnetError::io("cannot create bootnode.log"))?;
     let mut child = Command::new(binary)
         .arg("bootnode")
         .arg("--rollup.config")
@@ -41,17 +41,17 @@ pub async fn start(
         .stderr(Stdio::from(log))
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| DevnetError::Io(format!("cannot start the bootnode: {e}")))?;
+        .map_err(DevnetError::io("cannot start the bootnode"))?;
     let stdout = child
         .stdout
         .take()
-        .ok_or_else(|| DevnetError::Io("bootnode: no stdout".into()))?;
+        .ok_or_else(|| DevnetError::Run("bootnode: no stdout".into()))?;
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
         .await
         .map_err(|_| DevnetError::Timeout("the bootnode to print its ENR".into()))?
-        .map_err(|e| DevnetError::Io(e.to_string()))?
+        .map_err(DevnetError::io("reading the bootnode's output"))?
         .filter(|l| l.starts_with("enr:"))
-        .ok_or_else(|| DevnetError::Io("the bootnode printed no ENR".into()))?;
+        .ok_or_else(|| DevnetError::Run("the bootnode printed no ENR".into()))?;
     Ok((child, line))
 }

@@ -52,7 +52,7 @@ impl Collector {
                 }
                 Ok(())
             }
-            Ok(None) => Err(DevnetError::Io("every node exited".into())),
+            Ok(None) => Err(DevnetError::Run("every node exited".into())),
             Err(_) => Err(DevnetError::Timeout(format!(
                 "timed out waiting for {waiting_for}"
             ))),

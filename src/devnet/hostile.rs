@@ -109,21 +109,20 @@ pub fn start(
     targets: &[usize],
     shutdown: &CancellationToken,
 ) -> Result<AdversaryHandle, DevnetError> {
-    let config_err = |e: String| DevnetError::Io(format!("adversary: {e}"));
-    let chain = devnet_chain(genesis_time).map_err(config_err)?;
+    let chain = devnet_chain(genesis_time)?;
     let keypair =
         crate::p2p::keys::keypair_from_hex(&node_key_hex(ADVERSARY_KEY_INDEX), "adversary")
-            .map_err(|e| config_err(e.to_string()))?;
+            .map_err(|e| DevnetError::Setup(e.into()))?;
     let mut addrs = Vec::new();
     for &i in targets {
         let addr = stats
             .get(i)
             .and_then(|s| s.listening.as_deref())
-            .ok_or_else(|| config_err(format!("node {i} has no address")))?;
-        addrs.push(
-            addr.parse()
-                .map_err(|e| config_err(format!("{addr}: {e}")))?,
-        );
+            .ok_or_else(|| DevnetError::Run(format!("adversary: node {i} has no address")))?;
+        addrs.push(addr.parse().map_err(|source| DevnetError::Address {
+            addr: addr.to_owned(),
+            source,
+        })?);
     }
     let handle = adversary::spawn(
         AdversaryConfig {
@@ -133,13 +132,12 @@ pub fn start(
             rate: plan.rate,
             sequencer_key: Some(
                 BlockSigner::from_hex(DEVNET_SEQUENCER_KEY)
-                    .map_err(|e| config_err(e.to_string()))?,
+                    .map_err(|e| DevnetError::Setup(e.into()))?,
             ),
             keypair,
         },
         shutdown,
-    )
-    .map_err(|e| config_err(e.to_string()))?;
+    )?;
     let peer = handle.peer_id().to_string();
     for s in stats.iter_mut() {
         s.adversary.peer = peer.clone();
@@ -148,11 +146,13 @@ pub fn start(
 }
 
 /// The devnet chain as the nodes load it from the rollup.json, with the devnet signer.
-fn devnet_chain(genesis_time: u64) -> Result<ChainSpec, String> {
+fn devnet_chain(genesis_time: u64) -> Result<ChainSpec, DevnetError> {
     let json = devnet_rollup_json(genesis_time).to_string();
     let spec = crate::chain_config::parse_rollup_json(&json, "devnet", "devnet rollup.json")
-        .map_err(|e| e.to_string())?;
-    let signer = DEVNET_SIGNER.parse().map_err(|e| format!("{e}"))?;
+        .map_err(|e| DevnetError::Setup(e.into()))?;
+    let signer = DEVNET_SIGNER
+        .parse::<alloy_primitives::Address>()
+        .map_err(|e| DevnetError::Setup(e.into()))?;
     Ok(crate::chain_config::with_signer_override(
         spec,
         Some(signer),

@@ -93,12 +93,59 @@ pub struct DevnetPlan {
 /// Why the devnet could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DevnetError {
-    /// Spawning or talking to a node failed.
+    /// A file, port or process operation failed (`context` says which).
+    #[error("devnet: {context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// An op-reth engine did not answer as expected.
+    #[error("devnet: op-reth at {url}: {source}")]
+    Engine {
+        /// The engine's URL.
+        url: String,
+        /// The failed call.
+        source: crate::engine::EngineError,
+    },
+    /// The devnet's own chain or keys do not load (a bug in the devnet's constants).
     #[error("devnet: {0}")]
-    Io(String),
-    /// A node did not start, connect or answer in time.
+    Setup(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The adversary could not start.
+    #[error("devnet: {0}")]
+    Adversary(#[from] adversary::AdversaryError),
+    /// A node reported a listen address that does not parse.
+    #[error("devnet: adversary: node address {addr}: {source}")]
+    Address {
+        /// The address as reported.
+        addr: String,
+        /// Why it does not parse.
+        source: libp2p::multiaddr::Error,
+    },
+    /// A control command could not be encoded.
+    #[error("devnet: command {command}: {source}")]
+    Command {
+        /// The command, as debug text.
+        command: String,
+        /// The encoder's error.
+        source: serde_json::Error,
+    },
+    /// The run cannot go on: a node missing or exited, engines that disagree, or the sequencer
+    /// failed (its error as the node reported it on the control channel, which carries text).
+    #[error("devnet: {0}")]
+    Run(String),
+    /// A node did not start, connect or answer in time (the text says what was awaited).
     #[error("devnet: {0}")]
     Timeout(String),
+}
+
+impl DevnetError {
+    /// A closure turning an I/O error into [`DevnetError::Io`] with `context`.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Io { context, source }
+    }
 }
 
 /// Runs the plan and returns the report, and the time series the HTML report draws (none for a

@@ -81,7 +81,7 @@ fn free_port() -> Result<u16, DevnetError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| DevnetError::Io(format!("no free port: {e}")))
+        .map_err(DevnetError::io("no free port"))
 }
 
 /// 32 random bytes as hex, from the kernel.
@@ -90,22 +90,28 @@ fn random_secret() -> Result<String, DevnetError> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| DevnetError::Io(format!("cannot read /dev/urandom: {e}")))?;
+        .map_err(DevnetError::io("cannot read /dev/urandom"))?;
     Ok(alloy_primitives::hex::encode(bytes))
 }
 
 impl OpReth {
     /// Starts op-reth `binary` for node `i` under `dir`, on loopback ports of its own.
     pub fn spawn(binary: &Path, dir: &Path, i: usize) -> Result<Self, DevnetError> {
-        let io = |e: std::io::Error| DevnetError::Io(e.to_string());
         let datadir = dir.join(format!("reth{i}"));
-        std::fs::create_dir_all(datadir.join("logs")).map_err(io)?;
+        std::fs::create_dir_all(datadir.join("logs")).map_err(DevnetError::io(format!(
+            "cannot create {}",
+            datadir.display()
+        )))?;
         let secret = random_secret()?;
         let jwt = dir.join(format!("reth{i}.jwt"));
-        std::fs::write(&jwt, &secret).map_err(io)?;
+        std::fs::write(&jwt, &secret)
+            .map_err(DevnetError::io(format!("cannot write {}", jwt.display())))?;
         let (p2p, http, auth) = (free_port()?, free_port()?, free_port()?);
-        let log = std::fs::File::create(dir.join(format!("reth{i}.log"))).map_err(io)?;
-        let log_err = log.try_clone().map_err(io)?;
+        let log = std::fs::File::create(dir.join(format!("reth{i}.log")))
+            .map_err(DevnetError::io(format!("cannot create reth{i}.log")))?;
+        let log_err = log
+            .try_clone()
+            .map_err(DevnetError::io(format!("reth{i}.log")))?;
         let child = Command::new(binary)
             .arg("node")
             .args(["--chain", "dev", "--nat", "none", "-d", "--ipcdisable"])
@@ -135,11 +141,18 @@ impl OpReth {
             .stderr(Stdio::from(log_err))
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| DevnetError::Io(format!("cannot start {}: {e}", binary.display())))?;
+            .map_err(DevnetError::io(format!(
+                "cannot start {}",
+                binary.display()
+            )))?;
         let url = format!("http://127.0.0.1:{auth}");
-        let secret = JwtSecret::from_hex(&secret).map_err(|e| DevnetError::Io(e.to_string()))?;
-        let client = EngineClient::new(&url, secret, CALL_TIMEOUT)
-            .map_err(|e| DevnetError::Io(e.to_string()))?;
+        let secret = JwtSecret::from_hex(&secret).map_err(|e| DevnetError::Setup(e.into()))?;
+        let client = EngineClient::new(&url, secret, CALL_TIMEOUT).map_err(|source| {
+            DevnetError::Engine {
+                url: url.clone(),
+                source,
+            }
+        })?;
         Ok(Self {
             child,
             url,
@@ -154,14 +167,14 @@ impl OpReth {
         let mut retry = Retry::new(RetryConfig::default());
         let genesis = loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(DevnetError::Io(format!(
+                return Err(DevnetError::Run(format!(
                     "op-reth at {} exited at start ({status}); see its log in the devnet directory",
                     self.url
                 )));
             }
             match self.client.block_by_number(0).await {
                 Ok(Some(genesis)) => break genesis,
-                Ok(None) => return Err(DevnetError::Io(format!("{}: no block 0", self.url))),
+                Ok(None) => return Err(DevnetError::Run(format!("{}: no block 0", self.url))),
                 Err(e) if e.is_transient() && Instant::now() < deadline => {
                     tokio::time::sleep(retry.failed("unreachable").0).await;
                 }
@@ -177,8 +190,11 @@ impl OpReth {
             .client
             .chain_id()
             .await
-            .map_err(|e| DevnetError::Io(format!("{}: {e}", self.url)))?
-            .ok_or_else(|| DevnetError::Io(format!("{}: no eth_chainId", self.url)))?;
+            .map_err(|source| DevnetError::Engine {
+                url: self.url.clone(),
+                source,
+            })?
+            .ok_or_else(|| DevnetError::Run(format!("{}: no eth_chainId", self.url)))?;
         Ok((genesis.hash, chain_id))
     }
 
@@ -187,7 +203,10 @@ impl OpReth {
         self.client
             .latest_block()
             .await
-            .map_err(|e| DevnetError::Io(format!("{}: {e}", self.url)))
+            .map_err(|source| DevnetError::Engine {
+                url: self.url.clone(),
+                source,
+            })
     }
 
     /// SIGTERM, then SIGKILL if it has not exited in time.
@@ -224,7 +243,7 @@ pub async fn start_engines(
         match genesis {
             None => genesis = Some(theirs),
             Some(first) if first != theirs => {
-                return Err(DevnetError::Io(format!(
+                return Err(DevnetError::Run(format!(
                     "the engines disagree on genesis: {first:?} and {theirs:?} at {}",
                     engine.url
                 )));
@@ -232,7 +251,7 @@ pub async fn start_engines(
             Some(_) => {}
         }
     }
-    let (hash, chain_id) = genesis.ok_or_else(|| DevnetError::Io("no engine started".into()))?;
+    let (hash, chain_id) = genesis.ok_or_else(|| DevnetError::Run("no engine started".into()))?;
     Ok((engines, hash, chain_id))
 }
 
@@ -304,13 +323,13 @@ pub async fn run(
 ) -> Result<super::report::DevnetReport, DevnetError> {
     use super::report::{self, RunFacts};
     if plan.topology == super::Topology::Discovery {
-        return Err(DevnetError::Io(
+        return Err(DevnetError::Run(
             "--topology discovery is not supported with --op-reth (the nodes dial)".into(),
         ));
     }
-    let io = |e: std::io::Error| DevnetError::Io(e.to_string());
     let dir = super::scenario::run_dir(plan);
-    std::fs::create_dir_all(&dir).map_err(io)?;
+    std::fs::create_dir_all(&dir)
+        .map_err(DevnetError::io(format!("cannot create {}", dir.display())))?;
     let (engines, genesis, chain_id) = start_engines(binary, &dir, plan.nodes).await?;
     let block_time = plan.block_time.as_secs().max(1);
     let genesis_time = crate::clock::unix_now() + GENESIS_DELAY_SECS;
@@ -319,7 +338,10 @@ pub async fn run(
         &rollup,
         rollup_json(genesis, chain_id, genesis_time, block_time).to_string(),
     )
-    .map_err(io)?;
+    .map_err(DevnetError::io(format!(
+        "cannot write {}",
+        rollup.display()
+    )))?;
     if plan.progress {
         eprintln!(
             "devnet: {} op-reth engines up (chain id {chain_id}, genesis {genesis}); logs in {}",

@@ -93,11 +93,11 @@ impl Nodes {
         let events = self
             .events
             .clone()
-            .ok_or_else(|| DevnetError::Io(format!("node {i} started after the last one")))?;
+            .ok_or_else(|| DevnetError::Run(format!("node {i} started after the last one")))?;
         let slot = self
             .children
             .get_mut(i)
-            .ok_or_else(|| DevnetError::Io(format!("no node {i} in this devnet")))?;
+            .ok_or_else(|| DevnetError::Run(format!("no node {i} in this devnet")))?;
         *slot = Some(spawn_node(plan, setup, i, events, engine)?);
         Ok(())
     }
@@ -112,20 +112,21 @@ impl Nodes {
             .children
             .get_mut(i)
             .and_then(Option::as_mut)
-            .ok_or_else(|| DevnetError::Io(format!("node {i} is not running")))?;
-        let line = serde_json::to_string(&command)
-            .map_err(|e| DevnetError::Io(format!("command {command:?}: {e}")))?
-            + "\n";
+            .ok_or_else(|| DevnetError::Run(format!("node {i} is not running")))?;
+        let line = serde_json::to_string(&command).map_err(|source| DevnetError::Command {
+            command: format!("{command:?}"),
+            source,
+        })? + "\n";
         child
             .stdin
             .write_all(line.as_bytes())
             .await
-            .map_err(|e| DevnetError::Io(format!("node stdin: {e}")))?;
+            .map_err(DevnetError::io("node stdin"))?;
         child
             .stdin
             .flush()
             .await
-            .map_err(|e| DevnetError::Io(format!("node stdin: {e}")))
+            .map_err(DevnetError::io("node stdin"))
     }
 
     /// Asks the sequencer (node 0) for `count` blocks.
@@ -136,7 +137,7 @@ impl Nodes {
         block_size: usize,
     ) -> Result<(), DevnetError> {
         if !self.is_running(0) {
-            return Err(DevnetError::Io("the sequencer is not running".into()));
+            return Err(DevnetError::Run("the sequencer is not running".into()));
         }
         self.send(
             0,
@@ -186,7 +187,7 @@ fn spawn_node(
 ) -> Result<ChildNode, DevnetError> {
     let dir = setup.dir;
     let log = std::fs::File::create(dir.join(format!("node{i}.log")))
-        .map_err(|e| DevnetError::Io(e.to_string()))?;
+        .map_err(DevnetError::io(format!("cannot create node{i}.log")))?;
     let mut cmd = Command::new(&plan.binary);
     cmd.arg("--p2p.unsafe.block.signer")
         .arg(DEVNET_SIGNER)
@@ -246,17 +247,18 @@ fn spawn_node(
     .stdout(Stdio::piped())
     .stderr(Stdio::from(log))
     .kill_on_drop(true);
-    let mut process = cmd
-        .spawn()
-        .map_err(|e| DevnetError::Io(format!("cannot start {}: {e}", plan.binary.display())))?;
+    let mut process = cmd.spawn().map_err(DevnetError::io(format!(
+        "cannot start {}",
+        plan.binary.display()
+    )))?;
     let stdin = process
         .stdin
         .take()
-        .ok_or_else(|| DevnetError::Io("no stdin".into()))?;
+        .ok_or_else(|| DevnetError::Run("no stdin".into()))?;
     let stdout = process
         .stdout
         .take()
-        .ok_or_else(|| DevnetError::Io("no stdout".into()))?;
+        .ok_or_else(|| DevnetError::Run("no stdout".into()))?;
     tokio::spawn(async move {
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {

@@ -109,12 +109,14 @@ pub(super) struct Scenario<'a> {
 impl<'a> Scenario<'a> {
     /// Writes the rollup.json and starts the bootnode, if the topology uses one.
     pub(super) async fn prepare(plan: &'a DevnetPlan) -> Result<Self, DevnetError> {
-        let io = |e: std::io::Error| DevnetError::Io(e.to_string());
         let dir = run_dir(plan);
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(DevnetError::io(format!("cannot create {}", dir.display())))?;
         let rollup = dir.join("rollup.json");
         let genesis = devnet_genesis_time(unix_now());
-        std::fs::write(&rollup, devnet_rollup_json(genesis).to_string()).map_err(io)?;
+        std::fs::write(&rollup, devnet_rollup_json(genesis).to_string()).map_err(
+            DevnetError::io(format!("cannot write {}", rollup.display())),
+        )?;
         let (collector, events) = Collector::new(plan.nodes);
         let late = plan.late_joiner.map(|_| plan.nodes - 1);
         let boot = match plan.topology {
@@ -243,7 +245,9 @@ impl<'a> Scenario<'a> {
                 break;
             }
             if let Some(Err(e)) = &sequencer.produced {
-                return Err(DevnetError::Io(format!("sequencer failed to produce: {e}")));
+                return Err(DevnetError::Run(format!(
+                    "sequencer failed to produce: {e}"
+                )));
             }
             self.collector
                 .next(deadline, "the late joiner's head start")
@@ -393,7 +397,9 @@ impl<'a> Scenario<'a> {
         let plan = self.plan;
         let stats = &self.collector.stats;
         if let Some(Err(e)) = &stats[0].produced {
-            return Err(DevnetError::Io(format!("sequencer failed to produce: {e}")));
+            return Err(DevnetError::Run(format!(
+                "sequencer failed to produce: {e}"
+            )));
         }
         let mut report = report::build(
             stats,

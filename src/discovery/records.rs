@@ -25,7 +25,7 @@ pub enum RecordError {
     NotSecp256k1,
     /// The ENR could not be built or signed.
     #[error("cannot build the local ENR: {0}")]
-    Build(String),
+    Build(#[source] enr::Error),
     /// A bootnode string is neither a valid `enr:` nor `enode://` record.
     #[error("bad bootnode {text:?}: {reason}")]
     Bootnode {
@@ -87,9 +87,7 @@ pub fn local_enr(key: &CombinedKey, record: &LocalRecord, seq: u64) -> Result<En
         super::opstack::OPSTACK_KEY,
         &OpStackId::for_chain(record.chain_id).to_enr_value(),
     );
-    builder
-        .build(key)
-        .map_err(|e| RecordError::Build(format!("{e:?}")))
+    builder.build(key).map_err(RecordError::Build)
 }
 
 /// A libp2p peer id from a record's secp256k1 key.

@@ -37,10 +37,18 @@ pub const MAX_RESPONSE_BYTES: u32 = 32 * 1024 * 1024;
 pub enum EngineError {
     /// No answer: connection refused, reset, or the deadline passed. Retry later.
     #[error("engine unreachable: {0}")]
-    Unreachable(String),
+    Unreachable(#[source] RpcClientError),
     /// The engine refused our token (HTTP 401/403): the secret is wrong. Not retried blindly.
     #[error("engine refused the JWT: {0}")]
-    Unauthorized(String),
+    Unauthorized(#[source] RpcClientError),
+    /// No client can be built for this URL (not an http(s) URL).
+    #[error("engine URL {url}: {source}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// Why the HTTP client refused it.
+        source: RpcClientError,
+    },
     /// A JSON-RPC error from the engine (e.g. -38005 unsupported fork).
     #[error("engine error {code}: {message}")]
     Rpc {
@@ -51,7 +59,7 @@ pub enum EngineError {
     },
     /// The answer does not have the expected shape.
     #[error("engine answer: {0}")]
-    Decode(String),
+    Decode(#[from] serde_json::Error),
     /// What we were asked to send cannot be sent (a payload missing a field of its version).
     #[error(transparent)]
     Payload(#[from] PayloadJsonError),
@@ -70,16 +78,16 @@ impl EngineError {
                 message: e.message().to_owned(),
             },
             RpcClientError::Transport(e) => {
+                // The transport error only names the HTTP status in its text.
                 let text = e.to_string();
                 if text.contains("401") || text.contains("403") {
-                    Self::Unauthorized(text)
+                    Self::Unauthorized(RpcClientError::Transport(e))
                 } else {
-                    Self::Unreachable(text)
+                    Self::Unreachable(RpcClientError::Transport(e))
                 }
             }
-            RpcClientError::RequestTimeout => Self::Unreachable("request timed out".into()),
-            RpcClientError::ParseError(e) => Self::Decode(e.to_string()),
-            other => Self::Unreachable(other.to_string()),
+            RpcClientError::ParseError(e) => Self::Decode(e),
+            other => Self::Unreachable(other),
         }
     }
 }
@@ -141,7 +149,10 @@ impl EngineClient {
             .request_timeout(timeout)
             .max_response_size(MAX_RESPONSE_BYTES)
             .build(url)
-            .map_err(|e| EngineError::Unreachable(format!("{url}: {e}")))?;
+            .map_err(|source| EngineError::Url {
+                url: url.to_owned(),
+                source,
+            })?;
         Ok(Self {
             http,
             url: url.to_owned(),
@@ -169,9 +180,7 @@ impl EngineClient {
         let mut array = ArrayParams::new();
         if let Value::Array(items) = params {
             for item in items {
-                array
-                    .insert(item)
-                    .map_err(|e| EngineError::Decode(e.to_string()))?;
+                array.insert(item)?;
             }
         }
         let started = std::time::Instant::now();
@@ -187,7 +196,7 @@ impl EngineClient {
     }
 
     fn decode<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, EngineError> {
-        serde_json::from_value(value).map_err(|e| EngineError::Decode(e.to_string()))
+        Ok(serde_json::from_value(value)?)
     }
 
     /// `engine_exchangeCapabilities`: what the engine supports of what we may call.

@@ -104,33 +104,68 @@ impl EngineStats {
     }
 }
 
-/// The driver's inputs.
+/// The driver: the engine's client and head, the store it reads from, and its counters.
 pub struct InsertionDriver {
     /// The engine.
-    pub client: EngineClient,
+    client: EngineClient,
     /// Where accepted blocks are.
-    pub store: Arc<Store>,
+    store: Arc<Store>,
     /// For the block version of each block.
-    pub chain: Arc<ChainSpec>,
+    chain: Arc<ChainSpec>,
     /// Bumped by the store writer after every write.
-    pub store_writes: watch::Receiver<u64>,
+    store_writes: watch::Receiver<u64>,
     /// The engine's head when the node started (`None`: it could not be read; the driver
     /// reads it once the engine answers).
-    pub start_head: Option<BlockRef>,
+    start_head: Option<BlockRef>,
     /// Safe and finalized hashes as the engine reported them (zero if unknown).
-    pub safe: B256,
+    safe: B256,
     /// Finalized hash.
-    pub finalized: B256,
+    finalized: B256,
     /// Counters.
-    pub stats: Arc<EngineStats>,
+    stats: Arc<EngineStats>,
     /// Stop signal.
-    pub shutdown: CancellationToken,
+    shutdown: CancellationToken,
     /// Blocks to step back at the next reorg (doubles while the engine lacks the parent).
-    pub reorg_depth: u64,
+    reorg_depth: u64,
     /// Where the head is published, and re-read requests come from.
-    pub head: HeadPublisher,
+    head: HeadPublisher,
     /// Pauses between retries.
-    pub retry: RetryConfig,
+    retry: RetryConfig,
+}
+
+impl InsertionDriver {
+    /// A driver for the engine as [`super::attach`] found it, inserting `store`'s canonical
+    /// chain (woken by `store_writes`, the store writer's write counter), publishing the head
+    /// through `head` and pausing by `retry` after failures, until `shutdown`.
+    pub fn new(
+        engine: super::Attached,
+        store: Arc<Store>,
+        chain: Arc<ChainSpec>,
+        store_writes: watch::Receiver<u64>,
+        head: HeadPublisher,
+        retry: RetryConfig,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            client: engine.client,
+            store,
+            chain,
+            store_writes,
+            start_head: engine.head,
+            safe: engine.safe,
+            finalized: engine.finalized,
+            stats: Arc::new(EngineStats::default()),
+            shutdown,
+            reorg_depth: 1,
+            head,
+            retry,
+        }
+    }
+
+    /// The driver's counters (shared: they stay readable while it runs).
+    pub fn stats(&self) -> Arc<EngineStats> {
+        self.stats.clone()
+    }
 }
 
 enum Step {

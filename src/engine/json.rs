@@ -56,7 +56,7 @@ pub struct OpPayloadAttributes {
 }
 
 /// Why a payload cannot be converted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum PayloadJsonError {
     /// A field the version requires is missing.
     #[error("a {version} payload needs {field}")]
@@ -68,7 +68,13 @@ pub enum PayloadJsonError {
     },
     /// The JSON does not have the version's shape.
     #[error("engine payload JSON: {0}")]
-    Json(String),
+    Json(#[from] serde_json::Error),
+    /// A V1 payload (before Canyon) with withdrawals.
+    #[error("engine payload JSON: a V1 payload (before Canyon) carries no withdrawals")]
+    WithdrawalsBeforeCanyon,
+    /// More transaction bytes than a payload can carry.
+    #[error("engine payload JSON: transactions exceed 4 GiB")]
+    TransactionsTooLarge,
 }
 
 fn missing(version: BlockVersion, field: &'static str) -> PayloadJsonError {
@@ -131,8 +137,7 @@ pub fn new_payload_params(
     envelope: &ExecutionPayloadEnvelope,
 ) -> Result<Value, PayloadJsonError> {
     let p = &envelope.payload;
-    let json =
-        |v: Result<Value, serde_json::Error>| v.map_err(|e| PayloadJsonError::Json(e.to_string()));
+    let json = |v: Result<Value, serde_json::Error>| v.map_err(PayloadJsonError::Json);
     match version {
         BlockVersion::V1 => json(serde_json::to_value([v1(p)])),
         BlockVersion::V2 => json(serde_json::to_value([v2(p)])),
@@ -164,7 +169,7 @@ pub fn new_payload_params(
 
 fn from_v1(p: ExecutionPayloadV1) -> Result<ExecutionPayload, PayloadJsonError> {
     let transactions = Transactions::from_slices(p.transactions.iter().map(|t| t.as_ref()))
-        .ok_or_else(|| PayloadJsonError::Json("transactions exceed 4 GiB".into()))?;
+        .ok_or(PayloadJsonError::TransactionsTooLarge)?;
     Ok(ExecutionPayload {
         parent_hash: p.parent_hash,
         fee_recipient: p.fee_recipient,
@@ -238,19 +243,15 @@ pub fn payload_from_get_payload(
         #[serde(default)]
         parent_beacon_block_root: Option<B256>,
     }
-    let decode = |e: serde_json::Error| PayloadJsonError::Json(e.to_string());
     match version {
         BlockVersion::V1 | BlockVersion::V2 => {
-            let e: Envelope<ExecutionPayloadV1OrV2> =
-                serde_json::from_value(response).map_err(decode)?;
+            let e: Envelope<ExecutionPayloadV1OrV2> = serde_json::from_value(response)?;
             let ExecutionPayloadV1OrV2 { inner, withdrawals } = e.execution_payload;
             let payload = match (version, withdrawals) {
                 (BlockVersion::V1, None) => from_v1(inner)?,
                 (BlockVersion::V1, Some(list)) if list.is_empty() => from_v1(inner)?,
                 (BlockVersion::V1, Some(_)) => {
-                    return Err(PayloadJsonError::Json(
-                        "a V1 payload (before Canyon) carries no withdrawals".into(),
-                    ));
+                    return Err(PayloadJsonError::WithdrawalsBeforeCanyon);
                 }
                 (_, None) => return Err(missing(version, "withdrawals")),
                 (_, Some(withdrawals)) => from_v2(ExecutionPayloadV2 {
@@ -264,8 +265,7 @@ pub fn payload_from_get_payload(
             })
         }
         BlockVersion::V3 => {
-            let e: Envelope<ExecutionPayloadV3> =
-                serde_json::from_value(response).map_err(decode)?;
+            let e: Envelope<ExecutionPayloadV3> = serde_json::from_value(response)?;
             Ok(ExecutionPayloadEnvelope {
                 parent_beacon_block_root: Some(
                     e.parent_beacon_block_root
@@ -275,8 +275,7 @@ pub fn payload_from_get_payload(
             })
         }
         BlockVersion::V4 => {
-            let e: Envelope<OpExecutionPayloadV4> =
-                serde_json::from_value(response).map_err(decode)?;
+            let e: Envelope<OpExecutionPayloadV4> = serde_json::from_value(response)?;
             let mut payload = from_v3(e.execution_payload.payload_inner)?;
             payload.withdrawals_root = Some(e.execution_payload.withdrawals_root);
             Ok(ExecutionPayloadEnvelope {

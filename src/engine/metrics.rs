@@ -260,11 +260,15 @@ mod tests {
         assert_eq!(error_label(Err(&rpc(-38002))), "rpc_-38002");
         assert_eq!(error_label(Err(&rpc(12345))), "rpc_other");
         assert_eq!(
-            error_label(Err(&EngineError::Unauthorized("401".into()))),
+            error_label(Err(&EngineError::Unauthorized(
+                jsonrpsee::core::client::Error::Transport("401".into())
+            ))),
             "http_401"
         );
         assert_eq!(
-            error_label(Err(&EngineError::Unreachable("refused".into()))),
+            error_label(Err(&EngineError::Unreachable(
+                jsonrpsee::core::client::Error::RequestTimeout
+            ))),
             "<unknown>"
         );
         let metrics = EngineMetrics::default();

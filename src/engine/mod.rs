@@ -140,8 +140,21 @@ pub async fn attach(
 
 /// Reads a JWT secret file in op-node's format: 32 bytes as hex, with or without `0x`,
 /// surrounding whitespace ignored.
-pub fn read_jwt_secret(path: &std::path::Path) -> Result<JwtSecret, String> {
-    JwtSecret::from_file(path).map_err(|e| format!("JWT secret {}: {e}", path.display()))
+pub fn read_jwt_secret(path: &std::path::Path) -> Result<JwtSecret, JwtSecretError> {
+    JwtSecret::from_file(path).map_err(|source| JwtSecretError {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Why a JWT secret file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("JWT secret {}: {source}", path.display())]
+pub struct JwtSecretError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// What was wrong with it (unreadable, not 32 bytes of hex).
+    pub source: alloy_rpc_types_engine::JwtError,
 }
 
 #[cfg(test)]

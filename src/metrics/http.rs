@@ -49,12 +49,23 @@ pub const METRICS_HTTP_LIMITS: HttpLimits = HttpLimits {
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot serve metrics on {addr}: {reason}")]
+#[error("cannot serve metrics on {addr}: {source}")]
 pub struct MetricsError {
     /// The address asked for.
     pub addr: SocketAddr,
     /// Why.
-    pub reason: String,
+    pub source: MetricsFailure,
+}
+
+/// What failed when the endpoint started.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsFailure {
+    /// Binding or reading the socket.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The HTTP bounds contradict each other.
+    #[error(transparent)]
+    Limits(#[from] crate::http::HttpError),
 }
 
 /// Binds the endpoint's socket (before anything else of the node starts, so a taken port is a
@@ -62,7 +73,7 @@ pub struct MetricsError {
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, MetricsError> {
     TcpListener::bind(addr).await.map_err(|e| MetricsError {
         addr,
-        reason: e.to_string(),
+        source: e.into(),
     })
 }
 
@@ -81,7 +92,7 @@ pub fn spawn(
     crate::http::serve(listener, limits, stats, router(metrics), shutdown).map_err(|e| {
         MetricsError {
             addr,
-            reason: e.to_string(),
+            source: e.into(),
         }
     })
 }

@@ -8,7 +8,7 @@ use super::{NodeConfig, NodeError, PRODUCE_QUEUE, ProducerClient};
 use crate::engine::metrics::EngineMetrics;
 use crate::events::NodeEvent;
 use crate::p2p::NetworkHandle;
-use crate::producer::Producer;
+use crate::producer::{Producer, ProducerLinks};
 use crate::store::writer::StoreOp;
 use crate::store::{BlockRef, Store};
 use crate::validate::BlockValidator;
@@ -71,6 +71,8 @@ pub(super) struct ProducerInputs<'a> {
     pub(super) events: &'a broadcast::Sender<NodeEvent>,
     pub(super) tip: crate::producer::pace::Tip,
     pub(super) engine: Option<crate::producer::engine::SequencerEngine>,
+    /// The L1 source the signer set follows (`--l1`): the producer follows L1 through it too.
+    pub(super) l1: Option<Arc<crate::l1::SignerSource>>,
 }
 
 /// A sequencer's producer (`None` for a follower).
@@ -78,32 +80,26 @@ pub(super) fn start_producer(
     config: &NodeConfig,
     inputs: ProducerInputs<'_>,
     tasks: &mut Tasks,
-) -> Result<Option<ProducerClient>, NodeError> {
-    let Some(sequencer) = config.sequencer.clone() else {
-        return Ok(None);
-    };
+) -> Option<ProducerClient> {
+    let sequencer = config.sequencer.clone()?;
     let (tx, rx) = mpsc::channel(PRODUCE_QUEUE);
     tracing::info!(signer = %sequencer.signer.address(), schedule = ?sequencer.schedule, "sequencing");
-    let l1 = match config.l1.clone() {
-        Some(l1) => Some(crate::l1::OriginTracker::new(crate::l1::SignerSource::new(
-            l1,
-        )?)),
-        None => None,
-    };
-    let producer = Producer {
-        chain: config.chain.clone(),
-        config: sequencer,
+    let links = ProducerLinks {
         validator: inputs.validator.clone(),
         network: inputs.network.clone(),
         store_tx: inputs.store_tx.clone(),
         events: inputs.events.clone(),
         requests: rx,
         shutdown: tasks.shutdown.clone(),
-        tip: inputs.tip,
-        engine: inputs.engine,
-        unpublished: 0,
-        l1,
     };
+    let producer = Producer::new(
+        config.chain.clone(),
+        sequencer,
+        links,
+        inputs.tip,
+        inputs.engine,
+        inputs.l1,
+    );
     tasks.spawn(producer.run());
-    Ok(Some(ProducerClient(tx)))
+    Some(ProducerClient(tx))
 }

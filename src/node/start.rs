@@ -4,9 +4,9 @@
 //! nothing behind.
 //!
 //! Order: store → engine (the store resumes from its head) → metrics port (a taken port fails
-//! before any task runs) → validator and L1 signer → peer books → metrics → network → metrics
-//! server → store writer and forward task → req/resp server → engine driver → sync client →
-//! producer → admin RPC.
+//! before any task runs) → validator and L1 signer (its source shared with the producer) → peer
+//! books → metrics → network → metrics server → store writer and forward task → req/resp server
+//! → engine driver → sync client → producer → admin RPC.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -134,7 +134,7 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
     let initial_head = store.head()?;
     let tip = sequencer_tip(&config, &store, initial_head, engine.as_ref())?;
     let validator = Arc::new(BlockValidator::new(config.chain.clone(), config.validator));
-    start_l1(&config, &validator, &tasks.shutdown).await?;
+    let l1 = start_l1(&config, &validator, &tasks.shutdown).await?;
     let (events, _) = broadcast::channel(EVENT_BROADCAST);
     let (head_tx, head_rx) = watch::channel(initial_head);
     let (writes_tx, writes_rx) = watch::channel(0u64);
@@ -175,7 +175,7 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
             events: events.clone(),
         },
     )
-    .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
+    .map_err(StoreError::WriterThread)?;
     tasks.store_thread = Some(writer.thread);
     let store_tx = writer.tx;
     tasks.spawn(forward_network_events(
@@ -192,7 +192,6 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
     )?;
     let mut sequencer_engine = None;
     let engine_stats = engine.clone().map(|attached| {
-        let stats = Arc::new(crate::engine::driver::EngineStats::default());
         // The driver owns the engine's head; a sequencer builds on what it publishes.
         let (head, follower) = crate::engine::head::channel(attached.head);
         let retry = config.engine.as_ref().map(|e| e.retry).unwrap_or_default();
@@ -203,20 +202,16 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
             finalized: attached.finalized,
             retry,
         });
-        let driver = crate::engine::driver::InsertionDriver {
-            client: attached.client,
-            store: store.clone(),
-            chain: config.chain.clone(),
-            store_writes: writes_rx.clone(),
-            start_head: attached.head,
-            safe: attached.safe,
-            finalized: attached.finalized,
-            stats: stats.clone(),
-            shutdown: tasks.shutdown.clone(),
-            reorg_depth: 1,
+        let driver = crate::engine::driver::InsertionDriver::new(
+            attached,
+            store.clone(),
+            config.chain.clone(),
+            writes_rx.clone(),
             head,
             retry,
-        };
+            tasks.shutdown.clone(),
+        );
+        let stats = driver.stats();
         tasks.spawn(driver.run());
         metrics.register_collector(Box::new(crate::engine::collector::EngineCollector {
             stats: stats.clone(),
@@ -257,9 +252,10 @@ async fn build(config: NodeConfig, tasks: &mut Tasks) -> Result<Parts, NodeError
             events: &events,
             tip,
             engine: sequencer_engine,
+            l1,
         },
         tasks,
-    )?;
+    );
     let sources = super::wiring::RpcSources {
         network: &network,
         discovery: discovery.as_ref(),
@@ -322,25 +318,31 @@ async fn bind_metrics(config: &NodeConfig) -> Result<Option<TcpListener>, NodeEr
         .validate()
         .map_err(|e| metrics::http::MetricsError {
             addr,
-            reason: e.to_string(),
+            source: e.into(),
         })?;
     Ok(Some(metrics::http::bind(addr).await?))
 }
 
 /// `--l1`: the signer set follows the L1 SystemConfig; a failed first read keeps the configured
-/// signer (the reload keeps trying).
+/// signer (the reload keeps trying). The source is returned for the sequencer, which follows
+/// L1 through the same client.
 async fn start_l1(
     config: &NodeConfig,
     validator: &Arc<BlockValidator>,
     shutdown: &CancellationToken,
-) -> Result<(), NodeError> {
-    if let Some(l1) = config.l1.clone() {
-        let source = crate::l1::SignerSource::new(l1)?;
-        if let Err(e) = source.start(validator.clone(), shutdown.clone()).await {
-            tracing::error!(error = %e, "starting without the L1 signer");
-        }
+) -> Result<Option<Arc<crate::l1::SignerSource>>, NodeError> {
+    let Some(l1) = config.l1.clone() else {
+        return Ok(None);
+    };
+    let source = Arc::new(crate::l1::SignerSource::new(l1)?);
+    if let Err(e) = source
+        .clone()
+        .start(validator.clone(), shutdown.clone())
+        .await
+    {
+        tracing::error!(error = %e, "starting without the L1 signer");
     }
-    Ok(())
+    Ok(Some(source))
 }
 
 /// The persisted peer books the peer manager starts from (and the RPC and metrics read).
@@ -474,7 +476,7 @@ fn serve_metrics(
                 .metrics
                 .listen
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-            reason: e.to_string(),
+            source: e.into(),
         })?;
     tracing::info!(%addr, "serving metrics at http://{addr}/metrics");
     let task = metrics::http::spawn(

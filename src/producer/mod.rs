@@ -139,26 +139,76 @@ impl ProduceError {
     }
 }
 
-pub(crate) struct Producer {
-    pub chain: Arc<ChainSpec>,
-    pub config: SequencerConfig,
+/// The handles a producer works through, all decided by the node that starts it.
+pub(crate) struct ProducerLinks {
+    /// The node's validator: the producer checks its own blocks with it (marking them seen).
     pub validator: Arc<BlockValidator>,
+    /// Where blocks are published.
     pub network: NetworkHandle,
+    /// The store writer: produced blocks are stored like accepted gossip blocks.
     pub store_tx: mpsc::Sender<StoreOp>,
+    /// Node events (each produced block is announced).
     pub events: broadcast::Sender<NodeEvent>,
+    /// Build requests ([`Schedule::OnRequest`]).
     pub requests: mpsc::Receiver<ProduceRequest>,
+    /// Stop signal.
     pub shutdown: CancellationToken,
+}
+
+pub(crate) struct Producer {
+    chain: Arc<ChainSpec>,
+    config: SequencerConfig,
+    validator: Arc<BlockValidator>,
+    network: NetworkHandle,
+    store_tx: mpsc::Sender<StoreOp>,
+    events: broadcast::Sender<NodeEvent>,
+    requests: mpsc::Receiver<ProduceRequest>,
+    shutdown: CancellationToken,
     /// The block the next one builds on.
-    pub tip: Tip,
+    tip: Tip,
     /// With `--l2`, the engine builds the blocks (else the embedded builder does).
-    pub engine: Option<SequencerEngine>,
+    engine: Option<SequencerEngine>,
     /// With `--l1`, the L1 origin of each block follows L1 (else a deterministic devnet origin).
-    pub l1: Option<crate::l1::OriginTracker>,
+    l1: Option<crate::l1::OriginTracker>,
     /// Blocks built in a row too old to publish (see [`Self::produce_one`]).
-    pub unpublished: u64,
+    unpublished: u64,
 }
 
 impl Producer {
+    /// A producer for `chain` resuming from `tip` (where the node's start found the chain),
+    /// building with `engine` when there is one and following L1 through `l1` when given.
+    pub(crate) fn new(
+        chain: Arc<ChainSpec>,
+        config: SequencerConfig,
+        links: ProducerLinks,
+        tip: Tip,
+        engine: Option<SequencerEngine>,
+        l1: Option<Arc<crate::l1::SignerSource>>,
+    ) -> Self {
+        let ProducerLinks {
+            validator,
+            network,
+            store_tx,
+            events,
+            requests,
+            shutdown,
+        } = links;
+        Self {
+            chain,
+            config,
+            validator,
+            network,
+            store_tx,
+            events,
+            requests,
+            shutdown,
+            tip,
+            engine,
+            l1: l1.map(crate::l1::OriginTracker::new),
+            unpublished: 0,
+        }
+    }
+
     pub async fn run(mut self) {
         match self.config.schedule {
             Schedule::ChainTime => self.run_chain_time().await,

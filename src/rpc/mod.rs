@@ -29,7 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonrpsee::server::middleware::http::HostFilterLayer;
+use jsonrpsee::server::middleware::http::{AuthorityError, HostFilterLayer};
 use jsonrpsee::server::{RpcModule, Server, ServerConfig};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use libp2p::{Multiaddr, PeerId};
@@ -154,16 +154,27 @@ pub struct AdminContext {
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     /// Binding failed.
-    #[error("cannot start the admin RPC on {addr}: {reason}")]
+    #[error("cannot start the admin RPC on {addr}: {source}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// Why.
-        reason: String,
+        source: std::io::Error,
     },
-    /// A `--rpc.vhosts` entry is not a host name, or none is given.
+    /// A `--rpc.vhosts` entry is not a host name.
+    #[error("--rpc.vhosts: {entry:?}: {source}")]
+    VirtualHost {
+        /// The entry as given.
+        entry: String,
+        /// Why it is not a host name.
+        source: AuthorityError,
+    },
+    /// `--rpc.vhosts` names no host.
+    #[error("--rpc.vhosts: no host name given (`*` allows any)")]
+    NoVirtualHosts,
+    /// The host filter refused the list (each entry passed alone).
     #[error("--rpc.vhosts: {0}")]
-    VirtualHosts(String),
+    HostFilter(#[source] AuthorityError),
     /// The HTTP bounds contradict each other.
     #[error("admin RPC: {0}")]
     Limits(#[from] crate::http::HttpError),
@@ -193,18 +204,20 @@ pub fn host_filter(vhosts: &[String]) -> Result<HostFilterLayer, RpcError> {
                 };
                 let pattern = if has_port { name } else { format!("{name}:*") };
                 // Checked one by one, to name the entry at fault.
-                HostFilterLayer::new([pattern.as_str()])
-                    .map_err(|e| RpcError::VirtualHosts(format!("{entry:?}: {e}")))?;
+                HostFilterLayer::new([pattern.as_str()]).map_err(|source| {
+                    RpcError::VirtualHost {
+                        entry: entry.clone(),
+                        source,
+                    }
+                })?;
                 allowed.push(pattern);
             }
         }
     }
     if allowed.is_empty() {
-        return Err(RpcError::VirtualHosts(
-            "no host name given (`*` allows any)".into(),
-        ));
+        return Err(RpcError::NoVirtualHosts);
     }
-    HostFilterLayer::new(allowed).map_err(|e| RpcError::VirtualHosts(e.to_string()))
+    HostFilterLayer::new(allowed).map_err(RpcError::HostFilter)
 }
 
 /// Starts the server; it stops when `shutdown` is cancelled (the returned task ends then, within
@@ -217,10 +230,7 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, JoinHandle<()>), RpcError> {
     let addr = SocketAddr::new(config.addr, config.port);
-    let bind = |e: std::io::Error| RpcError::Bind {
-        addr,
-        reason: e.to_string(),
-    };
+    let bind = |source| RpcError::Bind { addr, source };
     let hosts = host_filter(&config.vhosts)?;
     config.http.validate()?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
@@ -263,9 +273,10 @@ fn failed(message: impl std::fmt::Display) -> ErrorObjectOwned {
 }
 
 fn payload_error(e: payloads::PayloadError) -> ErrorObjectOwned {
-    match e {
-        payloads::PayloadError::Invalid(_) => invalid(e),
-        payloads::PayloadError::Unavailable(_) => failed(e),
+    if e.is_invalid() {
+        invalid(e)
+    } else {
+        failed(e)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Every call into redb goes through [`guarded`]: a damaged page that redb meets while reading
 //! may panic inside it instead of returning an error. The guard turns such a panic into a
-//! [`StoreError::Db`], so the caller logs it and answers the request that needed the data with an
-//! error (payload_by_number: code 3) instead of losing its task or the node.
+//! [`StoreError::Panicked`], so the caller logs it and answers the request that needed the data
+//! with an error (payload_by_number: code 3) instead of losing its task or the node.
 //!
 //! The integrity check at open ([`super::open`]) catches damage that is already there when the
 //! node starts; this guard is for damage that appears while it runs (a disk going bad, a file
@@ -48,7 +48,7 @@ fn install_hook() {
     });
 }
 
-/// Runs `f`, turning a panic inside it into [`StoreError::Db`].
+/// Runs `f`, turning a panic inside it into [`StoreError::Panicked`].
 pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
     install_hook();
     // Nested calls (a store method calling another) keep the outer flag.
@@ -62,9 +62,7 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T,
         let message = CAUGHT
             .with(|c| c.borrow_mut().take())
             .unwrap_or_else(|| "unknown panic".to_owned());
-        Err(StoreError::Db(format!(
-            "the database file is damaged (redb failed reading it: {message})"
-        )))
+        Err(StoreError::Panicked { message })
     })
 }
 
@@ -83,7 +81,8 @@ mod tests {
     #[test]
     fn values_and_errors_pass_through() {
         assert_eq!(guarded(|| Ok(7)).unwrap(), 7);
-        let r: Result<(), StoreError> = guarded(|| Err(StoreError::Corrupt("x".into())));
+        let r: Result<(), StoreError> =
+            guarded(|| Err(StoreError::Corrupt(super::super::Record::Format)));
         assert!(matches!(r, Err(StoreError::Corrupt(_))));
     }
 

@@ -40,7 +40,7 @@ impl Store {
                 let (k, v) = entry.map_err(db_err)?;
                 let id = decode_ref(k.value())?;
                 let parent = stored_parent_hash(v.value())
-                    .ok_or_else(|| StoreError::Corrupt(format!("block {}", id.number)))?;
+                    .ok_or(StoreError::Corrupt(super::Record::Block(id.number)))?;
                 let link = BlockLink { id, parent };
                 if id.number == first {
                     // Stored at head + 1 yet not the head's child (the head is extended at every

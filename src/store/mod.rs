@@ -20,7 +20,9 @@
 //! Identity and damage: a store records the chain it belongs to and is refused for any other
 //! (`store/open.rs`); a damaged file is an error at open (redb's integrity check) and, should damage
 //! appear while the node runs, an error for the read that meets it (`store/guard.rs`), never a panic.
+//! Every failure is a [`StoreError`] (`store/error.rs`) carrying redb's or the OS's error.
 
+mod error;
 mod guard;
 mod holes;
 use holes::stored_parent_hash;
@@ -28,6 +30,8 @@ mod open;
 mod peers;
 pub mod writer;
 
+use error::db_err;
+pub use error::{Record, StoreError, Unproven};
 use guard::guarded;
 pub use holes::{BlockLink, Hole, Holes};
 pub use open::{ChainRecord, STORE_FORMAT};
@@ -119,75 +123,6 @@ impl StoredBlock {
     }
 }
 
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database file could not be opened, read or written.
-    #[error("block store: {0}")]
-    Db(String),
-    /// A stored record does not decode (the file was damaged or written by something else).
-    #[error("block store record {0} is corrupt")]
-    Corrupt(String),
-    /// The block cannot be encoded in its version's layout.
-    #[error("block cannot be stored: {0}")]
-    Encode(String),
-    /// The file cannot be opened or fails redb's integrity check.
-    #[error(
-        "block store {path} is damaged ({detail}). Move its directory away (or delete it) and start \
-         again: the node then begins with an empty store, fetches recent blocks from its peers \
-         and forgets its peer bans and scores"
-    )]
-    Damaged {
-        /// The store file.
-        path: String,
-        /// What redb said.
-        detail: String,
-    },
-    /// The store was created for another chain.
-    #[error(
-        "block store {path} belongs to {found}, not to {chain} ({expected}). Give this chain its \
-         own --datadir, or move that directory away to start {chain}'s store afresh"
-    )]
-    OtherChain {
-        /// The store file.
-        path: String,
-        /// What the store records.
-        found: Box<ChainRecord>,
-        /// The chain the node runs.
-        chain: String,
-        /// That chain's record.
-        expected: Box<ChainRecord>,
-    },
-    /// The store was written by a build with another store format.
-    #[error(
-        "block store {path} has format {found}; this op-gossip reads format {STORE_FORMAT}. Run the \
-         op-gossip that wrote it, or move its directory away to start afresh"
-    )]
-    UnknownFormat {
-        /// The store file.
-        path: String,
-        /// Its format.
-        found: u32,
-    },
-    /// A store from before chain records whose content does not prove it is this chain's.
-    #[error(
-        "block store {path} was written before stores recorded their chain, and it is not \
-         {chain}'s: {reason}. Give {chain} its own --datadir, or move that directory away"
-    )]
-    Unproven {
-        /// The store file.
-        path: String,
-        /// The chain the node runs.
-        chain: String,
-        /// Why its content does not fit the chain.
-        reason: String,
-    },
-}
-
-fn db_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Db(e.to_string())
-}
-
 /// The block store. Cheap to share behind an `Arc`; redb serialises writers internally.
 pub struct Store {
     db: Database,
@@ -208,11 +143,9 @@ impl Store {
     /// store is not written to (see `store/open.rs`).
     pub fn open(path: &Path, retention: u64, chain: &ChainSpec) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Db(format!(
-                    "cannot create the directory {}: {e}",
-                    dir.display()
-                ))
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                dir: dir.to_owned(),
+                source,
             })?;
         }
         let db = open::open_database(path, chain)?;
@@ -257,9 +190,7 @@ impl Store {
                 let mut value = Vec::new();
                 for block in blocks {
                     let id = block.id();
-                    let body = block
-                        .ssz_bytes()
-                        .map_err(|e| StoreError::Encode(e.to_string()))?;
+                    let body = block.ssz_bytes()?;
                     value.clear();
                     value.push(block.version.topic_index());
                     value.extend_from_slice(&body);
@@ -508,8 +439,8 @@ fn child_of(
     };
     for entry in blocks_at(table, number)? {
         let (k, v) = entry.map_err(db_err)?;
-        let claimed = stored_parent_hash(v.value())
-            .ok_or_else(|| StoreError::Corrupt(format!("block {number}")))?;
+        let claimed =
+            stored_parent_hash(v.value()).ok_or(StoreError::Corrupt(Record::Block(number)))?;
         if claimed == parent.hash {
             return Ok(Some(decode_ref(k.value())?));
         }
@@ -529,7 +460,7 @@ fn encode_ref(id: BlockRef) -> [u8; KEY_BYTES] {
 }
 
 fn decode_ref(bytes: &[u8]) -> Result<BlockRef, StoreError> {
-    let corrupt = || StoreError::Corrupt("block reference".into());
+    let corrupt = || StoreError::Corrupt(Record::BlockReference);
     let number = u64::from_be_bytes(
         bytes
             .get(..8)
@@ -543,7 +474,7 @@ fn decode_ref(bytes: &[u8]) -> Result<BlockRef, StoreError> {
 }
 
 fn decode_block(value: &[u8], number: u64) -> Result<StoredBlock, StoreError> {
-    let corrupt = || StoreError::Corrupt(format!("block {number}"));
+    let corrupt = || StoreError::Corrupt(Record::Block(number));
     let (&version_byte, body) = value.split_first().ok_or_else(corrupt)?;
     let version = BlockVersion::from_topic_index(version_byte).ok_or_else(corrupt)?;
     // One copy out of redb's page, one decode; the copy is kept as the block's bytes (the

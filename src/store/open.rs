@@ -27,7 +27,8 @@ use alloy_primitives::B256;
 use redb::{Builder, Database, ReadableDatabase, ReadableTable};
 
 use super::{
-    BLOCKS, BlockRef, CACHE_BYTES, CANONICAL, META, StoreError, decode_block, guarded, read_head,
+    BLOCKS, BlockRef, CACHE_BYTES, CANONICAL, META, Record, StoreError, Unproven, decode_block,
+    guarded, read_head,
 };
 use crate::chain::ChainSpec;
 
@@ -123,10 +124,10 @@ pub(super) fn open_database(path: &Path, chain: &ChainSpec) -> Result<Database, 
                 Ok(db) => Ok(Some(db)),
                 // Needs redb's repair, which only a writable open does; checked after it.
                 Err(redb::DatabaseError::RepairAborted) => Ok(None),
-                Err(e) => Err(StoreError::Db(e.to_string())),
+                Err(e) => Err(StoreError::Db(e.into())),
             }
         })
-        .map_err(|e| damaged(path, &e.to_string()))?;
+        .map_err(|e| damaged(path, e))?;
         if let Some(db) = read_only {
             check(path, &db, chain, expected)?;
             checked = true;
@@ -137,9 +138,9 @@ pub(super) fn open_database(path: &Path, chain: &ChainSpec) -> Result<Database, 
             .set_cache_size(CACHE_BYTES)
             .set_check_integrity_on_open(true)
             .create(path)
-            .map_err(|e| StoreError::Db(e.to_string()))
+            .map_err(|e| StoreError::Db(e.into()))
     })
-    .map_err(|e| damaged(path, &e.to_string()))?;
+    .map_err(|e| damaged(path, e))?;
     if exists && !checked {
         check(path, &db, chain, expected)?;
     }
@@ -169,7 +170,7 @@ fn check(
     chain: &ChainSpec,
     expected: ChainRecord,
 ) -> Result<(), StoreError> {
-    let recorded = guarded(|| read_record(db)).map_err(|e| damaged(path, &e.to_string()))?;
+    let recorded = guarded(|| read_record(db)).map_err(|e| damaged(path, e))?;
     match recorded {
         Recorded::Chain(found) if found == expected => Ok(()),
         Recorded::Chain(found) => Err(StoreError::OtherChain {
@@ -183,7 +184,7 @@ fn check(
             found,
         }),
         Recorded::Nothing => guarded(|| legacy_fits(db, chain))
-            .map_err(|e| damaged(path, &e.to_string()))?
+            .map_err(|e| damaged(path, e))?
             .map_err(|reason| StoreError::Unproven {
                 path: path.display().to_string(),
                 chain: chain.name.clone(),
@@ -205,7 +206,7 @@ fn read_record(db: &impl ReadableDatabase) -> Result<Recorded, StoreError> {
     };
     let format = <[u8; 4]>::try_from(format.value())
         .map(u32::from_be_bytes)
-        .map_err(|_| StoreError::Corrupt("format record".into()))?;
+        .map_err(|_| StoreError::Corrupt(Record::Format))?;
     if format != STORE_FORMAT {
         return Ok(Recorded::Format(format));
     }
@@ -213,7 +214,7 @@ fn read_record(db: &impl ReadableDatabase) -> Result<Recorded, StoreError> {
         .get(CHAIN_KEY)
         .map_err(super::db_err)?
         .and_then(|v| ChainRecord::decode(v.value()))
-        .ok_or_else(|| StoreError::Corrupt("chain record".into()))?;
+        .ok_or_else(|| StoreError::Corrupt(Record::Chain))?;
     Ok(Recorded::Chain(chain))
 }
 
@@ -221,7 +222,7 @@ fn read_record(db: &impl ReadableDatabase) -> Result<Recorded, StoreError> {
 fn legacy_fits(
     db: &impl ReadableDatabase,
     chain: &ChainSpec,
-) -> Result<Result<(), String>, StoreError> {
+) -> Result<Result<(), Unproven>, StoreError> {
     let txn = db.begin_read().map_err(super::db_err)?;
     let (Ok(meta), Ok(canonical), Ok(blocks)) = (
         txn.open_table(META),
@@ -237,7 +238,7 @@ fn legacy_fits(
             let id = BlockRef {
                 number: number.value(),
                 hash: B256::try_from(hash.value())
-                    .map_err(|_| StoreError::Corrupt("canonical entry".into()))?,
+                    .map_err(|_| StoreError::Corrupt(Record::CanonicalEntry))?,
             };
             blocks
                 .get(super::key(id).as_slice())
@@ -262,14 +263,17 @@ fn legacy_fits(
         let payload = &block.envelope.payload;
         return Ok(match chain.timestamp_for_block(payload.block_number) {
             Some(t) if t == payload.timestamp => Ok(()),
-            Some(t) => Err(format!(
-                "its block #{} has timestamp {}, where {} puts that number at {t}",
-                payload.block_number, payload.timestamp, chain.name
-            )),
-            None => Err(format!(
-                "its block #{} is below {}'s genesis #{}",
-                payload.block_number, chain.name, chain.genesis.l2.number
-            )),
+            Some(expected) => Err(Unproven::Timestamp {
+                number: payload.block_number,
+                timestamp: payload.timestamp,
+                chain: chain.name.clone(),
+                expected,
+            }),
+            None => Err(Unproven::BelowGenesis {
+                number: payload.block_number,
+                chain: chain.name.clone(),
+                genesis: chain.genesis.l2.number,
+            }),
         });
     }
     // No block stored: only an empty head or the genesis anchor is provably this chain's.
@@ -277,17 +281,17 @@ fn legacy_fits(
     Ok(match read_head(&meta)? {
         None => Ok(()),
         Some(head) if head == genesis => Ok(()),
-        Some(head) => Err(format!(
-            "its head #{} {} is not {}'s genesis and no block is stored to check it",
-            head.number, head.hash, chain.name
-        )),
+        Some(head) => Err(Unproven::Head {
+            head,
+            chain: chain.name.clone(),
+        }),
     })
 }
 
 /// The error for a file redb cannot read, with what the operator can do.
-fn damaged(path: &Path, detail: &str) -> StoreError {
+fn damaged(path: &Path, cause: StoreError) -> StoreError {
     StoreError::Damaged {
         path: path.display().to_string(),
-        detail: detail.to_owned(),
+        cause: Box::new(cause),
     }
 }

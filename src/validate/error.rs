@@ -271,7 +271,7 @@ mod tests {
                 limit: 0,
             }),
             ValidationError::Snappy(SnappyError::TooSmall { declared: 0 }),
-            ValidationError::Snappy(SnappyError::Corrupt(String::new())),
+            ValidationError::Snappy(SnappyError::Corrupt(snap::Error::Empty)),
             ValidationError::SignerUnset,
             ValidationError::Signature(SignatureError::RecoveryFailed),
             ValidationError::UnknownSigner {

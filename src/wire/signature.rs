@@ -123,9 +123,14 @@ pub fn address_of(key: &VerifyingKey) -> Address {
 /// Why a private key could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    /// Not 32 bytes of hex.
-    #[error("a private key is 32 bytes of hex (64 hex digits, optional 0x): {0}")]
-    BadHex(String),
+    /// Not 32 bytes of hex (the text itself is not repeated: it may be a key).
+    #[error(
+        "a private key is 32 bytes of hex (64 hex digits, optional 0x): got {chars} characters"
+    )]
+    BadHex {
+        /// Length of the text given (trimmed).
+        chars: usize,
+    },
     /// Zero or not below the curve order.
     #[error("the private key is not a valid secp256k1 scalar")]
     BadScalar,
@@ -161,7 +166,7 @@ impl BlockSigner {
         let bytes: [u8; 32] = alloy_primitives::hex::decode(text)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| KeyError::BadHex(format!("got {} characters", text.len())))?;
+            .ok_or(KeyError::BadHex { chars: text.len() })?;
         Self::from_bytes(&bytes)
     }
 

@@ -15,7 +15,7 @@ use super::{MAX_GOSSIP_SIZE_BYTES, MIN_GOSSIP_SIZE_BYTES};
 pub enum SnappyError {
     /// The block header (a uvarint length) is malformed.
     #[error("invalid snappy length header: {0}")]
-    BadHeader(String),
+    BadHeader(snap::Error),
     /// The declared decompressed length is over the limit.
     #[error("declared decompressed length {declared} exceeds the limit of {limit} bytes")]
     TooLarge { declared: u64, limit: usize },
@@ -26,14 +26,21 @@ pub enum SnappyError {
     TooSmall { declared: usize },
     /// The compressed body is corrupt or disagrees with its header.
     #[error("corrupt snappy data: {0}")]
-    Corrupt(String),
+    Corrupt(snap::Error),
+    /// The body decompressed to another length than its header declared.
+    #[error("corrupt snappy data: decoded {written} bytes, header declared {declared}")]
+    LengthMismatch { written: usize, declared: usize },
+    /// Reading a framed stream failed other than with a snappy error (not expected: it is read
+    /// from memory).
+    #[error("corrupt snappy stream: {0}")]
+    Stream(std::io::ErrorKind),
 }
 
 /// Reads the decompressed length a raw snappy block declares, without decompressing.
 ///
 /// Mirrors golang/snappy `DecodedLen`: a uvarint of at most 2^32 − 1.
 pub fn declared_len(compressed: &[u8]) -> Result<usize, SnappyError> {
-    snap::raw::decompress_len(compressed).map_err(|e| SnappyError::BadHeader(e.to_string()))
+    snap::raw::decompress_len(compressed).map_err(SnappyError::BadHeader)
 }
 
 /// Decompresses a gossip message: header checked against `[66, 10 MiB]` first, then exactly the
@@ -65,11 +72,9 @@ pub fn decompress_block_bounded(compressed: &[u8], limit: usize) -> Result<Vec<u
     let mut out = vec![0u8; declared];
     let written = snap::raw::Decoder::new()
         .decompress(compressed, &mut out)
-        .map_err(|e| SnappyError::Corrupt(e.to_string()))?;
+        .map_err(SnappyError::Corrupt)?;
     if written != declared {
-        return Err(SnappyError::Corrupt(format!(
-            "decoded {written} bytes, header declared {declared}"
-        )));
+        return Err(SnappyError::LengthMismatch { written, declared });
     }
     Ok(out)
 }
@@ -96,9 +101,16 @@ pub fn decompress_framed(compressed: &[u8], limit: usize) -> Result<Vec<u8>, Sna
     // Read one byte past the limit so "exactly at the limit" and "over it" can be told apart.
     let reader = snap::read::FrameDecoder::new(compressed).take(limit as u64 + 1);
     let mut reader = reader;
-    reader
-        .read_to_end(&mut out)
-        .map_err(|e| SnappyError::Corrupt(e.to_string()))?;
+    reader.read_to_end(&mut out).map_err(|e| {
+        // snap's frame reader reports its own errors inside the io::Error.
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<snap::Error>())
+        {
+            Some(snap) => SnappyError::Corrupt(snap.clone()),
+            None => SnappyError::Stream(e.kind()),
+        }
+    })?;
     if out.len() > limit {
         return Err(SnappyError::TooLarge {
             declared: out.len() as u64,

@@ -58,7 +58,8 @@ impl EngineArgs {
         };
         Ok(Some(crate::engine::EngineConfig {
             url: url.clone(),
-            jwt_secret: crate::engine::read_jwt_secret(path).map_err(CliError::Usage)?,
+            jwt_secret: crate::engine::read_jwt_secret(path)
+                .map_err(|e| CliError::Usage(e.to_string()))?,
             timeout: crate::engine::client::CALL_TIMEOUT,
             retry: crate::engine::retry::RetryConfig::default(),
         }))

@@ -12,8 +12,8 @@ use crate::block_builder::{BlockSpec, L1Info, build_block};
 use crate::chain::ChainSpec;
 use crate::wire::block_hash::compute_block_hash;
 use crate::wire::envelope::{encode_signed, encode_with_signature};
-use crate::wire::signature::BlockSigner;
-use crate::wire::ssz::encode_envelope;
+use crate::wire::signature::{BlockSigner, KeyError};
+use crate::wire::ssz::{EncodeError, encode_envelope};
 use crate::wire::{BlockVersion, ExecutionPayloadEnvelope, MAX_GOSSIP_SIZE_BYTES};
 
 /// Forged blocks (not equivocations) are numbered from here: far above any devnet height, so a
@@ -27,15 +27,21 @@ const STALE_BY_SECS: u64 = 3600;
 /// 10 MiB limit (`maxGossipSize`).
 pub const JUST_OVER_LIMIT_BYTES: usize = MAX_GOSSIP_SIZE_BYTES + 1;
 
-/// A message the adversary could not build (a block that does not encode for its version).
+/// A message the adversary could not build.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot forge a message: {0}")]
-pub struct ForgeError(String);
+pub enum ForgeError {
+    /// The block does not encode for its version.
+    #[error("cannot forge a message: {0}")]
+    Encode(#[from] EncodeError),
+    /// The stranger's key is not a valid secp256k1 scalar.
+    #[error("cannot forge a message: {0}")]
+    Key(#[from] KeyError),
+}
 
 /// A signer that is not the chain's: keccak256 of a fixed label, a valid secp256k1 scalar.
 pub fn stranger() -> Result<BlockSigner, ForgeError> {
     BlockSigner::from_bytes(&keccak256(b"op-gossip adversary: not the sequencer").0)
-        .map_err(|e| ForgeError(e.to_string()))
+        .map_err(ForgeError::from)
 }
 
 /// `invalid-sig`: a well-formed block (current timestamp, correct hash) signed by `signer`, then
@@ -51,7 +57,7 @@ pub fn invalid_signature(
 ) -> Result<(BlockVersion, Vec<u8>), ForgeError> {
     let envelope = forged_block(chain, serial, now);
     let version = chain.block_version_at(envelope.payload.timestamp);
-    let signed = encode_envelope(version, &envelope).map_err(|e| ForgeError(e.to_string()))?;
+    let signed = encode_envelope(version, &envelope)?;
     let mut signature = signer.sign_payload(chain.chain_id, &signed);
     match serial % 3 {
         0 => signature[64] = 27,
@@ -211,8 +217,7 @@ fn sign(
     signer: &BlockSigner,
 ) -> Result<(BlockVersion, Vec<u8>), ForgeError> {
     let version = chain.block_version_at(envelope.payload.timestamp);
-    let data = encode_signed(chain.chain_id, version, envelope, signer)
-        .map_err(|e| ForgeError(e.to_string()))?;
+    let data = encode_signed(chain.chain_id, version, envelope, signer)?;
     Ok((version, data))
 }
 

@@ -47,8 +47,8 @@ pub enum Refusal {
     #[error("peer {0} is blocked")]
     PeerBlocked(PeerId),
     /// The operator blocked the IP or a subnet holding it.
-    #[error("{0}")]
-    IpBlocked(String),
+    #[error(transparent)]
+    IpBlocked(#[from] crate::p2p::peers::lists::IpBlock),
 }
 
 impl Refusal {

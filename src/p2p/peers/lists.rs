@@ -62,6 +62,17 @@ struct Lists {
     protected: HashSet<PeerId>,
 }
 
+/// What the operator blocked that holds an IP ([`PeerLists::ip_block`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IpBlock {
+    /// The address itself.
+    #[error("address {0} is blocked")]
+    Address(IpAddr),
+    /// A subnet holding it.
+    #[error("subnet {0} is blocked")]
+    Subnet(Subnet),
+}
+
 /// The lists: written by the peer manager, read by the gate and the admin RPC.
 #[derive(Debug, Default)]
 pub struct PeerLists {
@@ -185,17 +196,17 @@ impl PeerLists {
     }
 
     /// Why `ip` is blocked (the IP itself, or a subnet holding it), if it is.
-    pub fn ip_block(&self, ip: &IpAddr) -> Option<String> {
+    pub fn ip_block(&self, ip: &IpAddr) -> Option<IpBlock> {
         let lists = self.lock();
         if lists.blocked_ips.contains(ip) {
-            return Some(format!("address {ip} is blocked"));
+            return Some(IpBlock::Address(*ip));
         }
         // Linear over ≤ MAX_LIST_ENTRIES subnets, once per connection attempt.
         lists
             .blocked_subnets
             .iter()
             .find(|s| s.contains(ip))
-            .map(|s| format!("subnet {s} is blocked"))
+            .map(|s| IpBlock::Subnet(*s))
     }
 
     /// Whether the operator protected `peer`.

@@ -12,7 +12,7 @@ use libp2p::PeerId;
 
 use super::{REQUEST_TIMEOUT, RESPONSE_TIMEOUT, STREAM_OPEN_TIMEOUT, protocols};
 use crate::chain::ChainSpec;
-use crate::validate::check_block_hash;
+use crate::validate::{ValidationError, check_block_hash};
 use crate::wire::ExecutionPayloadEnvelope;
 use crate::wire::canonical::{CanonicalSsz, decode_envelope_canonical};
 use crate::wire::reqresp::{
@@ -31,19 +31,35 @@ pub enum RequestError {
     ErrorCode(u8),
     /// No stream could be opened (not connected, or the protocol is not supported).
     #[error("cannot open a payload_by_number stream: {0}")]
-    Open(String),
+    Open(#[source] libp2p_stream::OpenStreamError),
     /// A deadline passed.
     #[error("timed out {0}")]
     Timeout(&'static str),
     /// Reading or writing the stream failed.
     #[error("stream: {0}")]
-    Io(String),
+    Io(#[from] std::io::Error),
     /// The response does not decode.
     #[error(transparent)]
     Frame(#[from] ReqRespError),
     /// The payload is not the block asked for, or its hash does not match.
     #[error("wrong payload: {0}")]
-    WrongPayload(String),
+    WrongPayload(#[from] WrongPayload),
+}
+
+/// How a decoded payload is not the block asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum WrongPayload {
+    /// Another block number.
+    #[error("asked for {asked}, got {got}")]
+    Number {
+        /// The number requested.
+        asked: u64,
+        /// The number in the payload.
+        got: u64,
+    },
+    /// The payload's contents do not hash to its block hash.
+    #[error(transparent)]
+    Hash(ValidationError),
 }
 
 /// Deadlines of one request (op-node's by default).
@@ -105,8 +121,7 @@ pub async fn fetch_payload(
         stream.close().await
     })
     .await
-    .map_err(|_| RequestError::Timeout("writing the request"))?
-    .map_err(|e| RequestError::Io(e.to_string()))?;
+    .map_err(|_| RequestError::Timeout("writing the request"))??;
 
     // One byte past the limit tells "at the limit" from "over it".
     let mut response = Vec::new();
@@ -117,8 +132,7 @@ pub async fn fetch_payload(
             .read_to_end(&mut response),
     )
     .await
-    .map_err(|_| RequestError::Timeout("reading the response"))?
-    .map_err(|e| RequestError::Io(e.to_string()))?;
+    .map_err(|_| RequestError::Timeout("reading the response"))??;
     check_response(chain, number, &response)
 }
 
@@ -140,12 +154,13 @@ pub fn check_response(
     let layout = payload_layout(version, fork)?;
     let (envelope, ssz) = decode_envelope_canonical(layout, &body).map_err(ReqRespError::from)?;
     if envelope.payload.block_number != number {
-        return Err(RequestError::WrongPayload(format!(
-            "asked for {number}, got {}",
-            envelope.payload.block_number
-        )));
+        return Err(WrongPayload::Number {
+            asked: number,
+            got: envelope.payload.block_number,
+        }
+        .into());
     }
-    check_block_hash(&envelope).map_err(|e| RequestError::WrongPayload(e.to_string()))?;
+    check_block_hash(&envelope).map_err(WrongPayload::Hash)?;
     Ok(FetchedPayload { envelope, ssz })
 }
 
@@ -155,18 +170,20 @@ async fn open(
     peer: PeerId,
     timeout: Duration,
 ) -> Result<libp2p::Stream, RequestError> {
-    let mut last = String::new();
-    for protocol in protocols(chain_id) {
+    let [op_node_form, spec_form] = protocols(chain_id);
+    // The peer may speak only one form: an unsupported one moves on to the next.
+    let mut unsupported = spec_form.clone();
+    for protocol in [op_node_form, spec_form] {
         match tokio::time::timeout(timeout, control.open_stream(peer, protocol)).await {
             Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(p))) => {
-                last = format!("{p} not supported")
-            }
-            Ok(Err(e)) => return Err(RequestError::Open(e.to_string())),
+            Ok(Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(p))) => unsupported = p,
+            Ok(Err(e)) => return Err(RequestError::Open(e)),
             Err(_) => return Err(RequestError::Timeout("opening the stream")),
         }
     }
-    Err(RequestError::Open(last))
+    Err(RequestError::Open(
+        libp2p_stream::OpenStreamError::UnsupportedProtocol(unsupported),
+    ))
 }
 
 #[cfg(test)]
