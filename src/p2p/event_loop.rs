@@ -84,8 +84,8 @@ pub struct EventLoop {
     /// Deliveries lost on purpose before validation (the devnet's simulated loss; none in
     /// production).
     delivery_filter: Option<Arc<dyn super::DeliveryFilter>>,
-    /// Where the peer manager's ban and list changes are written (off the loop).
-    store: Option<Arc<crate::store::Store>>,
+    /// Where the peer manager's ban and list changes go to disk, in order (`None`: no store).
+    records: Option<super::record_queue::RecordQueue>,
     /// The chain's block time: application scores decay once per slot.
     slot: Duration,
     /// Dials started by `connect`, by peer; at most [`MAX_PENDING_CONNECTS`] replies.
@@ -235,7 +235,7 @@ impl EventLoop {
             shutdown,
             dropped_events: Arc::default(),
             delivery_filter: config.delivery_filter,
-            store: config.store,
+            records: config.store.map(super::record_queue::RecordQueue::start),
             slot: Duration::from_secs(chain.block_time.max(1)),
             pending_connects: HashMap::new(),
             agent_version: config.agent_version,

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod peer_manager;
 pub mod peers;
 pub mod recent_messages;
+pub mod record_queue;
 pub mod reqresp;
 pub mod scoring;
 pub mod validation_shares;
@@ -334,6 +335,9 @@ pub enum NetworkError {
     /// An operator list is full.
     #[error(transparent)]
     ListFull(#[from] peers::lists::ListFull),
+    /// Too many ban and list records wait for the disk to take an operator's change.
+    #[error(transparent)]
+    RecordQueueFull(#[from] record_queue::RecordQueueFull),
 }
 
 impl From<SetupError> for NetworkError {

@@ -107,15 +107,29 @@ impl EventLoop {
                             .into_iter()
                             .partition(|a| matches!(a, PeerAction::Persist(_)));
                         self.apply(now);
-                        let store = self.store.clone();
-                        tokio::task::spawn_blocking(move || {
-                            for write in writes {
-                                if let (PeerAction::Persist(write), Some(store)) = (write, &store) {
-                                    store.persist_peer_record(&write);
-                                }
-                            }
+                        let writes: Vec<_> = writes
+                            .into_iter()
+                            .filter_map(|a| match a {
+                                PeerAction::Persist(write) => Some(write),
+                                _ => None,
+                            })
+                            .collect();
+                        let Some(records) = &self.records else {
                             let _ = reply.send(Ok(()));
-                        });
+                            return;
+                        };
+                        let (done, on_disk) = tokio::sync::oneshot::channel();
+                        match records.push(writes, Some(done)) {
+                            Ok(()) => {
+                                tokio::spawn(async move {
+                                    let _ = on_disk.await;
+                                    let _ = reply.send(Ok(()));
+                                });
+                            }
+                            Err(full) => {
+                                let _ = reply.send(Err(full.into()));
+                            }
+                        }
                     }
                     Err(full) => {
                         let _ = reply.send(Err(full.into()));

@@ -1,8 +1,9 @@
 //! The event loop's side of peer management (spec §7): it feeds the peer manager
 //! ([`crate::p2p::peer_manager`]) what it sees (reports, judged gossip, timers, gossipsub
 //! scores) and carries out the actions it answers with: scores pushed into gossipsub, peers
-//! closed, bans announced, disk writes (bans, lists, scores) sent to the blocking pool so the
-//! loop never waits on the database.
+//! closed, bans announced, disk writes sent off the loop so it never waits on the database (ban
+//! and list records through the ordered [`crate::p2p::record_queue`], score records to the blocking
+//! pool).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -57,8 +58,8 @@ impl EventLoop {
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
                 PeerAction::Persist(write) => {
-                    if let Some(store) = self.store.clone() {
-                        tokio::task::spawn_blocking(move || store.persist_peer_record(&write));
+                    if let Some(records) = &self.records {
+                        records.push_or_log(vec![write]);
                     }
                 }
                 PeerAction::ForgetRecords(peers) => {

@@ -221,12 +221,17 @@ impl PeerManager {
 
     /// Peers whose ban expired start afresh: their application counters and score records are
     /// dropped, so a peer that served its ban is not banned again at once for the same faults.
+    /// The expired ban records of peers and IPs are removed from disk (unless banned again).
     pub fn expire_bans(&mut self) -> Vec<PeerAction> {
         let expired = self.bans.take_expired();
-        if expired.is_empty() {
-            return Vec::new();
+        let expired_ips = self.bans.take_expired_ips();
+        let mut actions = Vec::with_capacity(2 * expired.len() + expired_ips.len() + 1);
+        for ip in expired_ips {
+            actions.extend(self.bans.expired_ip_write(ip).map(PeerAction::Persist));
         }
-        let mut actions = Vec::with_capacity(expired.len() + 1);
+        if expired.is_empty() {
+            return actions;
+        }
         for peer in &expired {
             tracing::info!(%peer, "ban expired: its score starts afresh");
             self.scores.forget(peer);
@@ -234,6 +239,7 @@ impl PeerManager {
                 peer: *peer,
                 score: 0.0,
             });
+            actions.extend(self.bans.expired_peer_write(*peer).map(PeerAction::Persist));
         }
         actions.push(PeerAction::ForgetRecords(expired));
         actions

@@ -187,6 +187,53 @@ fn an_expired_ban_lets_the_peer_start_afresh() {
 }
 
 #[test]
+fn an_expired_ban_is_removed_from_disk_by_the_sweep_unless_banned_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = crate::chain_config::load_chain("devnet").unwrap();
+    let store =
+        Arc::new(crate::store::Store::open(&dir.path().join("store.redb"), 100, &chain).unwrap());
+    let mut m = PeerManager::new(PeerManagerConfig {
+        scores: AppScores::new(),
+        bans: Arc::new(BanList::load(store, NOW)),
+        lists: Arc::new(PeerLists::in_memory()),
+        scorebook: Arc::new(ScoreBook::in_memory(Duration::from_secs(1200))),
+        static_ids: HashSet::new(),
+        ban: BanConfig::default(),
+        limits: ConnectionLimits::default(),
+    });
+    let removal = |peer: PeerId| {
+        PeerAction::Persist(crate::store::RecordWrite {
+            records: crate::store::PeerRecords::PeerBans,
+            key: peer.to_bytes(),
+            value: None,
+        })
+    };
+    let (served, again) = (PeerId::random(), PeerId::random());
+    for peer in [served, again] {
+        m.report(peer, PeerOutcome::InvalidSignature, true);
+        m.judge(peer, Some(INVALID_BLOCK_WEIGHT), NOW);
+    }
+    let until = NOW + crate::p2p::DEFAULT_BAN_DURATION.as_secs();
+    // The gate finds both bans expired (no disk write on its path)...
+    assert!(m.refusal(Some(served), None, until).is_none());
+    assert!(m.refusal(Some(again), None, until).is_none());
+    // ...and `again` is banned anew before the sweep: its new record must stay.
+    m.report(again, PeerOutcome::InvalidSignature, true);
+    let rebanned = m.judge(again, Some(INVALID_BLOCK_WEIGHT), until);
+    assert!(
+        rebanned
+            .iter()
+            .any(|a| matches!(a, PeerAction::Banned { .. }))
+    );
+    let actions = m.expire_bans();
+    assert!(actions.contains(&removal(served)));
+    assert!(
+        !actions.contains(&removal(again)),
+        "a new ban is not removed"
+    );
+}
+
+#[test]
 fn trimming_closes_the_lowest_scores_beyond_grace_and_keeps_protected_peers() {
     let limits = ConnectionLimits {
         lo: 2,

@@ -4,8 +4,10 @@
 //! written only by the peer manager (its ban rule and the operator's changes), which changes
 //! memory at once and hands the disk write ([`RecordWrite`]) to the event loop's blocking pool.
 //!
-//! Expiry is checked lazily against the `now` passed in: an expired ban is dropped (from memory
-//! and disk) the next time it is looked at, as op-node does.
+//! Expiry is checked lazily against the `now` passed in: an expired ban is dropped from memory
+//! the next time it is looked at, as op-node does, and queued for the peer manager's next
+//! expiry sweep, which hands the disk removal to the event loop's record queue (the gate looks
+//! on the network loop, which never waits on the database).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -22,8 +24,9 @@ use crate::store::{PeerRecords, RecordWrite, Store};
 /// reached in practice; it only keeps a pathological run from growing the table without limit.
 pub const MAX_BANS: usize = 100_000;
 
-/// Expired peer bans remembered until the event loop takes them (it clears those peers'
-/// scores); beyond it the oldest are dropped (their scores then decay as usual).
+/// Expired bans remembered per book until the peer manager takes them (it clears those peers'
+/// scores and removes the records from disk); beyond it the oldest are dropped (their scores
+/// then decay as usual, and their records are dropped when the bans are next loaded).
 pub const MAX_EXPIRED: usize = 1024;
 
 /// A key of a ban book and how it is stored.
@@ -160,17 +163,23 @@ impl<K: BanKey> Book<K> {
                 }
             }
         }
-        // Expired: forgotten here, outside the lock (the disk write may take a while).
+        // Expired: the record is removed from disk by the next expiry sweep, off this path.
         self.unbans.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut expired = self.expired.lock().unwrap_or_else(|p| p.into_inner());
-            if expired.len() >= MAX_EXPIRED {
-                expired.pop_front();
-            }
-            expired.push_back(*key);
+        let mut expired = self.expired.lock().unwrap_or_else(|p| p.into_inner());
+        if expired.len() >= MAX_EXPIRED {
+            expired.pop_front();
         }
-        self.forget(key);
+        expired.push_back(*key);
         None
+    }
+
+    /// The disk removal of `key`'s expired ban record: none for an in-memory book, or when the
+    /// key has been banned again since (the new ban's write replaced the record).
+    fn expiry_write(&self, key: K) -> Option<RecordWrite> {
+        if self.lock().contains_key(&key) {
+            return None;
+        }
+        self.write(key, None)
     }
 
     fn take_expired(&self) -> Vec<K> {
@@ -189,6 +198,7 @@ impl<K: BanKey> Book<K> {
             .collect()
     }
 
+    #[cfg(test)]
     fn forget(&self, key: &K) {
         if let Some(store) = &self.store
             && let Err(e) = store.remove_peer_record(K::RECORDS, &key.encode())
@@ -289,6 +299,21 @@ impl BanList {
     /// ban outlasts the 20 min score retention.)
     pub fn take_expired(&self) -> Vec<PeerId> {
         self.peers.take_expired()
+    }
+
+    /// The IPs whose ban expired since the last call.
+    pub fn take_expired_ips(&self) -> Vec<IpAddr> {
+        self.ips.take_expired()
+    }
+
+    /// The disk removal of `peer`'s expired ban record, unless it is banned again.
+    pub fn expired_peer_write(&self, peer: PeerId) -> Option<RecordWrite> {
+        self.peers.expiry_write(peer)
+    }
+
+    /// The disk removal of `ip`'s expired ban record, unless it is banned again.
+    pub fn expired_ip_write(&self, ip: IpAddr) -> Option<RecordWrite> {
+        self.ips.expiry_write(ip)
     }
 
     /// Bans `ip` until `until` (unix seconds). Written through at once: for
