@@ -29,8 +29,9 @@
 //!  ValidationError::peer_fault, a height-limit one only an equivocator), the operator's changes
 //!  (admin RPC command), the event loop's timers (ban monitor one peer a second, trim every 10 s
 //!  above peers.hi down to peers.lo, slot decay, ban expiry). Out: PeerActions the event loop
-//!  carries out (push a score into gossipsub, judge now, close, announce a ban, disk writes on the
-//!  blocking pool). Bans, lists and scores are persisted in the store and restored on start.
+//!  carries out (push a score into gossipsub, judge now, close, announce a ban, ban and list
+//!  records to disk in order through p2p::record_queue, score records on the blocking pool).
+//!  Bans, lists and scores are persisted in the store and restored on start.
 //!
 //!  connection ──► p2p::gate (banned/blocked peer, IP or subnet refused) ──► p2p::conn_caps (per
 //!  IP and subnet, pending, inbound ≤ peers.hi + 5, per peer, memory) ──► gossipsub (op-node

@@ -1,6 +1,7 @@
 //! What goes into the peer manager and what comes out: the operator's changes (admin RPC) in,
 //! [`PeerAction`]s out. The event loop carries the actions out in order (gossipsub, the swarm,
-//! the blocking pool for disk writes); the manager itself never does I/O.
+//! the ordered record queue and the blocking pool for disk writes); the manager itself never
+//! does I/O.
 
 use std::net::IpAddr;
 
@@ -41,7 +42,8 @@ pub enum PeerAction {
         /// Why.
         reason: DisconnectReason,
     },
-    /// Write a ban or list record, off the loop.
+    /// Write a ban or list record, off the loop and after every record written before it
+    /// ([`crate::p2p::record_queue`]).
     Persist(RecordWrite),
     /// Drop these peers' scorebook records, off the loop (their ban expired: they start afresh).
     ForgetRecords(Vec<PeerId>),
