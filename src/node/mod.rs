@@ -133,25 +133,9 @@ pub enum NodeError {
     Rpc(#[from] crate::rpc::RpcError),
 }
 
-/// A running node.
+/// A running node: the handles `start` built, and the tasks behind them.
 pub struct RunningNode {
-    network: NetworkHandle,
-    store: Arc<Store>,
-    validator: Arc<BlockValidator>,
-    events: broadcast::Sender<NodeEvent>,
-    head: watch::Receiver<Option<BlockRef>>,
-    produce: Option<ProducerClient>,
-    server_stats: Option<Arc<ServerStats>>,
-    sync_stats: Option<Arc<SyncStats>>,
-    rpc_addr: Option<std::net::SocketAddr>,
-    engine_stats: Option<Arc<crate::engine::driver::EngineStats>>,
-    bans: Arc<BanList>,
-    gate_stats: Arc<GateStats>,
-    lists: Arc<PeerLists>,
-    scorebook: Arc<ScoreBook>,
-    metrics: Arc<Metrics>,
-    metrics_addr: Option<SocketAddr>,
-    discovery: Option<crate::discovery::DiscoveryHandle>,
+    parts: start::Parts,
     /// Every task, the shutdown token and the store writer's thread.
     tasks: start::Tasks,
 }
@@ -186,47 +170,47 @@ impl ProducerClient {
 impl RunningNode {
     /// The network handle.
     pub fn network(&self) -> &NetworkHandle {
-        &self.network
+        &self.parts.network
     }
 
     /// Discovery (`None` with `--p2p.no-discovery`).
     pub fn discovery(&self) -> Option<&crate::discovery::DiscoveryHandle> {
-        self.discovery.as_ref()
+        self.parts.discovery.as_ref()
     }
 
     /// The block store.
     pub fn store(&self) -> &Arc<Store> {
-        &self.store
+        &self.parts.store
     }
 
     /// The validator (signer set, seen cache).
     pub fn validator(&self) -> &Arc<BlockValidator> {
-        &self.validator
+        &self.parts.validator
     }
 
     /// Our peer id.
     pub fn peer_id(&self) -> PeerId {
-        self.network.local_peer_id()
+        self.parts.network.local_peer_id()
     }
 
     /// Subscribes to node events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
-        self.events.subscribe()
+        self.parts.events.subscribe()
     }
 
     /// The current unsafe head.
     pub fn head(&self) -> Option<BlockRef> {
-        *self.head.borrow()
+        *self.parts.head.borrow()
     }
 
     /// A receiver that sees every head change.
     pub fn head_watch(&self) -> watch::Receiver<Option<BlockRef>> {
-        self.head.clone()
+        self.parts.head.clone()
     }
 
     /// Waits until the head reaches `number`, or `timeout` passes. Returns the head reached.
     pub async fn wait_for_head(&self, number: u64, timeout: Duration) -> Option<BlockRef> {
-        let mut head = self.head.clone();
+        let mut head = self.parts.head.clone();
         let reached = tokio::time::timeout(
             timeout,
             head.wait_for(|h| h.is_some_and(|h| h.number >= number)),
@@ -242,7 +226,7 @@ impl RunningNode {
     pub async fn dial_address(&self) -> Result<Multiaddr, NodeError> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(addr) = self.network.listen_addrs().await?.first() {
+            if let Some(addr) = self.parts.network.listen_addrs().await?.first() {
                 return Ok(p2p::with_peer_id(addr, self.peer_id()));
             }
             if tokio::time::Instant::now() > deadline {
@@ -267,64 +251,68 @@ impl RunningNode {
 
     /// What the payload_by_number server did (`None` when not serving).
     pub fn server_stats(&self) -> Option<&Arc<ServerStats>> {
-        self.server_stats.as_ref()
+        self.parts.server_stats.as_ref()
     }
 
     /// What the sync client did (`None` when gap filling is off).
     pub fn sync_stats(&self) -> Option<&Arc<SyncStats>> {
-        self.sync_stats.as_ref()
+        self.parts.sync_stats.as_ref()
     }
 
     /// `peer`'s application counters, as the peer manager holds them (zero when unknown or
     /// when the network has stopped).
     pub async fn app_counters(&self, peer: &libp2p::PeerId) -> AppCounters {
-        self.network.app_counters(*peer).await.unwrap_or_default()
+        self.parts
+            .network
+            .app_counters(*peer)
+            .await
+            .unwrap_or_default()
     }
 
     /// The ban book.
     pub fn bans(&self) -> &Arc<BanList> {
-        &self.bans
+        &self.parts.books.bans
     }
 
     /// What the connection gate allowed and refused.
     pub fn gate_stats(&self) -> &Arc<GateStats> {
-        &self.gate_stats
+        &self.parts.books.gate_stats
     }
 
     /// The engine insertion driver's counters (`None` without `--l2`).
     pub fn engine_stats(&self) -> Option<&Arc<crate::engine::driver::EngineStats>> {
-        self.engine_stats.as_ref()
+        self.parts.engine_stats.as_ref()
     }
 
     /// Where the admin RPC listens, if it is served.
     pub fn rpc_addr(&self) -> Option<std::net::SocketAddr> {
-        self.rpc_addr
+        self.parts.rpc_addr
     }
 
     /// The operator's blocked and protected peers.
     pub fn lists(&self) -> &Arc<PeerLists> {
-        &self.lists
+        &self.parts.books.lists
     }
 
     /// The scorebook.
     pub fn scorebook(&self) -> &Arc<ScoreBook> {
-        &self.scorebook
+        &self.parts.books.scorebook
     }
 
     /// The node's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
+        &self.parts.metrics
     }
 
     /// Where `/metrics` is served (`None` unless `--metrics.enabled`); with port 0 the port
     /// actually bound.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_addr
+        self.parts.metrics_addr
     }
 
     /// The producer of a sequencer (`None` for a follower).
     pub fn producer(&self) -> Option<ProducerClient> {
-        self.produce.clone()
+        self.parts.produce.clone()
     }
 
     /// Stops every task; the store writer finishes what it already received.

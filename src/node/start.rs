@@ -83,45 +83,26 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
 }
 
 /// What `build` hands to the running node (the tasks are kept apart, for the error path).
-struct Parts {
-    network: NetworkHandle,
-    store: Arc<Store>,
-    validator: Arc<BlockValidator>,
-    events: broadcast::Sender<NodeEvent>,
-    head: watch::Receiver<Option<BlockRef>>,
-    produce: Option<ProducerClient>,
-    server_stats: Option<Arc<ServerStats>>,
-    sync_stats: Option<Arc<SyncStats>>,
-    rpc_addr: Option<SocketAddr>,
-    engine_stats: Option<Arc<crate::engine::driver::EngineStats>>,
-    books: PeerBooks,
-    metrics: Arc<Metrics>,
-    metrics_addr: Option<SocketAddr>,
-    discovery: Option<crate::discovery::DiscoveryHandle>,
+pub(super) struct Parts {
+    pub(super) network: NetworkHandle,
+    pub(super) store: Arc<Store>,
+    pub(super) validator: Arc<BlockValidator>,
+    pub(super) events: broadcast::Sender<NodeEvent>,
+    pub(super) head: watch::Receiver<Option<BlockRef>>,
+    pub(super) produce: Option<ProducerClient>,
+    pub(super) server_stats: Option<Arc<ServerStats>>,
+    pub(super) sync_stats: Option<Arc<SyncStats>>,
+    pub(super) rpc_addr: Option<SocketAddr>,
+    pub(super) engine_stats: Option<Arc<crate::engine::driver::EngineStats>>,
+    pub(super) books: PeerBooks,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) metrics_addr: Option<SocketAddr>,
+    pub(super) discovery: Option<crate::discovery::DiscoveryHandle>,
 }
 
 impl Parts {
     fn into_node(self, tasks: Tasks) -> RunningNode {
-        RunningNode {
-            network: self.network,
-            store: self.store,
-            validator: self.validator,
-            events: self.events,
-            head: self.head,
-            produce: self.produce,
-            server_stats: self.server_stats,
-            sync_stats: self.sync_stats,
-            rpc_addr: self.rpc_addr,
-            engine_stats: self.engine_stats,
-            bans: self.books.bans,
-            gate_stats: self.books.gate_stats,
-            lists: self.books.lists,
-            scorebook: self.books.scorebook,
-            metrics: self.metrics,
-            metrics_addr: self.metrics_addr,
-            discovery: self.discovery,
-            tasks,
-        }
+        RunningNode { parts: self, tasks }
     }
 }
 
@@ -348,9 +329,9 @@ async fn start_l1(
 /// The persisted peer books the peer manager starts from (and the RPC and metrics read).
 pub(super) struct PeerBooks {
     pub(super) bans: Arc<BanList>,
-    gate_stats: Arc<GateStats>,
+    pub(super) gate_stats: Arc<GateStats>,
     pub(super) lists: Arc<PeerLists>,
-    scorebook: Arc<ScoreBook>,
+    pub(super) scorebook: Arc<ScoreBook>,
 }
 
 fn load_peer_books(config: &NodeConfig, store: &Arc<Store>) -> (PeerBooks, AppScores) {
