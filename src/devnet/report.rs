@@ -243,22 +243,24 @@ pub struct RunFacts {
     pub peer_rate: crate::p2p::reqresp::limits::Rate,
 }
 
+/// The sequencer's (index 0) publish times of the `blocks` requested, as (number, unix ms);
+/// tail blocks published after them are left out.
+pub fn requested_blocks(stats: &[NodeStats], blocks: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+    stats
+        .first()
+        .into_iter()
+        .flat_map(|s| s.published.iter())
+        .filter(move |(n, _)| **n <= blocks)
+        .map(|(n, at)| (*n, *at))
+}
+
 /// Builds the report from the collected stats (index 0 is the sequencer).
 pub fn build(stats: &[NodeStats], topology: String, facts: RunFacts) -> DevnetReport {
     let blocks = facts.blocks;
     let last = stats.len().saturating_sub(1);
     // The requested blocks; tail blocks (published after them to close trailing holes in the
     // `--drop` scenario) are counted apart.
-    let requested: HashMap<u64, u64> = stats
-        .first()
-        .map(|s| {
-            s.published
-                .iter()
-                .filter(|(n, _)| **n <= blocks)
-                .map(|(n, at)| (*n, *at))
-                .collect()
-        })
-        .unwrap_or_default();
+    let requested: HashMap<u64, u64> = requested_blocks(stats, blocks).collect();
     let tail_blocks = stats.first().map_or(0, |s| {
         s.published.len().saturating_sub(requested.len()) as u64
     });

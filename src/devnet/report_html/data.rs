@@ -66,16 +66,8 @@ impl RunRecord {
     /// is the number of blocks requested (tail blocks after them are left out, as in the JSON
     /// report), `edges` the planned topology.
     pub fn collect(stats: &[NodeStats], blocks: u64, edges: &[(usize, usize)]) -> Self {
-        let published: BTreeMap<u64, u64> = stats
-            .first()
-            .map(|s| {
-                s.published
-                    .iter()
-                    .filter(|(n, _)| **n <= blocks)
-                    .map(|(n, at)| (*n, *at))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let published: BTreeMap<u64, u64> =
+            crate::devnet::report::requested_blocks(stats, blocks).collect();
         let published_hashes = stats.first().map(|s| &s.published_hashes);
         let index: HashMap<&str, usize> = stats
             .iter()

@@ -28,6 +28,16 @@ fn node_name(i: usize, late: Option<usize>) -> String {
     format!("node {i}{role}")
 }
 
+/// Node `i`'s line through `samples`, drawn as steps, in its own colour.
+fn node_line(i: usize, late: Option<usize>, samples: &[(f64, f64)]) -> Series {
+    Series {
+        name: node_name(i, late),
+        color: i,
+        points: steps(samples),
+        markers: false,
+    }
+}
+
 fn max_of(values: impl Iterator<Item = f64>) -> f64 {
     values.fold(0.0, f64::max)
 }
@@ -47,12 +57,7 @@ pub fn latency_cdf(record: &RunRecord, late: Option<usize>) -> Plot {
             .enumerate()
             .map(|(k, ms)| (*ms as f64, (k + 1) as f64 / n))
             .collect();
-        series.push(Series {
-            name: node_name(i, late),
-            color: i,
-            points: steps(&points),
-            markers: false,
-        });
+        series.push(node_line(i, late, &points));
     }
     if series.is_empty() {
         return Ok(None);
@@ -138,12 +143,7 @@ pub fn heads(record: &RunRecord, late: Option<usize>) -> Plot {
                 .iter()
                 .map(|(at, head)| (record.secs(*at), *head as f64))
                 .collect();
-            Series {
-                name: node_name(i, late),
-                color: i,
-                points: steps(&points),
-                markers: false,
-            }
+            node_line(i, late, &points)
         })
         .collect();
     if series.is_empty() {
@@ -205,15 +205,7 @@ pub fn arrivals(record: &RunRecord, late: Option<usize>) -> Plot {
         legend: SeriesLabelPosition::LowerRight,
     };
     // The legend comes from empty series; the marks are drawn in the hook.
-    let series: Vec<Series> = followers
-        .clone()
-        .map(|i| Series {
-            name: node_name(i, late),
-            color: i,
-            points: Vec::new(),
-            markers: false,
-        })
-        .collect();
+    let series: Vec<Series> = followers.clone().map(|i| node_line(i, late, &[])).collect();
     chart::lines(&frame, &series, |chart| {
         for i in followers {
             let color = svg::color(i);
@@ -245,12 +237,7 @@ pub fn adversary(record: &RunRecord, late: Option<usize>) -> Plot {
             for (at, total) in cumulative(&n.adversary_messages) {
                 points.push((record.secs(at), total as f64));
             }
-            Series {
-                name: node_name(i, late),
-                color: i,
-                points: steps(&points),
-                markers: false,
-            }
+            node_line(i, late, &points)
         })
         .collect();
     let bans: Vec<(usize, f64)> = record
