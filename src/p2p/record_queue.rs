@@ -5,8 +5,9 @@
 //! batch finished before the next starts. Separate blocking tasks could land out of order: a
 //! ban written after the operator's unban that followed it would bring the ban back at the next
 //! restart. The queue is bounded ([`RECORD_QUEUE`] batches); a write that finds it full is
-//! dropped with an error line (the change stays in force in memory until the node stops), and
-//! the operator's change is refused instead, so the caller knows it did not reach the disk.
+//! dropped with an error line (the change stays in force in memory until the node stops); an
+//! operator's change is answered with [`RecordQueueFull`] instead, so the caller knows it is in
+//! force but did not reach the disk.
 
 use std::sync::Arc;
 use std::time::Duration;

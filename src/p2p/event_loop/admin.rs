@@ -103,17 +103,15 @@ impl EventLoop {
                 match self.manager_mut().operator(change, &connected, unix_now()) {
                     Ok(actions) => {
                         // The caller hears back once the change is on disk.
-                        let (writes, now): (Vec<_>, Vec<_>) = actions
-                            .into_iter()
-                            .partition(|a| matches!(a, PeerAction::Persist(_)));
+                        let mut writes = Vec::new();
+                        let mut now = Vec::new();
+                        for action in actions {
+                            match action {
+                                PeerAction::Persist(write) => writes.push(write),
+                                other => now.push(other),
+                            }
+                        }
                         self.apply(now);
-                        let writes: Vec<_> = writes
-                            .into_iter()
-                            .filter_map(|a| match a {
-                                PeerAction::Persist(write) => Some(write),
-                                _ => None,
-                            })
-                            .collect();
                         let Some(records) = &self.records else {
                             let _ = reply.send(Ok(()));
                             return;
